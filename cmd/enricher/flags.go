@@ -1,0 +1,155 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/enricher/enricher/kafkaconf"
+	"github.com/enricher/enricher/partition"
+	"github.com/enricher/enricher/topology"
+)
+
+// usageError is a bad flag, argument or environment variable: exit code 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// envName is the environment variable that sets a flag: --state-dir -> ENRICHER_STATE_DIR.
+func envName(flagName string) string {
+	return "ENRICHER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// newFlags returns a flag set for a subcommand whose --help lists the env variables too.
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: enricher %s\n\nFlags (each also read from the ENRICHER_* variable shown):\n", synopsis)
+		fs.VisitAll(func(f *flag.Flag) {
+			def := ""
+			if f.DefValue != "" && !strings.Contains(f.Name, "password") {
+				def = fmt.Sprintf(" (default %s)", f.DefValue)
+			}
+			fmt.Fprintf(stderr, "  --%s  [%s]\n        %s%s\n", f.Name, envName(f.Name), f.Usage, def)
+		})
+	}
+	return fs
+}
+
+// parse applies ENRICHER_* variables, then the command line; flags win over the environment.
+func parse(fs *flag.FlagSet, args []string) error {
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := os.LookupEnv(envName(f.Name)); ok && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = usagef("%s=%q: %v", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return envErr
+	}
+	// A bad flag is one line, not the whole usage text: print usage only for --help.
+	printUsage := fs.Usage
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	defer func() { fs.Usage = printUsage }()
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage()
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+// kafkaFlags are the settings every command that talks to Kafka takes.
+type kafkaFlags struct {
+	brokers     string
+	version     string
+	partitioner string
+	clientID    string
+	linger      time.Duration
+}
+
+func (k *kafkaFlags) register(fs *flag.FlagSet, withBrokers bool) {
+	d := kafkaconf.Defaults()
+	if withBrokers {
+		fs.StringVar(&k.brokers, "brokers", strings.Join(d.Brokers, ","), "Kafka bootstrap brokers, comma-separated host:port")
+	}
+	fs.StringVar(&k.version, "kafka-version", d.Version, "Kafka protocol version the processor's client speaks")
+	fs.StringVar(&k.partitioner, "partitioner", string(d.Partitioner), "key partitioner for records written and keys looked up: murmur2 (Java clients, Kafka Streams), fnv1a (goka), crc32 (librdkafka)")
+	fs.StringVar(&k.clientID, "client-id", d.ClientID, "Kafka client id")
+	fs.DurationVar(&k.linger, "linger", d.Linger, "how long the producer waits to fill a batch")
+}
+
+func (k *kafkaFlags) config() (kafkaconf.Config, error) {
+	c := kafkaconf.Defaults()
+	if k.brokers != "" {
+		b, err := kafkaconf.ParseBrokers(k.brokers)
+		if err != nil {
+			return c, usagef("--brokers: %v", err)
+		}
+		c.Brokers = b
+	}
+	scheme, err := partition.Parse(k.partitioner)
+	if err != nil {
+		return c, usagef("--partitioner: %v", err)
+	}
+	c.Partitioner, c.Version, c.ClientID, c.Linger = scheme, k.version, k.clientID, k.linger
+	if err := c.Validate(); err != nil {
+		return c, usagef("%v", err)
+	}
+	return c, nil
+}
+
+// topicFlags name the job's topics and group.
+type topicFlags struct{ t topology.Topics }
+
+func (f *topicFlags) register(fs *flag.FlagSet) {
+	d := topology.DefaultTopics()
+	fs.StringVar(&f.t.Group, "group", d.Group, "consumer group; the table is <group>-table, the dead-letter topic <group>-dlq")
+	fs.StringVar(&f.t.Input, "input", d.Input, "input topic (key, message)")
+	fs.StringVar(&f.t.Scores, "scores", d.Scores, "scores topic (key, score); co-partitioned with the input topic")
+	fs.StringVar(&f.t.Output, "output", d.Output, "output topic (key, message, score)")
+}
+
+func (f *topicFlags) topics() (topology.Topics, error) {
+	if err := f.t.Validate(); err != nil {
+		return f.t, usagef("topics: %v", err)
+	}
+	return f.t, nil
+}
+
+// logFlags choose the log format and level.
+type logFlags struct{ format, level string }
+
+func (l *logFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&l.format, "log-format", "text", "log format: text or json")
+	fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(l.level)); err != nil {
+		return nil, usagef("--log-level: %q is not debug, info, warn or error", l.level)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch l.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, usagef("--log-format: %q is not text or json", l.format)
+	}
+}

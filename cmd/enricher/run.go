@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/embedded"
+	"github.com/enricher/enricher/processor"
+	"github.com/enricher/enricher/topology"
+)
+
+// processorFlags are the flags of `run` and `dev`.
+type processorFlags struct {
+	kafka           kafkaFlags
+	topics          topicFlags
+	logs            logFlags
+	stateDir        string
+	create          bool
+	partitions      int
+	replication     int
+	standby         bool
+	maxMessage      int
+	connectTimeout  time.Duration
+	shutdownTimeout time.Duration
+}
+
+func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
+	p.kafka.register(fs, withBrokers)
+	p.topics.register(fs)
+	p.logs.register(fs)
+	fs.StringVar(&p.stateDir, "state-dir", "./state", "directory of the local LevelDB stores (a cache: the changelog topic is the truth)")
+	fs.BoolVar(&p.create, "create-topics", false, "create missing input, scores and output topics (the table and DLQ topics are always created)")
+	fs.IntVar(&p.partitions, "partitions", 4, "partitions of topics created")
+	fs.IntVar(&p.replication, "replication-factor", -1, "replication factor of topics created (-1: the broker's default)")
+	fs.BoolVar(&p.standby, "standby", false, "keep hot standby copies of the partitions this replica does not own")
+	fs.IntVar(&p.maxMessage, "max-message-bytes", 900*1024, "inputs and scores larger than this go to the dead-letter topic")
+	fs.DurationVar(&p.connectTimeout, "connect-timeout", time.Minute, "how long start-up waits for the brokers")
+	fs.DurationVar(&p.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop may take to flush and commit")
+}
+
+func (p *processorFlags) config(log *slog.Logger) (processor.Config, error) {
+	kc, err := p.kafka.config()
+	if err != nil {
+		return processor.Config{}, err
+	}
+	topics, err := p.topics.topics()
+	if err != nil {
+		return processor.Config{}, err
+	}
+	switch {
+	case p.partitions <= 0 || p.partitions > 1<<20:
+		return processor.Config{}, usagef("--partitions: must be between 1 and 1048576, got %d", p.partitions)
+	case p.replication == 0 || p.replication < -1 || p.replication > 32767:
+		return processor.Config{}, usagef("--replication-factor: must be -1 or between 1 and 32767, got %d", p.replication)
+	case p.maxMessage <= 0:
+		return processor.Config{}, usagef("--max-message-bytes: must be positive, got %d", p.maxMessage)
+	case p.stateDir == "":
+		return processor.Config{}, usagef("--state-dir: empty")
+	case p.connectTimeout <= 0:
+		return processor.Config{}, usagef("--connect-timeout: must be positive")
+	case p.shutdownTimeout <= 0:
+		return processor.Config{}, usagef("--shutdown-timeout: must be positive")
+	}
+	return processor.Config{
+		Kafka:  kc,
+		Topics: topics,
+		Create: p.create,
+		Spec: topology.Spec{
+			Partitions:        int32(p.partitions),
+			ReplicationFactor: int16(p.replication),
+			CreateStreams:     p.create,
+		},
+		StateDir:       p.stateDir,
+		Limits:         codecs.Limits{MaxValueBytes: p.maxMessage},
+		Standby:        p.standby,
+		Logger:         log,
+		ConnectTimeout: p.connectTimeout,
+	}, nil
+}
+
+func cmdRun(ctx context.Context, env *environment, args []string) error {
+	var pf processorFlags
+	fs := newFlags("run", "run [flags]", env.stderr)
+	pf.register(fs, true)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	log, err := pf.logs.logger(env.stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := pf.config(log)
+	if err != nil {
+		return err
+	}
+	return runProcessor(ctx, cfg, pf.shutdownTimeout)
+}
+
+func cmdDev(ctx context.Context, env *environment, args []string) error {
+	var pf processorFlags
+	var listen, dataDir string
+	fs := newFlags("dev", "dev [flags]", env.stderr)
+	pf.register(fs, false)
+	fs.StringVar(&listen, "listen", "127.0.0.1:9092", "address of the embedded broker")
+	fs.StringVar(&dataDir, "data-dir", "./data", "where the embedded broker keeps its topics, offsets and groups")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	log, err := pf.logs.logger(env.stderr)
+	if err != nil {
+		return err
+	}
+	pf.kafka.brokers = listen
+	pf.create = true
+	cfg, err := pf.config(log)
+	if err != nil {
+		return err
+	}
+	broker, err := embedded.Start(embedded.Config{Addr: listen, DataDir: dataDir, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	log.Info("dev mode: produce with `enricher produce input|score`, read with `enricher consume output`",
+		"brokers", broker.Addr(), "state_dir", cfg.StateDir)
+	return runProcessor(ctx, cfg, pf.shutdownTimeout)
+}
+
+// runProcessor runs the processor until ctx ends, then gives it shutdownTimeout to stop cleanly.
+func runProcessor(ctx context.Context, cfg processor.Config, shutdownTimeout time.Duration) error {
+	r, err := processor.New(cfg)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	cfg.Logger.Info("stopping: flushing outputs and committing offsets", "timeout", shutdownTimeout.String())
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(shutdownTimeout):
+		return fmt.Errorf("processor did not stop within %s", shutdownTimeout)
+	}
+}

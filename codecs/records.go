@@ -1,0 +1,178 @@
+package codecs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// NoScore is the score an Output carries while its key has no score.
+const NoScore int64 = -1
+
+// Input is a message to enrich.
+type Input struct {
+	Key     string `json:"key"`
+	Message string `json:"message"`
+}
+
+// Score is the latest score of a key; it is also the value stored in the group table.
+type Score struct {
+	Key   string `json:"key"`
+	Score int64  `json:"score"`
+}
+
+// Output is an Input enriched with the score its key had when it was processed.
+type Output struct {
+	Key     string `json:"key"`
+	Message string `json:"message"`
+	Score   int64  `json:"score"`
+}
+
+// Reason names why a record could not be decoded. The values are stable: they appear in
+// dead-letter headers and metrics.
+type Reason string
+
+// The reasons a record is rejected.
+const (
+	ReasonEmptyValue   Reason = "empty_value"
+	ReasonInvalidUTF8  Reason = "invalid_utf8"
+	ReasonInvalidJSON  Reason = "invalid_json"
+	ReasonWrongType    Reason = "wrong_type"
+	ReasonMissingField Reason = "missing_field"
+	ReasonMissingKey   Reason = "missing_key"
+	ReasonKeyMismatch  Reason = "key_mismatch"
+	ReasonTooLarge     Reason = "too_large"
+)
+
+// Reasons lists every Reason, for metrics that want a series per reason from the start.
+var Reasons = []Reason{ReasonEmptyValue, ReasonInvalidUTF8, ReasonInvalidJSON, ReasonWrongType,
+	ReasonMissingField, ReasonMissingKey, ReasonKeyMismatch, ReasonTooLarge}
+
+// DecodeError is a record that cannot be processed, with the reason why.
+type DecodeError struct {
+	Reason Reason
+	Err    error
+}
+
+func (e *DecodeError) Error() string { return fmt.Sprintf("%s: %v", e.Reason, e.Err) }
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// ReasonOf returns the Reason of a *DecodeError in err's chain, or "" if there is none.
+func ReasonOf(err error) Reason {
+	var de *DecodeError
+	if errors.As(err, &de) {
+		return de.Reason
+	}
+	return ""
+}
+
+func reject(r Reason, format string, args ...any) error {
+	return &DecodeError{Reason: r, Err: fmt.Errorf(format, args...)}
+}
+
+// Limits bound what a decoder accepts.
+type Limits struct {
+	// MaxValueBytes rejects larger values with ReasonTooLarge; 0 means no limit.
+	MaxValueBytes int
+}
+
+// wireInput and wireScore tell a missing field from a zero one.
+type wireInput struct {
+	Key     *string `json:"key"`
+	Message *string `json:"message"`
+}
+
+type wireScore struct {
+	Key   *string `json:"key"`
+	Score *int64  `json:"score"`
+}
+
+// DecodeInput decodes an input record's value; recordKey is the Kafka record key.
+func (l Limits) DecodeInput(recordKey string, value []byte) (Input, error) {
+	var w wireInput
+	if err := l.unmarshal(value, &w); err != nil {
+		return Input{}, err
+	}
+	if w.Message == nil {
+		return Input{}, reject(ReasonMissingField, `input has no "message"`)
+	}
+	key, err := resolveKey(recordKey, w.Key)
+	if err != nil {
+		return Input{}, err
+	}
+	return Input{Key: key, Message: *w.Message}, nil
+}
+
+// DecodeScore decodes a score record's value; recordKey is the Kafka record key. A tombstone
+// (nil value) is not a Score: callers handle it before decoding.
+func (l Limits) DecodeScore(recordKey string, value []byte) (Score, error) {
+	var w wireScore
+	if err := l.unmarshal(value, &w); err != nil {
+		return Score{}, err
+	}
+	if w.Score == nil {
+		return Score{}, reject(ReasonMissingField, `score has no "score"`)
+	}
+	key, err := resolveKey(recordKey, w.Key)
+	if err != nil {
+		return Score{}, err
+	}
+	return Score{Key: key, Score: *w.Score}, nil
+}
+
+// DecodeInput decodes with no size limit.
+func DecodeInput(recordKey string, value []byte) (Input, error) {
+	return Limits{}.DecodeInput(recordKey, value)
+}
+
+// DecodeScore decodes with no size limit.
+func DecodeScore(recordKey string, value []byte) (Score, error) {
+	return Limits{}.DecodeScore(recordKey, value)
+}
+
+func (l Limits) unmarshal(value []byte, into any) error {
+	if len(value) == 0 {
+		return reject(ReasonEmptyValue, "value is empty")
+	}
+	if l.MaxValueBytes > 0 && len(value) > l.MaxValueBytes {
+		return reject(ReasonTooLarge, "value has %d bytes, the limit is %d", len(value), l.MaxValueBytes)
+	}
+	if !utf8.Valid(value) {
+		return reject(ReasonInvalidUTF8, "value is not valid UTF-8")
+	}
+	trimmed := bytes.TrimLeft(value, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return reject(ReasonInvalidJSON, "value is not a JSON object")
+	}
+	if err := json.Unmarshal(value, into); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return reject(ReasonWrongType, "field %q: %v", typeErr.Field, err)
+		}
+		return reject(ReasonInvalidJSON, "%v", err)
+	}
+	return nil
+}
+
+// resolveKey applies the key rule: the record key is the entity key; an absent or empty payload
+// key takes it; a different payload key is rejected.
+func resolveKey(recordKey string, payloadKey *string) (string, error) {
+	if recordKey == "" {
+		return "", reject(ReasonMissingKey, "record has no key")
+	}
+	if payloadKey != nil && *payloadKey != "" && *payloadKey != recordKey {
+		return "", reject(ReasonKeyMismatch, "payload key %q differs from record key %q", *payloadKey, recordKey)
+	}
+	return recordKey, nil
+}
+
+// Encode returns the JSON of an Input, Score or Output.
+func Encode[T Input | Score | Output](v T) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", v, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,141 @@
+package kafkaconf
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/enricher/enricher/partition"
+)
+
+// DefaultVersion is the Kafka protocol version sarama speaks unless told otherwise. Kafka 4.x
+// dropped the protocol versions older than 2.1; 3.6 is understood by 2.8+ brokers and by the
+// embedded broker.
+const DefaultVersion = "3.6.0"
+
+// Config holds the settings every Kafka client of enricher shares.
+type Config struct {
+	Brokers     []string
+	ClientID    string
+	Version     string
+	Partitioner partition.Scheme
+	// Linger is how long the producer waits to fill a batch (sarama's Flush.Frequency).
+	Linger time.Duration
+}
+
+// Defaults returns a Config for a broker on 127.0.0.1:9092.
+func Defaults() Config {
+	return Config{
+		Brokers:     []string{"127.0.0.1:9092"},
+		ClientID:    "enricher",
+		Version:     DefaultVersion,
+		Partitioner: partition.Murmur2,
+		Linger:      5 * time.Millisecond,
+	}
+}
+
+// ParseBrokers splits a comma-separated broker list and checks each is host:port.
+func ParseBrokers(s string) ([]string, error) {
+	var out []string
+	for _, b := range strings.Split(s, ",") {
+		b = strings.TrimSpace(b)
+		if b == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			return nil, fmt.Errorf("broker %q is not host:port", b)
+		}
+		out = append(out, b)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no brokers given")
+	}
+	return out, nil
+}
+
+// Validate reports the first setting that is wrong.
+func (c Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("brokers: none given")
+	}
+	if _, err := sarama.ParseKafkaVersion(c.Version); err != nil {
+		return fmt.Errorf("kafka-version: %w", err)
+	}
+	if _, err := partition.Parse(string(c.Partitioner)); err != nil {
+		return err
+	}
+	if c.Linger < 0 {
+		return errors.New("linger: must not be negative")
+	}
+	return nil
+}
+
+// Sarama returns a new sarama config for goka: goka's defaults with the settings that keep this
+// job from losing data. Each call returns a fresh config, because goka's builders write into the
+// config they are given.
+func (c Config) Sarama() (*sarama.Config, error) {
+	version, err := sarama.ParseKafkaVersion(c.Version)
+	if err != nil {
+		return nil, fmt.Errorf("kafka version: %w", err)
+	}
+	cfg := goka.DefaultConfig()
+	cfg.Version = version
+	cfg.ClientID = c.ClientID
+	cfg.Metadata.AllowAutoTopicCreation = false
+	// A new group reads its inputs from the start: scores written before the first start count.
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	// No loss and no reordering on a broker failover or a retry.
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Idempotent = true
+	cfg.Net.MaxOpenRequests = 1
+	cfg.Producer.Retry.Max = 10
+	cfg.Producer.Retry.Backoff = 250 * time.Millisecond
+	cfg.Producer.Compression = sarama.CompressionNone
+	cfg.Producer.Flush.Frequency = c.Linger
+	cfg.Producer.Partitioner = c.Partitioner.SaramaPartitioner()
+	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{goka.CopartitioningStrategy}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sarama config: %w", err)
+	}
+	return cfg, nil
+}
+
+// Client returns a franz-go client for the brokers; opts come after enricher's own.
+func (c Config) Client(opts ...kgo.Opt) (*kgo.Client, error) {
+	base := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID(c.ClientID),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(c.Linger),
+	}
+	cl, err := kgo.NewClient(append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	return cl, nil
+}
+
+// Admin returns an admin client and the client it wraps; closing the admin closes both.
+func (c Config) Admin() (*kadm.Client, error) {
+	cl, err := c.Client()
+	if err != nil {
+		return nil, err
+	}
+	return kadm.NewClient(cl), nil
+}
+
+// PartitionRecord sets r.Partition from r.Key with the configured scheme, for clients built with
+// Client (they partition manually). A record without a key keeps the partition it has.
+func (c Config) PartitionRecord(r *kgo.Record, partitions int32) {
+	if r.Key != nil {
+		r.Partition = c.Partitioner.Partition(r.Key, partitions)
+	}
+}

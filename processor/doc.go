@@ -1,0 +1,11 @@
+// Package processor runs enricher's goka processor: the callbacks that enrich inputs with the
+// latest score of their key and keep that score in the group table, and a Runner that builds
+// the processor with hardened settings and keeps it running.
+//
+// The callbacks decode records themselves, so a malformed record goes to the dead-letter topic
+// with its reason instead of stopping the processor. The Runner guards the local LevelDB store:
+// a store that is corrupt, ahead of its changelog, or behind the changelog's retention is moved
+// aside and rebuilt from the changelog, never trusted. Because goka's Processor.Run can be
+// called once only, the Runner builds a new processor after a failure (a broker that went away)
+// and runs it again with backoff, keeping the local state; it stops on context cancellation.
+package processor

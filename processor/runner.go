@@ -1,0 +1,286 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash"
+	"log/slog"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/kafkaconf"
+	"github.com/enricher/enricher/topology"
+)
+
+// Config configures a Runner.
+type Config struct {
+	Kafka  kafkaconf.Config
+	Topics topology.Topics
+	// Create makes the Runner create missing topics per Spec before it starts. Without it, the
+	// job's own topics (table, DLQ) are still created; missing input, scores or output stop it.
+	Create bool
+	Spec   topology.Spec
+	// StateDir holds the local LevelDB stores, one directory per table partition.
+	StateDir string
+	Limits   codecs.Limits
+	// Standby keeps hot copies of the partitions this replica does not own (goka's hot standby).
+	Standby bool
+	Logger  *slog.Logger
+	Stats   *Stats
+	// ConnectTimeout bounds how long start-up waits for the brokers before it gives up.
+	ConnectTimeout time.Duration
+	// MaxBackoff caps the wait between restarts of a processor that failed.
+	MaxBackoff time.Duration
+	// OnProcessor, if set, is called with each processor before it runs (a web monitor
+	// attaches to it); after a restart it is called again with the new one.
+	OnProcessor func(*goka.Processor)
+	// Options are extra goka options, applied last.
+	Options []goka.ProcessorOption
+}
+
+// Validate reports the first setting that is wrong.
+func (c *Config) Validate() error {
+	if err := c.Kafka.Validate(); err != nil {
+		return err
+	}
+	if err := c.Topics.Validate(); err != nil {
+		return err
+	}
+	if c.StateDir == "" {
+		return errors.New("state-dir: empty")
+	}
+	if c.Create && c.Spec.Partitions <= 0 {
+		return fmt.Errorf("partitions: must be positive, got %d", c.Spec.Partitions)
+	}
+	return nil
+}
+
+// Runner keeps one goka processor of the job running.
+type Runner struct {
+	cfg    Config
+	log    *slog.Logger
+	stats  *Stats
+	enrich *Enricher
+}
+
+// New returns a Runner for cfg.
+func New(cfg Config) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Stats == nil {
+		cfg.Stats = NewStats()
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = time.Minute
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	return &Runner{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		stats:  cfg.Stats,
+		enrich: NewEnricher(cfg.Topics, cfg.Limits, cfg.Stats, cfg.Logger),
+	}, nil
+}
+
+// Stats returns the runner's counters.
+func (r *Runner) Stats() *Stats { return r.stats }
+
+// Run checks the topology, then runs the processor until ctx is cancelled. A processor that
+// fails is rebuilt and run again with backoff, keeping its local state. Run returns nil after a
+// clean stop, and an error when the topology is wrong or the brokers cannot be reached at start.
+func (r *Runner) Run(ctx context.Context) error {
+	if err := os.MkdirAll(r.cfg.StateDir, 0o755); err != nil {
+		return fmt.Errorf("state-dir: %w", err)
+	}
+	adm, err := r.cfg.Kafka.Admin()
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+
+	layout, err := r.waitForTopology(ctx, adm)
+	if err != nil || ctx.Err() != nil {
+		return err
+	}
+	r.log.Info("starting", "group", r.cfg.Topics.Group, "input", r.cfg.Topics.Input, "scores", r.cfg.Topics.Scores,
+		"output", r.cfg.Topics.Output, "table", r.cfg.Topics.Table(), "dlq", r.cfg.Topics.DLQ(),
+		"partitions", layout.Partitions, "state_dir", r.cfg.StateDir, "partitioner", string(r.cfg.Kafka.Partitioner),
+		"standby", r.cfg.Standby)
+
+	guard := &storeGuard{dir: r.cfg.StateDir, offsets: changelogOffsets(adm), log: r.log, stats: r.stats}
+	backoff := time.Second
+	for {
+		started := time.Now()
+		err := r.runOnce(ctx, layout, guard)
+		if ctx.Err() != nil {
+			r.log.Info("stopped", "group", r.cfg.Topics.Group)
+			return nil
+		}
+		if time.Since(started) > 2*r.cfg.MaxBackoff {
+			backoff = time.Second
+		}
+		r.stats.Restarts.Add(1)
+		r.log.Error("processor failed: restarting it with its local state", "error", errString(err), "retry_in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, r.cfg.MaxBackoff)
+		if layout, err = r.waitForTopology(ctx, adm); err != nil || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+func (r *Runner) runOnce(ctx context.Context, layout topology.Layout, guard *storeGuard) error {
+	opts, err := r.options(layout, guard)
+	if err != nil {
+		return err
+	}
+	graph := r.cfg.Topics.Graph(r.enrich.Callbacks())
+	p, err := goka.NewProcessor(r.cfg.Kafka.Brokers, graph, opts...)
+	if err != nil {
+		return fmt.Errorf("build processor: %w", err)
+	}
+	if r.cfg.OnProcessor != nil {
+		r.cfg.OnProcessor(p)
+	}
+	return p.Run(ctx)
+}
+
+func (r *Runner) options(layout topology.Layout, guard *storeGuard) ([]goka.ProcessorOption, error) {
+	// goka's builders write into the config they are given: each gets its own.
+	var configs [3]*sarama.Config
+	for i := range configs {
+		c, err := r.cfg.Kafka.Sarama()
+		if err != nil {
+			return nil, err
+		}
+		configs[i] = c
+	}
+	tm := goka.NewTopicManagerConfig()
+	// The topology package created and checked every topic; goka must neither create one with
+	// its own defaults (replication 2) nor second-guess the replication we were given.
+	tm.NoCreate = true
+	tm.MismatchBehavior = goka.TMConfigMismatchBehaviorIgnore
+
+	opts := []goka.ProcessorOption{
+		goka.WithClientID(r.cfg.Kafka.ClientID),
+		goka.WithLogger(gokaLogger{r.log.With("component", "goka")}),
+		goka.WithStorageBuilder(guard.builder()),
+		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(configs[0], tm)),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(configs[1])),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(configs[2])),
+		goka.WithProducerBuilder(r.producerBuilder),
+		goka.WithHasher(r.cfg.Kafka.Partitioner.GokaHasher(layout.Partitions)),
+		goka.WithNilHandling(goka.NilProcess),
+		goka.WithRebalanceCallback(r.onRebalance),
+	}
+	if r.cfg.Standby {
+		opts = append(opts, goka.WithHotStandby())
+	}
+	return append(opts, r.cfg.Options...), nil
+}
+
+// producerBuilder ignores goka's hasher: the sarama config carries enricher's partitioner, which
+// also honours the partition pin on changelog writes.
+func (r *Runner) producerBuilder(brokers []string, clientID string, _ func() hash.Hash32) (goka.Producer, error) {
+	cfg, err := r.cfg.Kafka.Sarama()
+	if err != nil {
+		return nil, err
+	}
+	cfg.ClientID = clientID
+	return goka.NewProducer(brokers, cfg)
+}
+
+func (r *Runner) onRebalance(a goka.Assignment) {
+	r.stats.Rebalances.Add(1)
+	parts := make([]int, 0, len(a))
+	for p := range a {
+		parts = append(parts, int(p))
+	}
+	sort.Ints(parts)
+	r.log.Info("partitions assigned", "group", r.cfg.Topics.Group, "partitions", parts)
+}
+
+// waitForTopology creates (if asked) and checks the topics, retrying while the brokers cannot be
+// reached, up to ConnectTimeout. A wrong topology is returned at once.
+func (r *Runner) waitForTopology(ctx context.Context, adm *kadm.Client) (topology.Layout, error) {
+	deadline := time.Now().Add(r.cfg.ConnectTimeout)
+	wait := 500 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		var layout topology.Layout
+		var err error
+		if r.cfg.Create {
+			layout, err = topology.Ensure(cctx, adm, r.cfg.Topics, r.cfg.Spec)
+		} else {
+			spec := r.cfg.Spec
+			spec.CreateStreams = false
+			layout, err = topology.Ensure(cctx, adm, r.cfg.Topics, spec)
+		}
+		cancel()
+		switch {
+		case err == nil, ctx.Err() != nil:
+			return layout, nil
+		case topology.Permanent(err):
+			return topology.Layout{}, err
+		case time.Now().After(deadline):
+			return topology.Layout{}, fmt.Errorf("brokers %v not reachable for %s: %w", r.cfg.Kafka.Brokers, r.cfg.ConnectTimeout, err)
+		}
+		r.log.Warn("cannot check topics yet: retrying", "brokers", r.cfg.Kafka.Brokers, "error", err.Error(), "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return topology.Layout{}, nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// changelogOffsets reads a partition's log start offset and high-water mark through the admin client.
+func changelogOffsets(adm *kadm.Client) OffsetRange {
+	return func(ctx context.Context, topic string, partition int32) (int64, int64, error) {
+		starts, err := adm.ListStartOffsets(ctx, topic)
+		if err != nil {
+			return 0, 0, err
+		}
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			return 0, 0, err
+		}
+		s, ok1 := starts.Lookup(topic, partition)
+		e, ok2 := ends.Lookup(topic, partition)
+		if !ok1 || !ok2 {
+			return 0, 0, fmt.Errorf("no offsets for %s/%d", topic, partition)
+		}
+		if s.Err != nil {
+			return 0, 0, s.Err
+		}
+		if e.Err != nil {
+			return 0, 0, e.Err
+		}
+		return s.Offset, e.Offset, nil
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "processor stopped without an error"
+	}
+	return err.Error()
+}

@@ -1,0 +1,86 @@
+package processor
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/enricher/enricher/codecs"
+)
+
+// Stats counts what the processor did. It is safe for concurrent use; a metrics endpoint reads it.
+type Stats struct {
+	InputsConsumed    atomic.Int64
+	OutputsEmitted    atomic.Int64
+	OutputsNoScore    atomic.Int64
+	ScoresApplied     atomic.Int64
+	TombstonesApplied atomic.Int64
+	Restarts          atomic.Int64
+	Rebalances        atomic.Int64
+	RecordsRestored   atomic.Int64
+
+	mu      sync.Mutex
+	dlq     map[codecs.Reason]int64
+	latency func(time.Duration)
+}
+
+// NewStats returns empty stats.
+func NewStats() *Stats { return &Stats{dlq: map[codecs.Reason]int64{}} }
+
+func (s *Stats) deadLettered(r codecs.Reason) {
+	s.mu.Lock()
+	s.dlq[r]++
+	s.mu.Unlock()
+}
+
+// DeadLettered returns the dead-letter counts by reason.
+func (s *Stats) DeadLettered() map[codecs.Reason]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[codecs.Reason]int64, len(s.dlq))
+	for k, v := range s.dlq {
+		out[k] = v
+	}
+	return out
+}
+
+// OnLatency registers fn to observe each input's time from its record timestamp to its output.
+// Call it before the processor runs.
+func (s *Stats) OnLatency(fn func(time.Duration)) { s.latency = fn }
+
+func (s *Stats) observeLatency(d time.Duration) {
+	if s.latency != nil {
+		s.latency(d)
+	}
+}
+
+// rateLimiter lets n events through per period and counts the ones it held back.
+type rateLimiter struct {
+	mu         sync.Mutex
+	n          int
+	period     time.Duration
+	start      time.Time
+	used       int
+	suppressed int
+}
+
+func newRateLimiter(n int, period time.Duration) *rateLimiter {
+	return &rateLimiter{n: n, period: period}
+}
+
+// allow reports whether an event may pass and how many were held back since the last one passed.
+func (r *rateLimiter) allow() (int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now := time.Now(); now.Sub(r.start) >= r.period {
+		r.start, r.used = now, 0
+	}
+	if r.used >= r.n {
+		r.suppressed++
+		return 0, false
+	}
+	r.used++
+	s := r.suppressed
+	r.suppressed = 0
+	return s, true
+}

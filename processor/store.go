@@ -1,0 +1,158 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/lovoo/goka/storage"
+	"github.com/syndtr/goleveldb/leveldb"
+	lerrors "github.com/syndtr/goleveldb/leveldb/errors"
+)
+
+// OffsetRange is a changelog partition's log start offset and high-water mark.
+type OffsetRange func(ctx context.Context, topic string, partition int32) (start, end int64, err error)
+
+// StorePath is where the local store of a table partition lives: goka's own layout, so a
+// store built by goka, by `enricher replay --rebuild` or by this package is the same store.
+func StorePath(stateDir, topic string, partition int32) string {
+	return filepath.Join(stateDir, fmt.Sprintf("%s.%d", topic, partition))
+}
+
+// storeGuard builds goka storages that are checked against the changelog before goka uses them.
+type storeGuard struct {
+	dir     string
+	offsets OffsetRange
+	log     *slog.Logger
+	stats   *Stats
+}
+
+// builder returns the storage.Builder for goka.WithStorageBuilder.
+func (g *storeGuard) builder() storage.Builder {
+	return func(topic string, partition int32) (storage.Storage, error) {
+		path := StorePath(g.dir, topic, partition)
+		log := g.log.With("topic", topic, "partition", partition)
+		st, local, err := g.open(path, log)
+		if err != nil {
+			return nil, err
+		}
+		if local >= 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			start, end, err := g.offsets(ctx, topic, partition)
+			cancel()
+			if err != nil {
+				_ = st.Close()
+				return nil, fmt.Errorf("check local store of %s/%d against the changelog: %w", topic, partition, err)
+			}
+			var why string
+			switch {
+			case local >= end:
+				why = fmt.Sprintf("local store is at changelog offset %d but the changelog ends at %d: the store is ahead of the changelog (topic recreated or truncated)", local, end)
+			case local+1 < start:
+				why = fmt.Sprintf("local store is at changelog offset %d but the changelog now starts at %d: records in between are gone", local, start)
+			}
+			if why != "" {
+				_ = st.Close()
+				moved, err := quarantine(path, "stale")
+				if err != nil {
+					return nil, err
+				}
+				log.Warn("local store not trusted: rebuilding it from the changelog", "reason", why, "moved_to", moved)
+				if st, local, err = g.open(path, log); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return &restoreLog{Storage: st, log: log, stats: g.stats, warm: local >= 0, local: local, start: time.Now()}, nil
+	}
+}
+
+// open opens the LevelDB store at path; a corrupt store is moved aside and a fresh one opened.
+// It returns the store's changelog offset, or -1 for a store that has none.
+func (g *storeGuard) open(path string, log *slog.Logger) (storage.Storage, int64, error) {
+	db, err := leveldb.OpenFile(path, nil)
+	if lerrors.IsCorrupted(err) {
+		moved, qerr := quarantine(path, "corrupt")
+		if qerr != nil {
+			return nil, 0, errors.Join(err, qerr)
+		}
+		log.Warn("local store is corrupt: moved aside, rebuilding it from the changelog", "error", err.Error(), "moved_to", moved)
+		db, err = leveldb.OpenFile(path, nil)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("open local store %s: %w", path, err)
+	}
+	st, err := storage.New(db)
+	if err != nil {
+		_ = db.Close()
+		return nil, 0, fmt.Errorf("open local store %s: %w", path, err)
+	}
+	local, err := st.GetOffset(-1)
+	if err != nil {
+		_ = st.Close()
+		moved, qerr := quarantine(path, "corrupt")
+		if qerr != nil {
+			return nil, 0, errors.Join(err, qerr)
+		}
+		log.Warn("local store has an unreadable offset: moved aside", "error", err.Error(), "moved_to", moved)
+		return g.open(path, log)
+	}
+	return st, local, nil
+}
+
+// quarantine renames a store directory out of goka's way and returns where it went.
+func quarantine(path, why string) (string, error) {
+	to := fmt.Sprintf("%s.%s-%s", path, why, time.Now().UTC().Format("20060102T150405.000000000"))
+	if err := os.Rename(path, to); err != nil {
+		return "", fmt.Errorf("move local store %s aside: %w", path, err)
+	}
+	return to, nil
+}
+
+// restoreLog counts the changelog records goka applies while it restores a partition and logs
+// one line when the partition is recovered.
+type restoreLog struct {
+	storage.Storage
+	log       *slog.Logger
+	stats     *Stats
+	warm      bool
+	local     int64
+	start     time.Time
+	restored  atomic.Int64
+	recovered atomic.Bool
+}
+
+func (r *restoreLog) Set(key string, value []byte) error {
+	if !r.recovered.Load() {
+		r.restored.Add(1)
+	}
+	return r.Storage.Set(key, value)
+}
+
+func (r *restoreLog) Delete(key string) error {
+	if !r.recovered.Load() {
+		r.restored.Add(1)
+	}
+	return r.Storage.Delete(key)
+}
+
+func (r *restoreLog) MarkRecovered() error {
+	err := r.Storage.MarkRecovered()
+	if r.recovered.CompareAndSwap(false, true) {
+		n := r.restored.Load()
+		r.stats.RecordsRestored.Add(n)
+		elapsed := time.Since(r.start)
+		rate := 0.0
+		if elapsed > 0 {
+			rate = float64(n) / elapsed.Seconds()
+		}
+		r.log.Info("partition restored", "records", n, "duration", elapsed.Round(time.Millisecond).String(),
+			"records_per_sec", int64(rate), "warm", r.warm, "local_offset", r.local)
+	}
+	return err
+}

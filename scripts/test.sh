@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs enricher's whole test suite: formatting and vet checks, unit tests with the race detector,
+# short fuzz runs of the codecs, and the system tests against a real Apache Kafka broker.
+#
+# The broker in KAFKA_BROKERS is used when set; otherwise scripts/kafka.sh installs Apache Kafka
+# from Maven Central (cached) and starts one on 127.0.0.1 for the run. kcat (Debian's librdkafka
+# client) is installed when missing and apt-get is available.
+#   FUZZTIME   time per fuzz target (default 10s; 0 skips fuzzing)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { echo "== $*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
+
+if ! command -v kcat >/dev/null; then
+  say "installing kcat"
+  { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat; } >&2 \
+    || say "could not install kcat: the librdkafka test will skip (and fail under CI=true)"
+fi
+
+say "go modules"
+go mod download
+
+say "gofmt and go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted" >&2; exit 1; fi
+go vet ./...
+
+broker_dir=""
+if [ -z "${KAFKA_BROKERS:-}" ]; then
+  broker_dir=$(mktemp -d "${TMPDIR:-/tmp}/enricher-kafka-XXXXXX")
+  trap 'scripts/kafka.sh stop "$broker_dir" || true; rm -rf "$broker_dir"' EXIT
+  say "starting Apache Kafka"
+  KAFKA_BROKERS=$(scripts/kafka.sh start "$broker_dir")
+  export KAFKA_BROKERS
+fi
+say "Kafka at $KAFKA_BROKERS"
+
+say "tests (unit with -race, system against Kafka)"
+go test -race -count=1 -timeout 20m ./...
+
+fuzztime=${FUZZTIME:-10s}
+if [ "$fuzztime" != "0" ]; then
+  for target in FuzzDecodeInput FuzzDecodeScore; do
+    say "fuzz $target for $fuzztime"
+    go test ./codecs -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime"
+  done
+fi
+say "all tests passed"

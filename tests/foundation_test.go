@@ -1,0 +1,337 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/partition"
+	"github.com/enricher/enricher/processor"
+)
+
+const partitions = 4
+
+// outputs reads n outputs and returns them by key, checking each carries its source headers.
+func (j *job) outputs(n int) map[string][]codecs.Output {
+	j.t.Helper()
+	recs := j.records(j.topics.Output, n, 60*time.Second)
+	require.Len(j.t, recs, n, "outputs")
+	byKey := map[string][]codecs.Output{}
+	for _, r := range recs {
+		var o codecs.Output
+		require.NoError(j.t, json.Unmarshal(r.Value, &o), "output %s", r.Value)
+		require.Equal(j.t, string(r.Key), o.Key)
+		h := headers(r)
+		require.Equal(j.t, j.topics.Input, h[processor.HeaderSourceTopic])
+		require.NotEmpty(j.t, h[processor.HeaderSourceOffset])
+		byKey[o.Key] = append(byKey[o.Key], o)
+	}
+	return byKey
+}
+
+func headers(r *kgo.Record) map[string]string {
+	h := map[string]string{}
+	for _, x := range r.Headers {
+		h[x.Key] = string(x.Value)
+	}
+	return h
+}
+
+func scoreLine(key string, score int) string {
+	return fmt.Sprintf(`{"key":%q,"score":%d}`, key, score)
+}
+
+func inputLine(key, msg string) string {
+	return fmt.Sprintf(`{"key":%q,"message":%q}`, key, msg)
+}
+
+// Scenario 1: scores then inputs -> outputs with the scores; an unknown key -> -1.
+func TestSeedScenario(t *testing.T) {
+	t.Parallel()
+	j := newJob(t)
+	j.createTopics(partitions)
+	p := j.start(t.TempDir())
+	p.waitRunning(partitions)
+
+	j.produce("score", scoreLine("alice", 10), scoreLine("bob", 20), scoreLine("alice", 11))
+	j.waitChangelog(3)
+	j.produce("input", inputLine("alice", "hello"), inputLine("bob", "hi"), inputLine("carol", "who?"))
+
+	out := j.outputs(3)
+	assert.Equal(t, []codecs.Output{{Key: "alice", Message: "hello", Score: 11}}, out["alice"])
+	assert.Equal(t, []codecs.Output{{Key: "bob", Message: "hi", Score: 20}}, out["bob"])
+	assert.Equal(t, []codecs.Output{{Key: "carol", Message: "who?", Score: -1}}, out["carol"])
+	assert.Equal(t, 0, p.stop(syscall.SIGTERM), "a SIGTERM stop is clean")
+	p.waitLog(time.Second, "msg=stopped")
+}
+
+// Scenarios 2, 3 and 4: scores, stop (SIGTERM, SIGKILL, or SIGTERM and wipe the state
+// directory), start again, send inputs: the scores are still applied.
+func TestScoresSurviveRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		sig       syscall.Signal
+		wipeState bool
+		warm      string
+	}{
+		{"sigterm", syscall.SIGTERM, false, "warm=true"},
+		{"sigkill", syscall.SIGKILL, false, "warm=true"},
+		{"state-dir-deleted", syscall.SIGTERM, true, "warm=false"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			j := newJob(t)
+			j.createTopics(partitions)
+			state := t.TempDir()
+			p := j.start(state)
+			p.waitRunning(partitions)
+			var lines []string
+			for i := 0; i < 40; i++ {
+				lines = append(lines, scoreLine(fmt.Sprintf("k%d", i), i*7))
+			}
+			j.produce("score", lines...)
+			j.waitChangelog(40)
+
+			code := p.stop(tc.sig)
+			if tc.sig == syscall.SIGTERM {
+				require.Equal(t, 0, code)
+			}
+			if tc.wipeState {
+				require.NoError(t, os.RemoveAll(state))
+			}
+
+			p2 := j.start(state)
+			p2.waitRunning(partitions)
+			line := p2.waitLog(time.Second, "partition restored", tc.warm)
+			if tc.wipeState {
+				assert.NotContains(t, line, "records=0 ", "a wiped store is restored from the changelog: %s", line)
+			}
+			var inputs []string
+			for i := 0; i < 40; i++ {
+				inputs = append(inputs, inputLine(fmt.Sprintf("k%d", i), "m"))
+			}
+			j.produce("input", inputs...)
+			out := j.outputs(40)
+			for i := 0; i < 40; i++ {
+				key := fmt.Sprintf("k%d", i)
+				require.Len(t, out[key], 1, key)
+				assert.Equal(t, int64(i*7), out[key][0].Score, key)
+			}
+			assert.Equal(t, 0, p2.stop(syscall.SIGTERM))
+		})
+	}
+}
+
+// Scenario 5: a score tombstone makes later inputs of that key get -1, also after a restart.
+func TestTombstoneDeletesScore(t *testing.T) {
+	t.Parallel()
+	j := newJob(t)
+	j.createTopics(partitions)
+	state := t.TempDir()
+	p := j.start(state)
+	p.waitRunning(partitions)
+
+	j.produce("score", scoreLine("gone", 5), scoreLine("kept", 6), `{"key":"gone","score":null}`)
+	j.waitChangelog(3)
+	j.produce("input", inputLine("gone", "a"), inputLine("kept", "b"))
+	out := j.outputs(2)
+	assert.Equal(t, int64(-1), out["gone"][0].Score)
+	assert.Equal(t, int64(6), out["kept"][0].Score)
+
+	require.Equal(t, 0, p.stop(syscall.SIGTERM))
+	require.NoError(t, os.RemoveAll(state)) // the tombstone must come back from the changelog too
+	p2 := j.start(state)
+	p2.waitRunning(partitions)
+	j.produce("input", inputLine("gone", "c"), inputLine("kept", "d"))
+	out = j.outputs(4)
+	assert.Equal(t, []int64{-1, -1}, []int64{out["gone"][0].Score, out["gone"][1].Score})
+	assert.Equal(t, []int64{6, 6}, []int64{out["kept"][0].Score, out["kept"][1].Score})
+}
+
+// Scenario 6: a co-partitioning mismatch exits non-zero with one clear line.
+func TestCopartitioningMismatchRefusesToStart(t *testing.T) {
+	t.Parallel()
+	j := newJob(t)
+	ctx := context.Background()
+	_, err := j.adm.CreateTopic(ctx, 2, 1, nil, j.topics.Input)
+	require.NoError(t, err)
+	_, err = j.adm.CreateTopic(ctx, 3, 1, nil, j.topics.Scores)
+	require.NoError(t, err)
+	_, err = j.adm.CreateTopic(ctx, 2, 1, nil, j.topics.Output)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		md, err := j.adm.ListTopics(ctx, j.topics.Input, j.topics.Scores, j.topics.Output)
+		return err == nil && md.Error() == nil && len(md) == 3
+	}, 10*time.Second, 100*time.Millisecond)
+
+	code, _, stderr := j.enricher("", append([]string{"run", "--state-dir", t.TempDir()}, j.topicArgs()...)...)
+	assert.Equal(t, 1, code)
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	last := lines[len(lines)-1]
+	assert.Contains(t, last, "not co-partitioned")
+	assert.Contains(t, last, fmt.Sprintf("%q has 2 partitions", j.topics.Input))
+	assert.Contains(t, last, fmt.Sprintf("%q has 3", j.topics.Scores))
+	assert.NotContains(t, stderr, "partitions assigned", "the processor never started")
+}
+
+// Scenario 7: the broker reports cleanup.policy=compact for the table topic.
+func TestTableTopicIsCompacted(t *testing.T) {
+	t.Parallel()
+	j := newJob(t)
+	j.createTopics(partitions)
+	rcs, err := j.adm.DescribeTopicConfigs(context.Background(), j.topics.Table())
+	require.NoError(t, err)
+	policy := ""
+	for _, c := range rcs[0].Configs {
+		if c.Key == "cleanup.policy" && c.Value != nil {
+			policy = *c.Value
+		}
+	}
+	assert.Equal(t, "compact", policy)
+	assert.Equal(t, int32(partitions), j.partitions(j.topics.Table()))
+}
+
+// Scenario 8: malformed JSON and a key mismatch land in the DLQ with a reason, and the next good
+// record is still enriched.
+func TestBadRecordsGoToDLQ(t *testing.T) {
+	t.Parallel()
+	j := newJob(t)
+	j.createTopics(partitions)
+	p := j.start(t.TempDir())
+	p.waitRunning(partitions)
+
+	j.produce("score", scoreLine("k", 42))
+	j.waitChangelog(1)
+	j.produceRaw(j.topics.Input,
+		&kgo.Record{Key: []byte("k"), Value: []byte(`{"message": broken`)},
+		&kgo.Record{Key: []byte("k"), Value: []byte(`{"key":"other","message":"m"}`)},
+		&kgo.Record{Key: []byte("k"), Value: []byte(`{"key":"k","message":"good"}`)},
+	)
+	j.produceRaw(j.topics.Scores, &kgo.Record{Key: []byte("k"), Value: []byte(`{"score":"7"}`)})
+
+	out := j.outputs(1)
+	assert.Equal(t, []codecs.Output{{Key: "k", Message: "good", Score: 42}}, out["k"])
+
+	dlq := j.records(j.topics.DLQ(), 3, 30*time.Second)
+	require.Len(t, dlq, 3)
+	reasons := map[string]string{}
+	for _, r := range dlq {
+		h := headers(r)
+		reasons[string(r.Value)] = h[processor.HeaderDLQReason]
+		assert.NotEmpty(t, h[processor.HeaderDLQError])
+		assert.NotEmpty(t, h[processor.HeaderSourceOffset])
+		assert.Equal(t, "k", string(r.Key))
+	}
+	assert.Equal(t, map[string]string{
+		`{"message": broken`:            "invalid_json",
+		`{"key":"other","message":"m"}`: "key_mismatch",
+		`{"score":"7"}`:                 "wrong_type",
+	}, reasons)
+	p.waitLog(time.Second, "dead-letter", "reason=key_mismatch")
+	require.Equal(t, 0, p.stop(syscall.SIGTERM), "bad records never stop the processor")
+}
+
+// Scenario 9: records produced by kcat (librdkafka, murmur2 partitioner) are enriched, and the
+// output partition of each key matches murmur2.
+func TestForeignProducerKcat(t *testing.T) {
+	t.Parallel()
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		if inCI {
+			t.Fatal("kcat not installed (scripts/test.sh installs it)")
+		}
+		t.Skip("kcat not installed")
+	}
+	j := newJob(t)
+	j.createTopics(partitions)
+	p := j.start(t.TempDir())
+	p.waitRunning(partitions)
+
+	keys := []string{"user-1", "user-2", "user-3", "user-42", "ключ", "a-little-bit-long-string"}
+	var scores, inputs strings.Builder
+	for i, k := range keys {
+		fmt.Fprintf(&scores, "%s\t%s\n", k, scoreLine("", 100+i))
+		fmt.Fprintf(&inputs, "%s\t%s\n", k, inputLine(k, "from kcat"))
+	}
+	kcatProduce := func(topic, data string) {
+		cmd := exec.Command(kcat, "-P", "-b", brokers, "-t", topic, "-K", "\t", "-X", "topic.partitioner=murmur2_random")
+		cmd.Stdin = strings.NewReader(data)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(out))
+	}
+	kcatProduce(j.topics.Scores, scores.String())
+	j.waitChangelog(int64(len(keys)))
+	kcatProduce(j.topics.Input, inputs.String())
+
+	recs := j.records(j.topics.Output, len(keys), 60*time.Second)
+	require.Len(t, recs, len(keys))
+	for _, r := range recs {
+		var o codecs.Output
+		require.NoError(t, json.Unmarshal(r.Value, &o))
+		i := indexOf(keys, o.Key)
+		require.GreaterOrEqual(t, i, 0, o.Key)
+		assert.Equal(t, int64(100+i), o.Score, o.Key)
+		assert.Equal(t, partition.Murmur2.Partition([]byte(o.Key), partitions), r.Partition, "output partition of %q", o.Key)
+		src, _ := strconv.Atoi(headers(r)[processor.HeaderSourcePartition])
+		assert.Equal(t, int32(src), r.Partition, "kcat's murmur2 put the input where Java would")
+	}
+}
+
+func indexOf(xs []string, x string) int {
+	for i, v := range xs {
+		if v == x {
+			return i
+		}
+	}
+	return -1
+}
+
+// The CLI's usage errors exit 2 with one line naming what is wrong.
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	j := &job{t: t}
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want string
+	}{
+		{[]string{"run", "--partitioner", "random"}, "", "--partitioner"},
+		{[]string{"run", "--brokers", "nohostport"}, "", "--brokers"},
+		{[]string{"run", "--no-such-flag"}, "", "no-such-flag"},
+		{[]string{"run", "--partitions", "0"}, "", "--partitions"},
+		{[]string{"run"}, "ENRICHER_LOG_FORMAT=xml", "--log-format"},
+		{[]string{"run"}, "ENRICHER_STANDBY=maybe", "ENRICHER_STANDBY"},
+		{[]string{"produce", "nothing"}, "", "produce input"},
+		{[]string{"consume", "nothing"}, "", "unknown topic"},
+		{[]string{"frobnicate"}, "", "unknown command"},
+	} {
+		cmd := exec.Command(binary, tc.args...)
+		if tc.env != "" {
+			cmd.Env = append(os.Environ(), tc.env)
+		}
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		require.ErrorAs(t, err, &ee, "%v", tc.args)
+		assert.Equal(t, 2, ee.ExitCode(), "%v: %s", tc.args, out)
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		assert.Len(t, lines, 1, "%v: one line: %s", tc.args, out)
+		assert.Contains(t, string(out), tc.want, "%v", tc.args)
+	}
+	code, _, stderr := j.enricher("", "run", "--help")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, stderr, "ENRICHER_STATE_DIR")
+	_ = filepath.Join
+}
