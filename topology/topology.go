@@ -241,9 +241,9 @@ func Describe(ctx context.Context, adm *kadm.Client, t Topics) ([]TopicInfo, err
 	for i, r := range roles {
 		names[i] = r.name
 	}
-	md, err := adm.ListTopics(ctx, names...)
+	md, err := listTopics(ctx, adm, names...)
 	if err != nil {
-		return nil, fmt.Errorf("list topics: %w", err)
+		return nil, err
 	}
 	var existing []string
 	for _, n := range names {
@@ -284,11 +284,27 @@ func Describe(ctx context.Context, adm *kadm.Client, t Topics) ([]TopicInfo, err
 	return out, nil
 }
 
-// list returns the partition count of each named topic that exists.
-func list(ctx context.Context, adm *kadm.Client, names ...string) (map[string]int32, error) {
-	md, err := adm.ListTopics(ctx, names...)
+// listTopics describes the named topics. It asks for every topic and filters: a metadata
+// request naming a topic that does not exist is retried by the client for seconds.
+func listTopics(ctx context.Context, adm *kadm.Client, names ...string) (kadm.TopicDetails, error) {
+	all, err := adm.ListTopics(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	out := kadm.TopicDetails{}
+	for _, n := range names {
+		if d, ok := all[n]; ok {
+			out[n] = d
+		}
+	}
+	return out, nil
+}
+
+// list returns the partition count of each named topic that exists.
+func list(ctx context.Context, adm *kadm.Client, names ...string) (map[string]int32, error) {
+	md, err := listTopics(ctx, adm, names...)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]int32{}
 	for name, d := range md {
@@ -340,4 +356,17 @@ func configValue(ctx context.Context, adm *kadm.Client, topic, key string) (stri
 		}
 	}
 	return "", fmt.Errorf("topic %q reports no %s", topic, key)
+}
+
+// PartitionCount returns the partition count of an existing topic.
+func PartitionCount(ctx context.Context, adm *kadm.Client, topic string) (int32, error) {
+	counts, err := list(ctx, adm, topic)
+	if err != nil {
+		return 0, err
+	}
+	n, ok := counts[topic]
+	if !ok {
+		return 0, fmt.Errorf("%w: %s (create it with `enricher topics create`)", ErrMissingTopic, topic)
+	}
+	return n, nil
 }

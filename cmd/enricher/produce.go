@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/enricher/enricher/kafkaconf"
+	"github.com/enricher/enricher/topology"
 )
 
 func cmdProduce(ctx context.Context, env *environment, args []string) error {
@@ -65,7 +66,7 @@ func cmdProduce(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	defer cl.Close()
-	partitions, err := partitionCount(ctx, kadm.NewClient(cl), topic)
+	partitions, err := topology.PartitionCount(ctx, kadm.NewClient(cl), topic)
 	if err != nil {
 		return err
 	}
@@ -176,16 +177,4 @@ func recordFromLine(kind string, line []byte) (*kgo.Record, error) {
 		r.Value = nil
 	}
 	return r, nil
-}
-
-func partitionCount(ctx context.Context, adm *kadm.Client, topic string) (int32, error) {
-	md, err := adm.ListTopics(ctx, topic)
-	if err != nil {
-		return 0, fmt.Errorf("list topic %s: %w", topic, err)
-	}
-	d, ok := md[topic]
-	if !ok || d.Err != nil {
-		return 0, fmt.Errorf("topic %s does not exist (create it with `enricher topics create`)", topic)
-	}
-	return int32(len(d.Partitions)), nil
 }
