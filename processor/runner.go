@@ -125,6 +125,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	for {
 		started := time.Now()
 		err := r.runOnce(ctx, layout, guard)
+		if fatal := guard.fatalErr(); fatal != nil {
+			return fatal
+		}
 		if ctx.Err() != nil {
 			r.log.Info("stopped", "group", r.cfg.Topics.Group)
 			return nil

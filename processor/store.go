@@ -24,12 +24,27 @@ func StorePath(stateDir, topic string, partition int32) string {
 	return filepath.Join(stateDir, fmt.Sprintf("%s.%d", topic, partition))
 }
 
+// ErrStateUnrecoverable means a partition's table exists only in a local store: its changelog
+// is empty, so Kafka no longer holds the state. Starting would silently reset the table.
+var ErrStateUnrecoverable = errors.New("table state cannot be recovered from its changelog")
+
 // storeGuard builds goka storages that are checked against the changelog before goka uses them.
 type storeGuard struct {
 	dir     string
 	offsets OffsetRange
 	log     *slog.Logger
 	stats   *Stats
+	// fatal holds an ErrStateUnrecoverable: goka flattens the errors of a storage builder, so the
+	// Runner reads it from here to stop instead of restarting.
+	fatal atomic.Pointer[error]
+}
+
+// fatalErr returns the unrecoverable error the guard met, if any.
+func (g *storeGuard) fatalErr() error {
+	if p := g.fatal.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // builder returns the storage.Builder for goka.WithStorageBuilder.
@@ -51,6 +66,13 @@ func (g *storeGuard) builder() storage.Builder {
 			}
 			var why string
 			switch {
+			case end == 0:
+				err := fmt.Errorf("%w: changelog %s/%d is empty but the local store %s holds data up to offset %d: "+
+					"the changelog topic was deleted or recreated. Restore the table (enricher savepoint restore), "+
+					"or move the store aside to start with an empty table", ErrStateUnrecoverable, topic, partition, path, local)
+				g.fatal.CompareAndSwap(nil, &err)
+				_ = st.Close()
+				return nil, err
 			case local >= end:
 				why = fmt.Sprintf("local store is at changelog offset %d but the changelog ends at %d: the store is ahead of the changelog (topic recreated or truncated)", local, end)
 			case local+1 < start:

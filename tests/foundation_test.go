@@ -333,5 +333,40 @@ func TestUsageErrors(t *testing.T) {
 	code, _, stderr := j.enricher("", "run", "--help")
 	assert.Equal(t, 0, code)
 	assert.Contains(t, stderr, "ENRICHER_STATE_DIR")
-	_ = filepath.Join
+}
+
+// A changelog deleted and recreated while the local store still holds the table: starting would
+// silently reset the scores, so enricher says why and stops, leaving the store as it is.
+func TestDeletedChangelogStopsInsteadOfResetting(t *testing.T) {
+	t.Parallel()
+	j := newJob(t)
+	j.createTopics(partitions)
+	state := t.TempDir()
+	p := j.start(state)
+	p.waitRunning(partitions)
+	var lines []string
+	for i := 0; i < 20; i++ {
+		lines = append(lines, scoreLine(fmt.Sprintf("k%d", i), i))
+	}
+	j.produce("score", lines...)
+	j.waitChangelog(20)
+	require.Equal(t, 0, p.stop(syscall.SIGTERM))
+
+	ctx := context.Background()
+	_, err := j.adm.DeleteTopics(ctx, j.topics.Table())
+	require.NoError(t, err)
+	compact := "compact"
+	require.Eventually(t, func() bool {
+		_, err := j.adm.CreateTopic(ctx, partitions, 1, map[string]*string{"cleanup.policy": &compact}, j.topics.Table())
+		return err == nil
+	}, 30*time.Second, 200*time.Millisecond, "recreate the table topic")
+
+	p2 := j.start(state)
+	assert.Equal(t, 1, p2.exited(90*time.Second))
+	logs := p2.logs()
+	assert.Contains(t, logs, "table state cannot be recovered from its changelog")
+	assert.Contains(t, logs, "was deleted or recreated")
+	matches, err := filepath.Glob(filepath.Join(state, "*"))
+	require.NoError(t, err)
+	assert.Len(t, matches, partitions, "no store was moved aside or dropped: %v", matches)
 }
