@@ -37,6 +37,9 @@ var commands = []command{
 	{"produce", "write input or score records: enricher produce input|score", cmdProduce},
 	{"consume", "print records as JSON lines: enricher consume output|dlq|input|scores|table", cmdConsume},
 	{"topics", "create or describe the job's topics: enricher topics create|describe", cmdTopics},
+	{"savepoint", "record, show or restore a savepoint: enricher savepoint create|show|restore", cmdSavepoint},
+	{"replay", "read the changelog: dump the table, or rebuild local stores offline", cmdReplay},
+	{"table", "read the table through a goka view: enricher table get KEY|dump", cmdTable},
 	{"version", "print the version", cmdVersion},
 }
 

@@ -1,0 +1,202 @@
+package changelog
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/enricher/enricher/kafkaconf"
+)
+
+// Table is the latest value per key of one partition.
+type Table map[string][]byte
+
+// Partitions holds one Table per partition.
+type Partitions map[int32]Table
+
+// Keys returns the number of keys over all partitions.
+func (ps Partitions) Keys() int {
+	n := 0
+	for _, t := range ps {
+		n += len(t)
+	}
+	return n
+}
+
+// Bounds are a partition's log start offset and end offset (high-water mark).
+type Bounds struct{ Start, End int64 }
+
+// Offsets returns the bounds of every partition of topic.
+func Offsets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]Bounds, error) {
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("start offsets of %s: %w", topic, err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
+	}
+	out := map[int32]Bounds{}
+	var ferr error
+	starts.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil && ferr == nil {
+			ferr = fmt.Errorf("start offset of %s/%d: %w", topic, o.Partition, o.Err)
+		}
+		b := out[o.Partition]
+		b.Start = o.Offset
+		out[o.Partition] = b
+	})
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil && ferr == nil {
+			ferr = fmt.Errorf("end offset of %s/%d: %w", topic, o.Partition, o.Err)
+		}
+		b := out[o.Partition]
+		b.End = o.Offset
+		out[o.Partition] = b
+	})
+	if ferr != nil {
+		return nil, ferr
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("topic %s has no partitions (does it exist?)", topic)
+	}
+	return out, nil
+}
+
+// Progress observes a read: records read so far and records to read in all.
+type Progress func(read, total int64)
+
+// Read reads every partition of topic from its start up to, not including, until[p] (a
+// partition missing from until is read to its current end) and returns the latest value per
+// key; a tombstone removes its key. It fails if a partition's records before until[p] are no
+// longer in the topic (its log start moved past them).
+func Read(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic string, until map[int32]int64, progress Progress) (Partitions, error) {
+	bounds, err := Offsets(ctx, adm, topic)
+	if err != nil {
+		return nil, err
+	}
+	targets := map[int32]int64{}
+	var total int64
+	out := Partitions{}
+	for p, b := range bounds {
+		out[p] = Table{}
+		target := b.End
+		if u, ok := until[p]; ok {
+			if u > b.End {
+				return nil, fmt.Errorf("%s/%d ends at offset %d, before the requested %d: the topic was truncated or recreated", topic, p, b.End, u)
+			}
+			target = u
+		}
+		if b.Start > 0 && b.Start >= target && target > 0 {
+			return nil, fmt.Errorf("%s/%d starts at offset %d: the records before %d are gone", topic, p, b.Start, target)
+		}
+		if target > b.Start {
+			targets[p] = target
+			total += target - b.Start
+		}
+	}
+	for p := range until {
+		if _, ok := bounds[p]; !ok {
+			return nil, fmt.Errorf("%s has no partition %d", topic, p)
+		}
+	}
+	if len(targets) == 0 {
+		if progress != nil {
+			progress(0, 0)
+		}
+		return out, nil
+	}
+	start := map[string]map[int32]kgo.Offset{topic: {}}
+	for p := range targets {
+		start[topic][p] = kgo.NewOffset().AtStart()
+	}
+	cl, err := kc.Client(kgo.ConsumePartitions(start), kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	var read atomic.Int64
+	for len(targets) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if errs := fs.Errors(); len(errs) > 0 {
+			return nil, fmt.Errorf("read %s/%d: %w", errs[0].Topic, errs[0].Partition, errs[0].Err)
+		}
+		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+			target, open := targets[fp.Partition]
+			if !open {
+				return
+			}
+			t := out[fp.Partition]
+			for _, r := range fp.Records {
+				if r.Offset >= target {
+					break
+				}
+				if r.Value == nil {
+					delete(t, string(r.Key))
+				} else {
+					t[string(r.Key)] = r.Value
+				}
+				read.Add(1)
+			}
+			if n := len(fp.Records); n > 0 && fp.Records[n-1].Offset >= target-1 {
+				delete(targets, fp.Partition)
+				cl.PauseFetchPartitions(map[string][]int32{topic: {fp.Partition}})
+			}
+		})
+		if progress != nil {
+			progress(read.Load(), total)
+		}
+	}
+	return out, nil
+}
+
+// Diff returns the records that turn table current into want: a value for every key whose
+// value differs or is missing, and a tombstone (nil value) for every key want does not have.
+// Keys come in sorted order.
+func Diff(current, want Table) []*kgo.Record {
+	var out []*kgo.Record
+	for _, k := range sortedKeys(want) {
+		if v, ok := current[k]; !ok || !bytes.Equal(v, want[k]) {
+			out = append(out, &kgo.Record{Key: []byte(k), Value: want[k]})
+		}
+	}
+	for _, k := range sortedKeys(current) {
+		if _, ok := want[k]; !ok {
+			out = append(out, &kgo.Record{Key: []byte(k)})
+		}
+	}
+	return out
+}
+
+// Write produces records to partition p of topic, in order, and waits for every one to be
+// acknowledged by all in-sync replicas.
+func Write(ctx context.Context, cl *kgo.Client, topic string, p int32, records []*kgo.Record) error {
+	const batch = 10000
+	for i := 0; i < len(records); i += batch {
+		chunk := records[i:min(i+batch, len(records))]
+		for _, r := range chunk {
+			r.Topic, r.Partition = topic, p
+		}
+		if err := cl.ProduceSync(ctx, chunk...).FirstErr(); err != nil {
+			return fmt.Errorf("write %s/%d: %w", topic, p, err)
+		}
+	}
+	return nil
+}
+
+func sortedKeys(t Table) []string {
+	keys := make([]string, 0, len(t))
+	for k := range t {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
