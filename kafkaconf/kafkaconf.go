@@ -28,6 +28,12 @@ type Config struct {
 	Partitioner partition.Scheme
 	// Linger is how long the producer waits to fill a batch (sarama's Flush.Frequency).
 	Linger time.Duration
+	// SessionTimeout is how long the group coordinator waits for a member's heartbeat before it
+	// declares the member dead and moves its partitions: the failover time after a crash.
+	SessionTimeout time.Duration
+	// HeartbeatInterval is how often members heartbeat; a member learns of a rebalance on its
+	// next heartbeat, so this bounds how late survivors start one.
+	HeartbeatInterval time.Duration
 }
 
 // Defaults returns a Config for a broker on 127.0.0.1:9092.
@@ -38,6 +44,9 @@ func Defaults() Config {
 		Version:     DefaultVersion,
 		Partitioner: partition.Murmur2,
 		Linger:      5 * time.Millisecond,
+
+		SessionTimeout:    10 * time.Second,
+		HeartbeatInterval: time.Second,
 	}
 }
 
@@ -74,6 +83,10 @@ func (c Config) Validate() error {
 	if c.Linger < 0 {
 		return errors.New("linger: must not be negative")
 	}
+	if c.SessionTimeout <= 0 || c.HeartbeatInterval <= 0 || c.HeartbeatInterval*3 > c.SessionTimeout {
+		return fmt.Errorf("heartbeat-interval %s must be positive and at most a third of session-timeout %s",
+			c.HeartbeatInterval, c.SessionTimeout)
+	}
 	return nil
 }
 
@@ -101,6 +114,8 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	cfg.Producer.Flush.Frequency = c.Linger
 	cfg.Producer.Partitioner = c.Partitioner.SaramaPartitioner()
 	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{goka.CopartitioningStrategy}
+	cfg.Consumer.Group.Session.Timeout = c.SessionTimeout
+	cfg.Consumer.Group.Heartbeat.Interval = c.HeartbeatInterval
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sarama config: %w", err)
 	}

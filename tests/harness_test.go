@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +25,9 @@ import (
 	"github.com/enricher/enricher/kafkaconf"
 	"github.com/enricher/enricher/topology"
 )
+
+// topicSafe matches what may not stand in a topic name.
+var topicSafe = regexp.MustCompile(`[^a-z0-9._-]+`)
 
 var (
 	brokers   string // comma-separated broker list of the real Kafka under test
@@ -99,7 +103,7 @@ func newJob(t *testing.T) *job {
 	needKafka(t)
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	id := strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")) + "-" + hex.EncodeToString(b)
+	id := topicSafe.ReplaceAllString(strings.ToLower(t.Name()), "-") + "-" + hex.EncodeToString(b)
 	kc := kafkaconf.Defaults()
 	kc.Brokers = strings.Split(brokers, ",")
 	cl, err := kc.Client()

@@ -79,6 +79,8 @@ type kafkaFlags struct {
 	partitioner string
 	clientID    string
 	linger      time.Duration
+	session     time.Duration
+	heartbeat   time.Duration
 }
 
 func (k *kafkaFlags) register(fs *flag.FlagSet, withBrokers bool) {
@@ -90,6 +92,8 @@ func (k *kafkaFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.StringVar(&k.partitioner, "partitioner", string(d.Partitioner), "key partitioner for records written and keys looked up: murmur2 (Java clients, Kafka Streams), fnv1a (goka), crc32 (librdkafka)")
 	fs.StringVar(&k.clientID, "client-id", d.ClientID, "Kafka client id")
 	fs.DurationVar(&k.linger, "linger", d.Linger, "how long the producer waits to fill a batch")
+	fs.DurationVar(&k.session, "session-timeout", d.SessionTimeout, "consumer group session timeout: how soon a crashed replica's partitions move (broker minimum: group.min.session.timeout.ms, 6s by default)")
+	fs.DurationVar(&k.heartbeat, "heartbeat-interval", d.HeartbeatInterval, "consumer group heartbeat interval: how soon members notice a rebalance")
 }
 
 func (k *kafkaFlags) config() (kafkaconf.Config, error) {
@@ -106,6 +110,7 @@ func (k *kafkaFlags) config() (kafkaconf.Config, error) {
 		return c, usagef("--partitioner: %v", err)
 	}
 	c.Partitioner, c.Version, c.ClientID, c.Linger = scheme, k.version, k.clientID, k.linger
+	c.SessionTimeout, c.HeartbeatInterval = k.session, k.heartbeat
 	if err := c.Validate(); err != nil {
 		return c, usagef("%v", err)
 	}

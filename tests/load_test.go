@@ -1,0 +1,174 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/processor"
+)
+
+// load writes inputs at a steady rate, each with a unique message, over keys k0..k(keys-1).
+type load struct {
+	j      *job
+	cancel context.CancelFunc
+	done   chan struct{}
+	sent   atomic.Int64
+	errs   atomic.Int64
+}
+
+func (j *job) startLoad(keys int, every time.Duration) *load {
+	j.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{j: j, cancel: cancel, done: make(chan struct{})}
+	partitions := j.partitions(j.topics.Input)
+	go func() {
+		defer close(l.done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		for seq := 0; ; seq++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			key := fmt.Sprintf("k%d", seq%keys)
+			v, _ := json.Marshal(codecs.Input{Key: key, Message: "m-" + strconv.Itoa(seq)})
+			r := &kgo.Record{Topic: j.topics.Input, Key: []byte(key), Value: v}
+			j.kc.PartitionRecord(r, partitions)
+			wg.Add(1)
+			j.cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
+				defer wg.Done()
+				if err != nil {
+					l.errs.Add(1)
+				}
+			})
+			l.sent.Add(1)
+		}
+	}()
+	return l
+}
+
+// stop ends the load and returns how many inputs were written.
+func (l *load) stop() int {
+	l.cancel()
+	<-l.done
+	require.Zero(l.j.t, l.errs.Load(), "inputs that failed to produce")
+	return int(l.sent.Load())
+}
+
+// output is one consumed output.
+type output struct {
+	message   string
+	score     int64
+	partition int // source partition
+	at        time.Time
+}
+
+// collector reads the output topic from the start while the test runs.
+type collector struct {
+	mu     sync.Mutex
+	out    []output
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (j *job) collect() *collector {
+	j.t.Helper()
+	cl, err := j.kc.Client(kgo.ConsumeTopics(j.topics.Output), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	require.NoError(j.t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &collector{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		defer cl.Close()
+		for ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			fs.EachRecord(func(r *kgo.Record) {
+				var o codecs.Output
+				if json.Unmarshal(r.Value, &o) != nil {
+					return
+				}
+				p := -1
+				for _, h := range r.Headers {
+					if h.Key == processor.HeaderSourcePartition {
+						p, _ = strconv.Atoi(string(h.Value))
+					}
+				}
+				c.mu.Lock()
+				c.out = append(c.out, output{message: o.Message, score: o.Score, partition: p, at: r.Timestamp})
+				c.mu.Unlock()
+			})
+		}
+	}()
+	j.t.Cleanup(func() { cancel(); <-c.done })
+	return c
+}
+
+func (c *collector) snapshot() []output {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]output(nil), c.out...)
+}
+
+// verdict checks that every one of sent inputs got an output with a score, and reports
+// duplicates and the longest gap between consecutive outputs.
+type verdict struct {
+	unique, duplicates, noScore int
+	longestGap                  time.Duration
+	gapAt                       time.Time
+}
+
+func (c *collector) wait(t *testing.T, sent int) verdict {
+	t.Helper()
+	var v verdict
+	require.Eventually(t, func() bool {
+		v = c.judge()
+		return v.unique >= sent
+	}, 120*time.Second, 200*time.Millisecond, "every input gets an output")
+	return v
+}
+
+func (c *collector) judge() verdict {
+	outs := c.snapshot()
+	seen := map[string]int{}
+	var v verdict
+	for _, o := range outs {
+		seen[o.message]++
+		if o.score == codecs.NoScore {
+			v.noScore++
+		}
+	}
+	v.unique = len(seen)
+	v.duplicates = len(outs) - len(seen)
+	sort.Slice(outs, func(i, j int) bool { return outs[i].at.Before(outs[j].at) })
+	for i := 1; i < len(outs); i++ {
+		if g := outs[i].at.Sub(outs[i-1].at); g > v.longestGap {
+			v.longestGap, v.gapAt = g, outs[i-1].at
+		}
+	}
+	return v
+}
+
+// firstAfter returns when the first output from one of partitions was produced after t0.
+func (c *collector) firstAfter(t0 time.Time, partitions map[int]bool) (time.Time, bool) {
+	var first time.Time
+	for _, o := range c.snapshot() {
+		if partitions[o.partition] && o.at.After(t0) && (first.IsZero() || o.at.Before(first)) {
+			first = o.at
+		}
+	}
+	return first, !first.IsZero()
+}
