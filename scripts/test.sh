@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs enricher's whole test suite: formatting and vet checks, unit tests with the race detector,
-# short fuzz runs of the codecs, and the system tests against a real Apache Kafka broker.
+# short fuzz runs of the codecs and the savepoint parser, and the system tests against a real Apache Kafka broker.
 #
 # The broker in KAFKA_BROKERS is used when set; otherwise scripts/kafka.sh installs Apache Kafka
 # from Maven Central (cached) and starts one on 127.0.0.1 for the run. kcat (Debian's librdkafka
@@ -42,9 +42,10 @@ go test -race -count=1 -timeout 20m ./...
 
 fuzztime=${FUZZTIME:-10s}
 if [ "$fuzztime" != "0" ]; then
-  for target in FuzzDecodeInput FuzzDecodeScore; do
-    say "fuzz $target for $fuzztime"
-    go test ./codecs -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime"
+  for spec in codecs:FuzzDecodeInput codecs:FuzzDecodeScore savepoint:FuzzParse; do
+    pkg=${spec%%:*} target=${spec#*:}
+    say "fuzz $pkg $target for $fuzztime"
+    go test "./$pkg" -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime"
   done
 fi
 say "all tests passed"
