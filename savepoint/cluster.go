@@ -256,6 +256,9 @@ func members(ctx context.Context, adm *kadm.Client, group string) (int, error) {
 // there is none.
 func committedOffsets(ctx context.Context, adm *kadm.Client, group string, topics ...string) (map[string]map[int32]int64, error) {
 	resp, err := adm.FetchOffsetsForTopics(ctx, group, topics...)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		err, resp = nil, nil // a group that never committed: some brokers say so with an error
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch committed offsets of group %q: %w", group, err)
 	}
