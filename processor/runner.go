@@ -111,7 +111,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	defer adm.Close()
 
-	layout, err := r.waitForTopology(ctx, adm)
+	layout, err := r.waitForTopology(ctx, adm, time.Now().Add(r.cfg.ConnectTimeout))
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
@@ -143,7 +143,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, r.cfg.MaxBackoff)
-		if layout, err = r.waitForTopology(ctx, adm); err != nil || ctx.Err() != nil {
+		// Once running, a broker that went away is waited for as long as it takes.
+		if layout, err = r.waitForTopology(ctx, adm, time.Time{}); err != nil || ctx.Err() != nil {
 			return err
 		}
 	}
@@ -221,9 +222,8 @@ func (r *Runner) onRebalance(a goka.Assignment) {
 }
 
 // waitForTopology creates (if asked) and checks the topics, retrying while the brokers cannot be
-// reached, up to ConnectTimeout. A wrong topology is returned at once.
-func (r *Runner) waitForTopology(ctx context.Context, adm *kadm.Client) (topology.Layout, error) {
-	deadline := time.Now().Add(r.cfg.ConnectTimeout)
+// reached, until deadline (a zero deadline: until ctx ends). A wrong topology is returned at once.
+func (r *Runner) waitForTopology(ctx context.Context, adm *kadm.Client, deadline time.Time) (topology.Layout, error) {
 	wait := 500 * time.Millisecond
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -242,7 +242,7 @@ func (r *Runner) waitForTopology(ctx context.Context, adm *kadm.Client) (topolog
 			return layout, nil
 		case topology.Permanent(err):
 			return topology.Layout{}, err
-		case time.Now().After(deadline):
+		case !deadline.IsZero() && time.Now().After(deadline):
 			return topology.Layout{}, fmt.Errorf("brokers %v not reachable for %s: %w", r.cfg.Kafka.Brokers, r.cfg.ConnectTimeout, err)
 		}
 		r.log.Warn("cannot check topics yet: retrying", "brokers", r.cfg.Kafka.Brokers, "error", err.Error(), "retry_in", wait.String())

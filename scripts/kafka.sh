@@ -6,6 +6,7 @@
 #   scripts/kafka.sh start [DIR]        format and start a broker in DIR, wait until it answers,
 #                                       print its address (127.0.0.1:PORT) on stdout
 #   scripts/kafka.sh stop [DIR]         SIGTERM the broker by its PID file, wait, SIGKILL if stuck
+#   scripts/kafka.sh restart [DIR]      start a stopped broker again: same config, ports and data
 #   scripts/kafka.sh status [DIR]       print the address if the broker in DIR is running
 #
 # DIR defaults to ./.kafka. Environment: ENRICHER_KAFKA_CACHE (jar cache, default
@@ -82,15 +83,23 @@ log.cleaner.min.cleanable.ratio=0.01
 log.cleaner.min.compaction.lag.ms=0
 log.cleaner.delete.retention.ms=1000
 PROPS
-  local jvm=(-Xms256m "-Xmx${KAFKA_HEAP:-512m}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
-    "-Dlog4j2.configurationFile=$here/kafka/log4j2.properties" "-Dkafka.logs.dir=$dir/logs")
   local id
   id=$(java -XX:TieredStopAtLevel=1 -cp "$lib/*" kafka.tools.StorageTool random-uuid 2>>"$dir/logs/format.log")
-  java -XX:TieredStopAtLevel=1 "${jvm[@]}" -cp "$lib/*" kafka.tools.StorageTool format -t "$id" \
+  java -XX:TieredStopAtLevel=1 -cp "$lib/*" kafka.tools.StorageTool format -t "$id" \
     -c "$dir/server.properties" --ignore-formatted >>"$dir/logs/format.log" 2>&1 \
     || die "formatting KRaft storage failed: see $dir/logs/format.log"
+  launch "$dir"
+}
+
+# launch DIR: start the broker configured in DIR/server.properties (formatted already) and wait
+# until its broker port accepts connections.
+launch() {
+  local dir=$1 pid port
+  port=$(sed -n 's/^listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$dir/server.properties")
+  local jvm=(-Xms256m "-Xmx${KAFKA_HEAP:-512m}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+    "-Dlog4j2.configurationFile=$here/kafka/log4j2.properties" "-Dkafka.logs.dir=$dir/logs")
   nohup java "${jvm[@]}" -cp "$lib/*" kafka.Kafka "$dir/server.properties" \
-    >"$dir/logs/stdout.log" 2>&1 </dev/null &
+    >>"$dir/logs/stdout.log" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$dir/kafka.pid"
   local deadline=$((SECONDS + ${KAFKA_START_TIMEOUT:-90}))
@@ -101,6 +110,16 @@ PROPS
   done
   echo "127.0.0.1:$port" | tee "$dir/address"
   log "broker $kafka_version ready at 127.0.0.1:$port (pid $pid, dir $dir)"
+}
+
+# restart DIR: start a stopped broker again with its config, ports and data.
+restart() {
+  local dir
+  dir=$(cd "$1" && pwd) || die "no broker directory $1"
+  [ -f "$dir/server.properties" ] || die "no broker was started in $dir"
+  if running "$dir"; then cat "$dir/address"; return 0; fi
+  install
+  launch "$dir"
 }
 
 stop() {
@@ -129,6 +148,7 @@ case "$cmd" in
   install) install; echo "$lib" ;;
   start) start "$dir" ;;
   stop) stop "$dir" ;;
+  restart) restart "$dir" ;;
   status) running "$dir" && cat "$dir/address" || { log "not running"; exit 1; } ;;
-  *) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
 esac

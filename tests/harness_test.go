@@ -91,16 +91,23 @@ func needKafka(t *testing.T) {
 
 // job is one test's topics and group on the shared broker.
 type job struct {
-	t      *testing.T
-	topics topology.Topics
-	kc     kafkaconf.Config
-	adm    *kadm.Client
-	cl     *kgo.Client
+	t       *testing.T
+	brokers string
+	topics  topology.Topics
+	kc      kafkaconf.Config
+	adm     *kadm.Client
+	cl      *kgo.Client
 }
 
 func newJob(t *testing.T) *job {
 	t.Helper()
 	needKafka(t)
+	return newJobOn(t, brokers)
+}
+
+// newJobOn is newJob on another broker (a test's own).
+func newJobOn(t *testing.T, brokers string) *job {
+	t.Helper()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	id := topicSafe.ReplaceAllString(strings.ToLower(t.Name()), "-") + "-" + hex.EncodeToString(b)
@@ -108,7 +115,7 @@ func newJob(t *testing.T) *job {
 	kc.Brokers = strings.Split(brokers, ",")
 	cl, err := kc.Client()
 	require.NoError(t, err)
-	j := &job{t: t, kc: kc, cl: cl, adm: kadm.NewClient(cl), topics: topology.Topics{
+	j := &job{t: t, brokers: brokers, kc: kc, cl: cl, adm: kadm.NewClient(cl), topics: topology.Topics{
 		Group: "g-" + id, Input: "in-" + id, Scores: "sc-" + id, Output: "out-" + id,
 	}}
 	t.Cleanup(func() {
@@ -122,7 +129,7 @@ func newJob(t *testing.T) *job {
 
 // topicArgs are the flags that point a command at this job.
 func (j *job) topicArgs() []string {
-	return []string{"--brokers", brokers, "--group", j.topics.Group, "--input", j.topics.Input,
+	return []string{"--brokers", j.brokers, "--group", j.topics.Group, "--input", j.topics.Input,
 		"--scores", j.topics.Scores, "--output", j.topics.Output}
 }
 
@@ -311,5 +318,34 @@ func (p *proc) exited(timeout time.Duration) int {
 	case <-time.After(timeout):
 		p.t.Fatalf("enricher still running after %s", timeout)
 		return -1
+	}
+}
+
+// ownBroker starts a single Kafka broker for one test (to stop and restart it) and returns its
+// address and directory; it is stopped when the test ends.
+func ownBroker(t *testing.T) (string, string) {
+	t.Helper()
+	needKafka(t)
+	dir := t.TempDir()
+	out, err := exec.Command("bash", filepath.Join(repoRoot, "scripts/kafka.sh"), "start", dir).Output()
+	require.NoError(t, err, "start a broker of the test's own")
+	t.Cleanup(func() { kafkaScript(t, "stop", dir) })
+	return strings.TrimSpace(string(out)), dir
+}
+
+// kafkaScript runs scripts/kafka.sh ACTION DIR.
+func kafkaScript(t *testing.T, action, dir string) {
+	t.Helper()
+	out, err := exec.Command("bash", filepath.Join(repoRoot, "scripts/kafka.sh"), action, dir).CombinedOutput()
+	require.NoError(t, err, "kafka.sh %s: %s", action, out)
+}
+
+// running reports whether the process has not exited.
+func (p *proc) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
 	}
 }
