@@ -21,7 +21,14 @@ const (
 	HeaderSourceOffset    = "enricher-source-offset"
 	HeaderDLQReason       = "enricher-dlq-reason"
 	HeaderDLQError        = "enricher-dlq-error"
+	// HeaderDLQTruncated holds the original length of a dead letter whose value was cut to fit
+	// Kafka's message size limit; the whole record stays in its source topic.
+	HeaderDLQTruncated = "enricher-dlq-truncated"
 )
+
+// defaultDeadLetterMax caps dead-letter values when no size limit is configured, so that a dead
+// letter plus its headers fits the producer's 1,000,000-byte message limit.
+const defaultDeadLetterMax = 900 * 1024
 
 // Enricher holds the callbacks of the job.
 type Enricher struct {
@@ -102,6 +109,14 @@ func (e *Enricher) deadLetter(ctx goka.Context, raw []byte, err error) {
 	h := sourceHeaders(ctx)
 	h[HeaderDLQReason] = []byte(reason)
 	h[HeaderDLQError] = []byte(err.Error())
+	limit := e.limits.MaxValueBytes
+	if limit <= 0 {
+		limit = defaultDeadLetterMax
+	}
+	if len(raw) > limit {
+		h[HeaderDLQTruncated] = []byte(strconv.Itoa(len(raw)))
+		raw = raw[:limit]
+	}
 	ctx.Emit(goka.Stream(e.topics.DLQ()), ctx.Key(), raw, goka.WithCtxEmitHeaders(h))
 	e.stats.deadLettered(reason)
 	if suppressed, ok := e.dlqLog.allow(); ok {

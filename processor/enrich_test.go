@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -122,13 +123,21 @@ func TestBadRecordsGoToDLQAndProcessingContinues(t *testing.T) {
 		hdr, key, raw, ok := h.dlq.NextRawWithHeaders()
 		require.True(t, ok, "dead letter for %q", tc.value)
 		assert.Equal(t, tc.key, key)
-		assert.Equal(t, tc.value, string(raw), "the dead letter carries the record as it came")
+		if len(tc.value) > 1024 {
+			assert.Equal(t, tc.value[:1024], string(raw), "an oversized dead letter is cut to the limit")
+			assert.Equal(t, fmt.Sprint(len(tc.value)), string(hdr[HeaderDLQTruncated]))
+		} else {
+			assert.Equal(t, tc.value, string(raw), "the dead letter carries the record as it came")
+			assert.Empty(t, hdr[HeaderDLQTruncated])
+		}
 		assert.Equal(t, string(tc.reason), string(hdr[HeaderDLQReason]))
 		assert.NotEmpty(t, hdr[HeaderDLQError])
 		assert.Equal(t, tc.topic, string(hdr[HeaderSourceTopic]))
 	}
 	_, _, ok := h.out.Next()
 	assert.False(t, ok, "bad inputs produce no output")
+	hdr, _, raw, ok := h.dlq.NextRawWithHeaders()
+	require.False(t, ok, "no other dead letters: %v %s", hdr, raw)
 
 	h.score("a", `{"score":7}`)
 	h.input("a", `{"message":"good"}`)

@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"syscall"
@@ -9,6 +11,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/processor"
 )
 
 // The single broker stops for 30 s: `enricher run` does not exit while it is away, and the
@@ -57,3 +63,71 @@ func grepLines(logs string, any ...string) string {
 
 func splitLines(s string) []string { return strings.Split(s, "\n") }
 func contains(s, sub string) bool  { return strings.Contains(s, sub) }
+
+// A batch of bad records among good ones: each bad one lands in the DLQ with its reason, every
+// good one is enriched, and the processor never stops.
+func TestHostileInputBatch(t *testing.T) {
+	t.Parallel()
+	j := newJob(t)
+	j.createTopics(partitions)
+	p := j.start(t.TempDir())
+	p.waitRunning(partitions)
+	j.scoreRound(10, 70)
+	j.waitChangelog(10)
+
+	big := `{"key":"k1","message":"` + strings.Repeat("x", 990_000) + `"}`
+	bad := []struct {
+		topic      string
+		key, value []byte
+		reason     string
+	}{
+		{j.topics.Input, []byte("k1"), []byte(`{"message": nope}`), "invalid_json"},
+		{j.topics.Scores, []byte("k1"), []byte(`{"score":"7"}`), "wrong_type"},
+		{j.topics.Scores, []byte("k1"), []byte(`{"score":92233720368547758070}`), "wrong_type"},
+		{j.topics.Input, []byte("k1"), []byte{}, "empty_value"},
+		{j.topics.Input, nil, []byte(`{"key":"k1","message":"no record key"}`), "missing_key"},
+		{j.topics.Input, []byte("k1"), []byte(`{"key":"k2","message":"m"}`), "key_mismatch"},
+		{j.topics.Input, []byte("k1"), []byte(big), "too_large"},
+		{j.topics.Input, []byte("k1"), []byte("{\"message\":\"\xc3\x28\"}"), "invalid_utf8"},
+	}
+	cl, err := j.kc.Client(kgo.ProducerBatchMaxBytes(4 << 20))
+	require.NoError(t, err)
+	defer cl.Close()
+	for i, b := range bad {
+		r := &kgo.Record{Topic: b.topic, Key: b.key, Value: b.value}
+		j.kc.PartitionRecord(r, partitions)
+		require.NoError(t, cl.ProduceSync(context.Background(), r).FirstErr(), "bad record %d", i)
+		j.produce("input", inputLine(fmt.Sprintf("k%d", i), fmt.Sprintf("good-%d", i)))
+	}
+
+	got := map[string]int64{}
+	require.Eventually(t, func() bool {
+		for _, r := range j.records(j.topics.Output, 1<<20, 2*time.Second) {
+			var o codecs.Output
+			require.NoError(t, json.Unmarshal(r.Value, &o))
+			got[o.Message] = o.Score
+		}
+		return len(got) >= len(bad)
+	}, 60*time.Second, 500*time.Millisecond)
+	for i := range bad {
+		assert.Equal(t, int64(70+i), got[fmt.Sprintf("good-%d", i)], "good record %d", i)
+	}
+	assert.Len(t, got, len(bad), "bad inputs produce no output")
+
+	dlq := j.records(j.topics.DLQ(), len(bad), 60*time.Second)
+	require.Len(t, dlq, len(bad))
+	reasons := map[string]int{}
+	for _, r := range dlq {
+		h := headers(r)
+		reasons[h[processor.HeaderDLQReason]]++
+		assert.NotEmpty(t, h[processor.HeaderDLQError])
+		if h[processor.HeaderDLQReason] == "too_large" {
+			assert.Equal(t, fmt.Sprint(len(big)), h[processor.HeaderDLQTruncated])
+			assert.Less(t, len(r.Value), len(big))
+		}
+	}
+	assert.Equal(t, map[string]int{"invalid_json": 1, "wrong_type": 2, "empty_value": 1, "missing_key": 1,
+		"key_mismatch": 1, "too_large": 1, "invalid_utf8": 1}, reasons)
+	require.True(t, p.running())
+	assert.Equal(t, 0, p.stop(syscall.SIGTERM))
+}

@@ -13,6 +13,10 @@ import (
 	"github.com/enricher/enricher/topology"
 )
 
+// maxMessageLimit leaves room for an output's JSON around the message and for dead-letter
+// headers within the producer's 1,000,000-byte limit.
+const maxMessageLimit = 990_000
+
 // processorFlags are the flags of `run` and `dev`.
 type processorFlags struct {
 	kafka           kafkaFlags
@@ -56,8 +60,8 @@ func (p *processorFlags) config(log *slog.Logger) (processor.Config, error) {
 		return processor.Config{}, usagef("--partitions: must be between 1 and 1048576, got %d", p.partitions)
 	case p.replication == 0 || p.replication < -1 || p.replication > 32767:
 		return processor.Config{}, usagef("--replication-factor: must be -1 or between 1 and 32767, got %d", p.replication)
-	case p.maxMessage <= 0:
-		return processor.Config{}, usagef("--max-message-bytes: must be positive, got %d", p.maxMessage)
+	case p.maxMessage <= 0 || p.maxMessage > maxMessageLimit:
+		return processor.Config{}, usagef("--max-message-bytes: must be between 1 and %d (outputs and dead letters must fit Kafka's 1 MB message limit), got %d", maxMessageLimit, p.maxMessage)
 	case p.stateDir == "":
 		return processor.Config{}, usagef("--state-dir: empty")
 	case p.connectTimeout <= 0:
