@@ -45,24 +45,18 @@ func TestBrokerOutage(t *testing.T) {
 }
 
 func grepLines(logs string, any ...string) string {
-	out := ""
-	n := 0
-	for _, line := range splitLines(logs) {
+	var out []string
+	for _, line := range strings.Split(logs, "\n") {
 		for _, a := range any {
-			if contains(line, a) {
-				if n < 12 {
-					out += line + "\n"
-				}
-				n++
+			if strings.Contains(line, a) {
+				out = append(out, line)
 				break
 			}
 		}
 	}
-	return out + fmt.Sprintf("(%d such lines)", n)
+	n := len(out)
+	return strings.Join(out[:min(n, 12)], "\n") + fmt.Sprintf("\n(%d such lines)", n)
 }
-
-func splitLines(s string) []string { return strings.Split(s, "\n") }
-func contains(s, sub string) bool  { return strings.Contains(s, sub) }
 
 // A batch of bad records among good ones: each bad one lands in the DLQ with its reason, every
 // good one is enriched, and the processor never stops.
