@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -76,15 +75,41 @@ type Progress func(read, total int64)
 // key; a tombstone removes its key. It fails if a partition's records before until[p] are no
 // longer in the topic (its log start moved past them).
 func Read(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic string, until map[int32]int64, progress Progress) (Partitions, error) {
+	out := Partitions{}
+	bounds, err := Scan(ctx, kc, adm, topic, until, progress, func(r *kgo.Record) {
+		t := out[r.Partition]
+		if t == nil {
+			t = Table{}
+			out[r.Partition] = t
+		}
+		if r.Value == nil {
+			delete(t, string(r.Key))
+		} else {
+			t[string(r.Key)] = r.Value
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	for p := range bounds {
+		if out[p] == nil {
+			out[p] = Table{}
+		}
+	}
+	return out, nil
+}
+
+// Scan calls fn, in offset order per partition, with every record of topic from its start up
+// to, not including, until[p] (a partition missing from until is read to its current end). It
+// returns the bounds of the partitions as they were when the scan started.
+func Scan(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic string, until map[int32]int64, progress Progress, fn func(*kgo.Record)) (map[int32]Bounds, error) {
 	bounds, err := Offsets(ctx, adm, topic)
 	if err != nil {
 		return nil, err
 	}
 	targets := map[int32]int64{}
 	var total int64
-	out := Partitions{}
 	for p, b := range bounds {
-		out[p] = Table{}
 		target := b.End
 		if u, ok := until[p]; ok {
 			if u > b.End {
@@ -109,7 +134,7 @@ func Read(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic stri
 		if progress != nil {
 			progress(0, 0)
 		}
-		return out, nil
+		return bounds, nil
 	}
 	start := map[string]map[int32]kgo.Offset{topic: {}}
 	for p := range targets {
@@ -120,7 +145,7 @@ func Read(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic stri
 		return nil, err
 	}
 	defer cl.Close()
-	var read atomic.Int64
+	var read int64
 	for len(targets) > 0 {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
@@ -134,17 +159,12 @@ func Read(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic stri
 			if !open {
 				return
 			}
-			t := out[fp.Partition]
 			for _, r := range fp.Records {
 				if r.Offset >= target {
 					break
 				}
-				if r.Value == nil {
-					delete(t, string(r.Key))
-				} else {
-					t[string(r.Key)] = r.Value
-				}
-				read.Add(1)
+				fn(r)
+				read++
 			}
 			if n := len(fp.Records); n > 0 && fp.Records[n-1].Offset >= target-1 {
 				delete(targets, fp.Partition)
@@ -152,10 +172,10 @@ func Read(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic stri
 			}
 		})
 		if progress != nil {
-			progress(read.Load(), total)
+			progress(read, total)
 		}
 	}
-	return out, nil
+	return bounds, nil
 }
 
 // Diff returns the records that turn table current into want: a value for every key whose

@@ -125,3 +125,52 @@ func TestHostileInputBatch(t *testing.T) {
 	require.True(t, p.running())
 	assert.Equal(t, 0, p.stop(syscall.SIGTERM))
 }
+
+// `dlq list` shows dead letters with their reasons; `dlq redrive` publishes the chosen ones to
+// their source again, and once the cause is fixed they are enriched.
+func TestDLQListAndRedrive(t *testing.T) {
+	t.Parallel()
+	j := newJob(t)
+	j.createTopics(partitions)
+	state := t.TempDir()
+	p := j.start(state, "--max-message-bytes", "200")
+	p.waitRunning(partitions)
+	j.produce("score", scoreLine("k1", 5))
+	j.waitChangelog(1)
+	long := strings.Repeat("y", 300)
+	j.produce("input", inputLine("k1", long))
+	j.produceRaw(j.topics.Input, &kgo.Record{Key: []byte("k1"), Value: []byte(`{"key":"k9","message":"m"}`)})
+	j.records(j.topics.DLQ(), 2, 30*time.Second)
+
+	code, stdout, stderr := j.enricher("", append([]string{"dlq", "list", "--json"}, j.topicArgs()...)...)
+	require.Equal(t, 0, code, stderr)
+	reasons := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
+		reasons[m["reason"].(string)] = m["source_topic"].(string)
+	}
+	assert.Equal(t, map[string]string{"too_large": j.topics.Input, "key_mismatch": j.topics.Input}, reasons)
+	code, stdout, _ = j.enricher("", append([]string{"dlq", "list", "--reason", "too_large"}, j.topicArgs()...)...)
+	require.Equal(t, 0, code)
+	assert.Contains(t, stdout, "too_large")
+	assert.NotContains(t, stdout, "key_mismatch")
+
+	code, _, stderr = j.enricher("", append([]string{"dlq", "redrive"}, j.topicArgs()...)...)
+	assert.Equal(t, 2, code, "redrive without a choice is a usage error")
+	assert.Contains(t, stderr, "--reason, --at or --all")
+
+	// Fix the cause (the limit), then redrive.
+	require.Equal(t, 0, p.stop(syscall.SIGTERM))
+	p = j.start(state)
+	p.waitRunning(partitions)
+	code, _, stderr = j.enricher("", append([]string{"dlq", "redrive", "--reason", "too_large"}, j.topicArgs()...)...)
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stderr, "redrove 1 dead letters")
+	out := j.records(j.topics.Output, 1, 30*time.Second)
+	require.Len(t, out, 1)
+	var o codecs.Output
+	require.NoError(t, json.Unmarshal(out[0].Value, &o))
+	assert.Equal(t, codecs.Output{Key: "k1", Message: long, Score: 5}, o)
+	assert.Equal(t, int64(2), j.endOffsets(j.topics.DLQ()), "nothing new was dead-lettered")
+}
