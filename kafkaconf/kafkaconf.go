@@ -34,6 +34,9 @@ type Config struct {
 	// HeartbeatInterval is how often members heartbeat; a member learns of a rebalance on its
 	// next heartbeat, so this bounds how late survivors start one.
 	HeartbeatInterval time.Duration
+	// InstanceID, when set, makes the member static (KIP-345): a replica that restarts with the
+	// same id within the session timeout takes its partitions back without a rebalance.
+	InstanceID string
 }
 
 // Defaults returns a Config for a broker on 127.0.0.1:9092.
@@ -116,6 +119,7 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{goka.CopartitioningStrategy}
 	cfg.Consumer.Group.Session.Timeout = c.SessionTimeout
 	cfg.Consumer.Group.Heartbeat.Interval = c.HeartbeatInterval
+	cfg.Consumer.Group.InstanceId = c.InstanceID
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sarama config: %w", err)
 	}

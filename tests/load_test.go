@@ -29,9 +29,29 @@ type load struct {
 
 func (j *job) startLoad(keys int, every time.Duration) *load {
 	j.t.Helper()
+	return j.startWriting(j.topics.Input, every, func(seq int) (string, []byte) {
+		key := fmt.Sprintf("k%d", seq%keys)
+		v, _ := json.Marshal(codecs.Input{Key: key, Message: "m-" + strconv.Itoa(seq)})
+		return key, v
+	})
+}
+
+// startScores writes a score every interval over keys k0..k(keys-1); record seq has score seq.
+func (j *job) startScores(keys int, every time.Duration) *load {
+	j.t.Helper()
+	return j.startWriting(j.topics.Scores, every, func(seq int) (string, []byte) {
+		key := fmt.Sprintf("k%d", seq%keys)
+		v, _ := json.Marshal(codecs.Score{Key: key, Score: int64(seq)})
+		return key, v
+	})
+}
+
+// startWriting writes record(seq) to topic every interval until stopped.
+func (j *job) startWriting(topic string, every time.Duration, record func(seq int) (string, []byte)) *load {
+	j.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &load{j: j, cancel: cancel, done: make(chan struct{})}
-	partitions := j.partitions(j.topics.Input)
+	partitions := j.partitions(topic)
 	go func() {
 		defer close(l.done)
 		tick := time.NewTicker(every)
@@ -44,9 +64,8 @@ func (j *job) startLoad(keys int, every time.Duration) *load {
 				return
 			case <-tick.C:
 			}
-			key := fmt.Sprintf("k%d", seq%keys)
-			v, _ := json.Marshal(codecs.Input{Key: key, Message: "m-" + strconv.Itoa(seq)})
-			r := &kgo.Record{Topic: j.topics.Input, Key: []byte(key), Value: v}
+			key, v := record(seq)
+			r := &kgo.Record{Topic: topic, Key: []byte(key), Value: v}
 			j.kc.PartitionRecord(r, partitions)
 			wg.Add(1)
 			j.cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {

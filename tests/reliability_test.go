@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -11,8 +13,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/enricher/enricher/changelog"
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/processor"
 )
@@ -173,4 +178,114 @@ func TestDLQListAndRedrive(t *testing.T) {
 	require.NoError(t, json.Unmarshal(out[0].Value, &o))
 	assert.Equal(t, codecs.Output{Key: "k1", Message: long, Score: 5}, o)
 	assert.Equal(t, int64(2), j.endOffsets(j.topics.DLQ()), "nothing new was dead-lettered")
+}
+
+// localTable reads a stopped replica's local stores: every key but goka's offset key.
+func localTable(t *testing.T, state, table string, partitions int) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for p := 0; p < partitions; p++ {
+		db, err := leveldb.OpenFile(processor.StorePath(state, table, int32(p)), nil)
+		require.NoError(t, err)
+		it := db.NewIterator(nil, nil)
+		for it.Next() {
+			if k := string(it.Key()); k != "__offset" {
+				out[k] = string(it.Value())
+			}
+		}
+		it.Release()
+		require.NoError(t, it.Error())
+		require.NoError(t, db.Close())
+	}
+	return out
+}
+
+// changelogTable reads the table from its changelog.
+func (j *job) changelogTable() map[string]string {
+	j.t.Helper()
+	parts, err := changelog.Read(context.Background(), j.kc, j.adm, j.topics.Table(), nil, nil)
+	require.NoError(j.t, err)
+	out := map[string]string{}
+	for _, tb := range parts {
+		for k, v := range tb {
+			out[k] = string(v)
+		}
+	}
+	return out
+}
+
+// A replica killed every few seconds, ten times, while scores stream in never corrupts its
+// local store: afterwards its table equals the changelog's.
+func TestCrashLoopKeepsStoreConsistent(t *testing.T) {
+	t.Parallel()
+	j := newJob(t)
+	j.createTopics(partitions)
+	state := t.TempDir()
+	scores := j.startScores(200, 5*time.Millisecond)
+	for i := 0; i < 10; i++ {
+		// A static member id lets each restart take the partitions back at once.
+		p := j.start(state, "--instance-id", "crashloop-replica")
+		p.waitRunning(partitions)
+		time.Sleep(time.Duration(1000+300*i%1500) * time.Millisecond) // let it apply scores, then crash mid-stream
+		p.stop(syscall.SIGKILL)
+	}
+	sent := scores.stop()
+
+	p := j.start(state, "--instance-id", "crashloop-replica")
+	p.waitRunning(partitions)
+	// Caught up: the group has committed every score, so every table write is in the changelog.
+	require.Eventually(t, func() bool {
+		lag, err := j.adm.Lag(context.Background(), j.topics.Group)
+		if err != nil {
+			return false
+		}
+		total := int64(0)
+		ok := true
+		lag.Each(func(l kadm.DescribedGroupLag) {
+			for _, pl := range l.Lag[j.topics.Scores] {
+				ok = ok && pl.Commit.At >= 0
+				total += pl.Lag
+			}
+		})
+		return ok && total == 0
+	}, 120*time.Second, 250*time.Millisecond, "the replica never caught up with %d scores", sent)
+	require.Equal(t, 0, p.stop(syscall.SIGTERM))
+
+	local := localTable(t, state, j.topics.Table(), partitions)
+	require.Len(t, local, 200)
+	assert.Equal(t, j.changelogTable(), local, "the local store equals the changelog after ten crashes")
+	t.Logf("%d scores written across 10 SIGKILLs; restores logged: %d", sent, strings.Count(p.logs(), "partition restored"))
+}
+
+// A local store with garbage in its files is detected at start, moved aside and rebuilt from
+// the changelog, with a log line saying so; the scores are still applied.
+func TestCorruptLocalStoreIsRebuilt(t *testing.T) {
+	t.Parallel()
+	j := newJob(t)
+	j.createTopics(partitions)
+	state := t.TempDir()
+	p := j.start(state)
+	p.waitRunning(partitions)
+	j.scoreRound(40, 300)
+	j.waitChangelog(40)
+	require.Equal(t, 0, p.stop(syscall.SIGTERM))
+
+	corrupted := 0
+	for part := 0; part < partitions; part++ {
+		files, err := filepath.Glob(filepath.Join(processor.StorePath(state, j.topics.Table(), int32(part)), "MANIFEST-*"))
+		require.NoError(t, err)
+		for _, f := range files {
+			require.NoError(t, os.WriteFile(f, []byte("this is not a leveldb manifest"), 0o644))
+			corrupted++
+		}
+	}
+	require.Equal(t, partitions, corrupted)
+
+	p = j.start(state)
+	p.waitRunning(partitions)
+	assert.Equal(t, partitions, strings.Count(p.logs(), "local store is corrupt: moved aside"), p.logs())
+	assert.Equal(t, want(40, 300), j.enrichOn(j.topics.Output, 40, "after-corruption"))
+	moved, err := filepath.Glob(filepath.Join(state, "*.corrupt-*"))
+	require.NoError(t, err)
+	assert.Len(t, moved, partitions, "the corrupt stores are kept aside for inspection")
 }

@@ -81,6 +81,7 @@ type kafkaFlags struct {
 	linger      time.Duration
 	session     time.Duration
 	heartbeat   time.Duration
+	instanceID  string
 }
 
 func (k *kafkaFlags) register(fs *flag.FlagSet, withBrokers bool) {
@@ -94,6 +95,7 @@ func (k *kafkaFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.DurationVar(&k.linger, "linger", d.Linger, "how long the producer waits to fill a batch")
 	fs.DurationVar(&k.session, "session-timeout", d.SessionTimeout, "consumer group session timeout: how soon a crashed replica's partitions move (broker minimum: group.min.session.timeout.ms, 6s by default)")
 	fs.DurationVar(&k.heartbeat, "heartbeat-interval", d.HeartbeatInterval, "consumer group heartbeat interval: how soon members notice a rebalance")
+	fs.StringVar(&k.instanceID, "instance-id", "", "static group membership id, unique per replica (e.g. a pod name): a replica restarted within the session timeout gets its partitions back without a rebalance")
 }
 
 func (k *kafkaFlags) config() (kafkaconf.Config, error) {
@@ -110,7 +112,7 @@ func (k *kafkaFlags) config() (kafkaconf.Config, error) {
 		return c, usagef("--partitioner: %v", err)
 	}
 	c.Partitioner, c.Version, c.ClientID, c.Linger = scheme, k.version, k.clientID, k.linger
-	c.SessionTimeout, c.HeartbeatInterval = k.session, k.heartbeat
+	c.SessionTimeout, c.HeartbeatInterval, c.InstanceID = k.session, k.heartbeat, k.instanceID
 	if err := c.Validate(); err != nil {
 		return c, usagef("%v", err)
 	}
