@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Installs and runs a real Apache Kafka broker (KRaft, single node) on 127.0.0.1 for enricher's
-# system tests, CI and benchmarks. No Docker: the broker's jars come from Maven Central.
+# Installs and runs a real Apache Kafka (KRaft) on 127.0.0.1 for enricher's system tests, CI
+# and benchmarks. No Docker: the broker's jars come from Maven Central.
 #
-#   scripts/kafka.sh install            fetch the jars into the cache (reused when present)
-#   scripts/kafka.sh start [DIR]        format and start a broker in DIR, wait until it answers,
-#                                       print its address (127.0.0.1:PORT) on stdout
-#   scripts/kafka.sh stop [DIR]         SIGTERM the broker by its PID file, wait, SIGKILL if stuck
-#   scripts/kafka.sh restart [DIR]      start a stopped broker again: same config, ports and data
-#   scripts/kafka.sh status [DIR]       print the address if the broker in DIR is running
+#   scripts/kafka.sh install              fetch the jars into the cache (reused when present)
+#   scripts/kafka.sh start [DIR]          format and start a single broker in DIR, wait until it
+#                                         answers, print its address (127.0.0.1:PORT) on stdout
+#   scripts/kafka.sh start-cluster DIR [N]  the same for N nodes (default 3) in DIR/node1..N:
+#                                         replication factor 3 and min.insync.replicas=2 by default;
+#                                         prints the bootstrap list
+#   scripts/kafka.sh stop [DIR]           SIGTERM the broker (every node of a cluster) by its PID
+#                                         file, wait, SIGKILL after 30 s
+#   scripts/kafka.sh restart DIR          start a stopped broker or node (DIR/nodeI) again: same
+#                                         config, ports and data
+#   scripts/kafka.sh status [DIR]         print the address if the broker in DIR is running
 #
 # DIR defaults to ./.kafka. Environment: ENRICHER_KAFKA_CACHE (jar cache, default
-# ~/.cache/enricher), KAFKA_PORT (broker port, default a free one), KAFKA_HEAP (default 512m).
+# ~/.cache/enricher), KAFKA_PORT (single broker port, default a free one), KAFKA_HEAP (default
+# 512m), KAFKA_START_TIMEOUT (seconds, default 90).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,20 +50,17 @@ running() { # running DIR: the PID in DIR/kafka.pid is alive
   [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
 
-start() {
-  local dir port cport pid
-  dir=$(mkdir -p "$1" && cd "$1" && pwd)
-  if running "$dir"; then cat "$dir/address"; return 0; fi
-  install
-  port=${KAFKA_PORT:-$(free_port)}
-  cport=$(free_port)
-  while [ "$cport" = "$port" ]; do cport=$(free_port); done
+broker_port() { sed -n 's/^listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$1/server.properties"; }
+
+# configure DIR NODE_ID PORT CONTROLLER_PORT VOTERS REPLICATION MIN_ISR: a fresh node directory.
+configure() {
+  local dir=$1 id=$2 port=$3 cport=$4 voters=$5 rf=$6 isr=$7
   rm -rf "$dir/data" "$dir/logs"
   mkdir -p "$dir/data" "$dir/logs"
   cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$cport
+node.id=$id
+controller.quorum.voters=$voters
 listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
 advertised.listeners=PLAINTEXT://127.0.0.1:$port
 inter.broker.listener.name=PLAINTEXT
@@ -66,80 +69,148 @@ listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$dir/data
 auto.create.topics.enable=false
 num.partitions=1
-default.replication.factor=1
-offsets.topic.replication.factor=1
+default.replication.factor=$rf
+min.insync.replicas=$isr
+offsets.topic.replication.factor=$rf
 offsets.topic.num.partitions=3
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
 transaction.state.log.num.partitions=3
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
 group.initial.rebalance.delay.ms=0
 num.io.threads=4
 num.network.threads=2
+broker.heartbeat.interval.ms=500
+broker.session.timeout.ms=3000
+replica.lag.time.max.ms=5000
 log.cleaner.backoff.ms=200
 log.cleaner.dedupe.buffer.size=16777216
 log.cleaner.min.cleanable.ratio=0.01
 log.cleaner.min.compaction.lag.ms=0
 log.cleaner.delete.retention.ms=1000
 PROPS
-  local id
-  id=$(java -XX:TieredStopAtLevel=1 -cp "$lib/*" kafka.tools.StorageTool random-uuid 2>>"$dir/logs/format.log")
-  java -XX:TieredStopAtLevel=1 -cp "$lib/*" kafka.tools.StorageTool format -t "$id" \
-    -c "$dir/server.properties" --ignore-formatted >>"$dir/logs/format.log" 2>&1 \
-    || die "formatting KRaft storage failed: see $dir/logs/format.log"
-  launch "$dir"
 }
 
-# launch DIR: start the broker configured in DIR/server.properties (formatted already) and wait
-# until its broker port accepts connections.
-launch() {
-  local dir=$1 pid port
-  port=$(sed -n 's/^listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$dir/server.properties")
+# format DIR CLUSTER_ID: format the node's KRaft storage (static quorum: no --standalone).
+format() {
+  java -XX:TieredStopAtLevel=1 -cp "$lib/*" kafka.tools.StorageTool format -t "$2" \
+    -c "$1/server.properties" --ignore-formatted >>"$1/logs/format.log" 2>&1 \
+    || die "formatting KRaft storage failed: see $1/logs/format.log"
+}
+
+# spawn DIR: start the node's JVM in the background and record its PID.
+spawn() {
+  local dir=$1
   local jvm=(-Xms256m "-Xmx${KAFKA_HEAP:-512m}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$here/kafka/log4j2.properties" "-Dkafka.logs.dir=$dir/logs")
   nohup java "${jvm[@]}" -cp "$lib/*" kafka.Kafka "$dir/server.properties" \
     >>"$dir/logs/stdout.log" 2>&1 </dev/null &
-  pid=$!
-  echo "$pid" >"$dir/kafka.pid"
+  echo $! >"$dir/kafka.pid"
+}
+
+# ready DIR: wait until the node's broker port accepts connections (it opens once the broker
+# is unfenced, so an open port means ready); the controller port opens earlier and is not probed.
+ready() {
+  local dir=$1 pid port
+  pid=$(cat "$dir/kafka.pid")
+  port=$(broker_port "$dir")
   local deadline=$((SECONDS + ${KAFKA_START_TIMEOUT:-90}))
   until port_open "$port"; do
     kill -0 "$pid" 2>/dev/null || die "broker exited during start-up: see $dir/logs/stdout.log and server.log"
-    [ $SECONDS -lt $deadline ] || { kill -TERM "$pid" 2>/dev/null || true; die "broker not ready after ${KAFKA_START_TIMEOUT:-90}s"; }
+    [ $SECONDS -lt $deadline ] || { kill -TERM "$pid" 2>/dev/null || true; die "broker in $dir not ready after ${KAFKA_START_TIMEOUT:-90}s"; }
     sleep 0.2
   done
-  echo "127.0.0.1:$port" | tee "$dir/address"
+  echo "127.0.0.1:$port" >"$dir/address"
   log "broker $kafka_version ready at 127.0.0.1:$port (pid $pid, dir $dir)"
 }
 
-# restart DIR: start a stopped broker again with its config, ports and data.
+start() {
+  local dir port cport
+  dir=$(mkdir -p "$1" && cd "$1" && pwd)
+  if running "$dir"; then cat "$dir/address"; return 0; fi
+  install
+  port=${KAFKA_PORT:-$(free_port)}
+  cport=$(free_port)
+  while [ "$cport" = "$port" ]; do cport=$(free_port); done
+  configure "$dir" 1 "$port" "$cport" "1@127.0.0.1:$cport" 1 1
+  format "$dir" "$(java -XX:TieredStopAtLevel=1 -cp "$lib/*" kafka.tools.StorageTool random-uuid 2>/dev/null)"
+  spawn "$dir"
+  ready "$dir"
+  cat "$dir/address"
+}
+
+start_cluster() {
+  local dir n=${2:-3} i voters="" id
+  dir=$(mkdir -p "$1" && cd "$1" && pwd)
+  install
+  local ports=() cports=()
+  for ((i = 1; i <= n; i++)); do
+    ports[i]=$(free_port)
+    cports[i]=$(free_port)
+    voters+="${voters:+,}$i@127.0.0.1:${cports[i]}"
+  done
+  id=$(java -XX:TieredStopAtLevel=1 -cp "$lib/*" kafka.tools.StorageTool random-uuid 2>/dev/null)
+  local rf=$((n < 3 ? n : 3)) isr=$((n < 3 ? 1 : 2))
+  for ((i = 1; i <= n; i++)); do
+    configure "$dir/node$i" "$i" "${ports[i]}" "${cports[i]}" "$voters" "$rf" "$isr"
+    format "$dir/node$i" "$id"
+  done
+  # The brokers open their ports only once the controller quorum has formed: start every node
+  # before waiting for any.
+  for ((i = 1; i <= n; i++)); do spawn "$dir/node$i"; done
+  local addrs=""
+  for ((i = 1; i <= n; i++)); do
+    ready "$dir/node$i"
+    addrs+="${addrs:+,}$(cat "$dir/node$i/address")"
+  done
+  echo "$addrs" | tee "$dir/address"
+}
+
+# stop_nodes DIR...: SIGTERM every node (a controlled shutdown), then wait for all of them.
+stop_nodes() {
+  local d pids=() pid
+  for d in "$@"; do
+    [ -f "$d/kafka.pid" ] || continue
+    pid=$(cat "$d/kafka.pid")
+    kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" && pids+=("$pid")
+  done
+  local deadline=$((SECONDS + 30)) killed=""
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null; do
+      if [ -z "$killed" ] && [ $SECONDS -ge $deadline ]; then
+        log "brokers ignored SIGTERM for 30s: SIGKILL"
+        for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+        killed=1
+      fi
+      sleep 0.2
+    done
+    log "broker $pid stopped"
+  done
+  for d in "$@"; do rm -f "$d/kafka.pid" "$d/address"; done
+}
+
+stop() {
+  local dir=$1
+  if [ -f "$dir/server.properties" ]; then
+    stop_nodes "$dir"
+  elif compgen -G "$dir/node*/server.properties" >/dev/null; then
+    stop_nodes "$dir"/node*
+    rm -f "$dir/address"
+  else
+    log "no broker in $dir"
+  fi
+}
+
 restart() {
   local dir
   dir=$(cd "$1" && pwd) || die "no broker directory $1"
   [ -f "$dir/server.properties" ] || die "no broker was started in $dir"
   if running "$dir"; then cat "$dir/address"; return 0; fi
   install
-  launch "$dir"
-}
-
-stop() {
-  local dir=$1 pid
-  [ -f "$dir/kafka.pid" ] || { log "no broker in $dir"; return 0; }
-  pid=$(cat "$dir/kafka.pid")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid"
-    local deadline=$((SECONDS + 30)) killed=""
-    while kill -0 "$pid" 2>/dev/null; do
-      if [ -z "$killed" ] && [ $SECONDS -ge $deadline ]; then
-        log "broker $pid ignored SIGTERM for 30s: SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        killed=1
-      fi
-      sleep 0.2
-    done
-    log "broker $pid stopped"
-  fi
-  rm -f "$dir/kafka.pid" "$dir/address"
+  spawn "$dir"
+  ready "$dir"
+  cat "$dir/address"
 }
 
 cmd=${1:-}
@@ -147,6 +218,7 @@ dir=${2:-.kafka}
 case "$cmd" in
   install) install; echo "$lib" ;;
   start) start "$dir" ;;
+  start-cluster) [ $# -ge 2 ] || die "start-cluster needs a DIR"; start_cluster "$dir" "${3:-3}" ;;
   stop) stop "$dir" ;;
   restart) restart "$dir" ;;
   status) running "$dir" && cat "$dir/address" || { log "not running"; exit 1; } ;;

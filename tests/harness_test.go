@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -348,4 +349,26 @@ func (p *proc) running() bool {
 	default:
 		return true
 	}
+}
+
+// ownCluster starts a 3-node Kafka cluster (replication 3, min.insync.replicas 2) for one test
+// and returns its bootstrap list and directory (node i lives in DIR/node<i>).
+func ownCluster(t *testing.T) (string, string) {
+	t.Helper()
+	needKafka(t)
+	dir := t.TempDir()
+	out, err := exec.Command("bash", filepath.Join(repoRoot, "scripts/kafka.sh"), "start-cluster", dir, "3").Output()
+	require.NoError(t, err, "start a 3-node cluster")
+	t.Cleanup(func() { kafkaScript(t, "stop", dir) })
+	return strings.TrimSpace(string(out)), dir
+}
+
+// describe returns the job's topics as `enricher topics describe --json` reports them.
+func (j *job) describe() []topology.TopicInfo {
+	j.t.Helper()
+	code, stdout, stderr := j.enricher("", append([]string{"topics", "describe", "--json"}, j.topicArgs()...)...)
+	require.Equal(j.t, 0, code, stderr)
+	var infos []topology.TopicInfo
+	require.NoError(j.t, json.Unmarshal([]byte(stdout), &infos))
+	return infos
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -288,4 +289,47 @@ func TestCorruptLocalStoreIsRebuilt(t *testing.T) {
 	moved, err := filepath.Glob(filepath.Join(state, "*.corrupt-*"))
 	require.NoError(t, err)
 	assert.Len(t, moved, partitions, "the corrupt stores are kept aside for inspection")
+}
+
+// kill -9 one broker of three under a steady input stream, then bring it back: no input goes
+// without an output, no score is lost, duplicates are reported.
+func TestBrokerKilledInCluster(t *testing.T) {
+	t.Parallel()
+	addr, dir := ownCluster(t)
+	j := newJobOn(t, addr)
+	j.createTopics(partitions)
+	for _, info := range j.describe() {
+		require.Equal(t, 3, info.Replicas, "topic %s has replication 3", info.Name)
+	}
+	p := j.start(t.TempDir())
+	p.waitRunning(partitions)
+	j.scoreRound(60, 2000)
+	j.waitChangelog(60)
+	c := j.collect()
+	l := j.startLoad(60, 10*time.Millisecond)
+	c.waitProgress(t, 200)
+
+	node := filepath.Join(dir, "node2")
+	pid, err := os.ReadFile(filepath.Join(node, "kafka.pid"))
+	require.NoError(t, err)
+	require.NoError(t, exec.Command("kill", "-KILL", strings.TrimSpace(string(pid))).Run())
+	killed := time.Now()
+	c.waitProgress(t, 300) // the cluster goes on with two brokers
+	t.Logf("outputs flowing again with two brokers %s after the kill", time.Since(killed).Round(time.Millisecond))
+	kafkaScript(t, "restart", node)
+	c.waitProgress(t, 300)
+
+	sent := l.stop()
+	v := c.wait(t, sent)
+	v.report(t, sent)
+	assert.Zero(t, v.noScore, "no output misses its key's score")
+	assert.True(t, p.running())
+	table := map[string]int64{}
+	for k, raw := range j.changelogTable() {
+		var s codecs.Score
+		require.NoError(t, json.Unmarshal([]byte(raw), &s))
+		table[k] = s.Score
+	}
+	assert.Equal(t, want(60, 2000), table, "no score lost from the changelog")
+	t.Logf("processor restarts during the broker kill: %d", strings.Count(p.logs(), "processor failed"))
 }
