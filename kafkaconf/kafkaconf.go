@@ -37,6 +37,8 @@ type Config struct {
 	// InstanceID, when set, makes the member static (KIP-345): a replica that restarts with the
 	// same id within the session timeout takes its partitions back without a rebalance.
 	InstanceID string
+	// Security is TLS and SASL for every connection.
+	Security Security
 }
 
 // Defaults returns a Config for a broker on 127.0.0.1:9092.
@@ -86,6 +88,9 @@ func (c Config) Validate() error {
 	if c.Linger < 0 {
 		return errors.New("linger: must not be negative")
 	}
+	if err := c.Security.validate(); err != nil {
+		return err
+	}
 	if c.SessionTimeout <= 0 || c.HeartbeatInterval <= 0 || c.HeartbeatInterval*3 > c.SessionTimeout {
 		return fmt.Errorf("heartbeat-interval %s must be positive and at most a third of session-timeout %s",
 			c.HeartbeatInterval, c.SessionTimeout)
@@ -120,6 +125,9 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	cfg.Consumer.Group.Session.Timeout = c.SessionTimeout
 	cfg.Consumer.Group.Heartbeat.Interval = c.HeartbeatInterval
 	cfg.Consumer.Group.InstanceId = c.InstanceID
+	if err := c.Security.applySarama(cfg); err != nil {
+		return nil, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sarama config: %w", err)
 	}
@@ -135,6 +143,11 @@ func (c Config) Client(opts ...kgo.Opt) (*kgo.Client, error) {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(c.Linger),
 	}
+	sec, err := c.Security.kgoOpts()
+	if err != nil {
+		return nil, err
+	}
+	base = append(base, sec...)
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)

@@ -242,6 +242,8 @@ func (r *Runner) waitForTopology(ctx context.Context, adm *kadm.Client, deadline
 			return layout, nil
 		case topology.Permanent(err):
 			return topology.Layout{}, err
+		case kafkaconf.AccessDenied(err) != nil:
+			return topology.Layout{}, kafkaconf.AccessDenied(err)
 		case !deadline.IsZero() && time.Now().After(deadline):
 			return topology.Layout{}, fmt.Errorf("brokers %v not reachable for %s: %w", r.cfg.Kafka.Brokers, r.cfg.ConnectTimeout, err)
 		}

@@ -8,6 +8,10 @@
 #   scripts/kafka.sh start-cluster DIR [N]  the same for N nodes (default 3) in DIR/node1..N:
 #                                         replication factor 3 and min.insync.replicas=2 by default;
 #                                         prints the bootstrap list
+#   scripts/kafka.sh start-secure DIR     a single broker whose client listener is SASL_SSL: a CA
+#                                         (DIR/certs/ca.pem) and broker certificate are made for
+#                                         it; user enricher, password enricher-secret, for PLAIN,
+#                                         SCRAM-SHA-256 and SCRAM-SHA-512
 #   scripts/kafka.sh stop [DIR]           SIGTERM the broker (every node of a cluster) by its PID
 #                                         file, wait, SIGKILL after 30 s
 #   scripts/kafka.sh restart DIR          start a stopped broker or node (DIR/nodeI) again: same
@@ -50,7 +54,7 @@ running() { # running DIR: the PID in DIR/kafka.pid is alive
   [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
 
-broker_port() { sed -n 's/^listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$1/server.properties"; }
+broker_port() { sed -n 's/^listeners=[A-Z_]*:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$1/server.properties"; }
 
 # configure DIR NODE_ID PORT CONTROLLER_PORT VOTERS REPLICATION MIN_ISR: a fresh node directory.
 configure() {
@@ -140,6 +144,55 @@ start() {
   cat "$dir/address"
 }
 
+# start_secure DIR: a single broker whose client listener is SASL_SSL, with a CA and a broker
+# certificate made for it (DIR/certs/ca.pem is the CA clients trust) and the user enricher
+# (password enricher-secret) for PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
+start_secure() {
+  local dir port iport cport
+  dir=$(mkdir -p "$1" && cd "$1" && pwd)
+  if running "$dir"; then cat "$dir/address"; return 0; fi
+  install
+  command -v openssl >/dev/null || die "openssl not found: install it (apt-get install openssl)"
+  port=$(free_port); iport=$(free_port); cport=$(free_port)
+  configure "$dir" 1 "$iport" "$cport" "1@127.0.0.1:$cport" 1 1
+  local certs="$dir/certs"
+  mkdir -p "$certs"
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=enricher test CA" \
+      -keyout "$certs/ca.key" -out "$certs/ca.pem"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$certs/broker.key" -out "$certs/broker.csr"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$certs/san.ext"
+    openssl x509 -req -in "$certs/broker.csr" -CA "$certs/ca.pem" -CAkey "$certs/ca.key" -CAcreateserial \
+      -days 30 -extfile "$certs/san.ext" -out "$certs/broker.pem"
+    openssl pkcs8 -topk8 -v1 PBE-SHA1-3DES -passout pass:broker-key-secret -in "$certs/broker.key" -out "$certs/broker-pkcs8.key"
+  } >"$dir/logs/certs.log" 2>&1 || die "making certificates failed: see $dir/logs/certs.log"
+  cat "$certs/broker-pkcs8.key" "$certs/broker.pem" "$certs/ca.pem" >"$certs/broker-keystore.pem"
+  sed -i -e "s|^listeners=.*|listeners=SASL_SSL://127.0.0.1:$port,INTERNAL://127.0.0.1:$iport,CONTROLLER://127.0.0.1:$cport|" \
+    -e "s|^advertised.listeners=.*|advertised.listeners=SASL_SSL://127.0.0.1:$port,INTERNAL://127.0.0.1:$iport|" \
+    -e "s|^inter.broker.listener.name=.*|inter.broker.listener.name=INTERNAL|" \
+    -e "s|^listener.security.protocol.map=.*|listener.security.protocol.map=CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,SASL_SSL:SASL_SSL|" \
+    "$dir/server.properties"
+  cat >>"$dir/server.properties" <<PROPS
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_enricher="enricher-secret";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=$certs/broker-keystore.pem
+ssl.key.password=broker-key-secret
+ssl.client.auth=none
+PROPS
+  java -XX:TieredStopAtLevel=1 -cp "$lib/*" kafka.tools.StorageTool format \
+    -t "$(java -XX:TieredStopAtLevel=1 -cp "$lib/*" kafka.tools.StorageTool random-uuid 2>/dev/null)" \
+    -c "$dir/server.properties" --ignore-formatted \
+    --add-scram 'SCRAM-SHA-256=[name=enricher,password=enricher-secret]' \
+    --add-scram 'SCRAM-SHA-512=[name=enricher,password=enricher-secret]' >>"$dir/logs/format.log" 2>&1 \
+    || die "formatting KRaft storage failed: see $dir/logs/format.log"
+  spawn "$dir"
+  ready "$dir"
+  cat "$dir/address"
+}
+
 start_cluster() {
   local dir n=${2:-3} i voters="" id
   dir=$(mkdir -p "$1" && cd "$1" && pwd)
@@ -218,6 +271,7 @@ dir=${2:-.kafka}
 case "$cmd" in
   install) install; echo "$lib" ;;
   start) start "$dir" ;;
+  start-secure) start_secure "$dir" ;;
   start-cluster) [ $# -ge 2 ] || die "start-cluster needs a DIR"; start_cluster "$dir" "${3:-3}" ;;
   stop) stop "$dir" ;;
   restart) restart "$dir" ;;

@@ -94,10 +94,13 @@ func needKafka(t *testing.T) {
 type job struct {
 	t       *testing.T
 	brokers string
-	topics  topology.Topics
-	kc      kafkaconf.Config
-	adm     *kadm.Client
-	cl      *kgo.Client
+	// flags and env are added to every enricher command of the job (security settings).
+	flags  []string
+	env    []string
+	topics topology.Topics
+	kc     kafkaconf.Config
+	adm    *kadm.Client
+	cl     *kgo.Client
 }
 
 func newJob(t *testing.T) *job {
@@ -106,14 +109,18 @@ func newJob(t *testing.T) *job {
 	return newJobOn(t, brokers)
 }
 
-// newJobOn is newJob on another broker (a test's own).
-func newJobOn(t *testing.T, brokers string) *job {
+// newJobOn is newJob on another broker (a test's own), optionally with TLS and SASL settings
+// for the test's own clients.
+func newJobOn(t *testing.T, brokers string, sec ...kafkaconf.Security) *job {
 	t.Helper()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	id := topicSafe.ReplaceAllString(strings.ToLower(t.Name()), "-") + "-" + hex.EncodeToString(b)
 	kc := kafkaconf.Defaults()
 	kc.Brokers = strings.Split(brokers, ",")
+	if len(sec) > 0 {
+		kc.Security = sec[0]
+	}
 	cl, err := kc.Client()
 	require.NoError(t, err)
 	j := &job{t: t, brokers: brokers, kc: kc, cl: cl, adm: kadm.NewClient(cl), topics: topology.Topics{
@@ -130,8 +137,8 @@ func newJobOn(t *testing.T, brokers string) *job {
 
 // topicArgs are the flags that point a command at this job.
 func (j *job) topicArgs() []string {
-	return []string{"--brokers", j.brokers, "--group", j.topics.Group, "--input", j.topics.Input,
-		"--scores", j.topics.Scores, "--output", j.topics.Output}
+	return append([]string{"--brokers", j.brokers, "--group", j.topics.Group, "--input", j.topics.Input,
+		"--scores", j.topics.Scores, "--output", j.topics.Output}, j.flags...)
 }
 
 // enricher runs the binary to completion and returns its exit code, stdout and stderr.
@@ -140,6 +147,7 @@ func (j *job) enricher(stdin string, args ...string) (int, string, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), j.env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &stdout, &stderr
 	err := cmd.Run()
@@ -241,6 +249,7 @@ func (j *job) start(stateDir string, extra ...string) *proc {
 	j.t.Helper()
 	args := append([]string{"run", "--state-dir", stateDir, "--shutdown-timeout", "60s"}, j.topicArgs()...)
 	p := &proc{t: j.t, cmd: exec.Command(binary, append(args, extra...)...), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), j.env...)
 	stderr, err := p.cmd.StderrPipe()
 	require.NoError(j.t, err)
 	require.NoError(j.t, p.cmd.Start())
@@ -371,4 +380,16 @@ func (j *job) describe() []topology.TopicInfo {
 	var infos []topology.TopicInfo
 	require.NoError(j.t, json.Unmarshal([]byte(stdout), &infos))
 	return infos
+}
+
+// ownSecureBroker starts a broker whose client listener is SASL_SSL (scripts/kafka.sh
+// start-secure) and returns its address and the CA file its certificate chains to.
+func ownSecureBroker(t *testing.T) (string, string) {
+	t.Helper()
+	needKafka(t)
+	dir := t.TempDir()
+	out, err := exec.Command("bash", filepath.Join(repoRoot, "scripts/kafka.sh"), "start-secure", dir).Output()
+	require.NoError(t, err, "start a SASL_SSL broker")
+	t.Cleanup(func() { kafkaScript(t, "stop", dir) })
+	return strings.TrimSpace(string(out)), filepath.Join(dir, "certs", "ca.pem")
 }

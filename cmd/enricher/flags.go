@@ -82,6 +82,7 @@ type kafkaFlags struct {
 	session     time.Duration
 	heartbeat   time.Duration
 	instanceID  string
+	security    kafkaconf.Security
 }
 
 func (k *kafkaFlags) register(fs *flag.FlagSet, withBrokers bool) {
@@ -95,6 +96,13 @@ func (k *kafkaFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.DurationVar(&k.linger, "linger", d.Linger, "how long the producer waits to fill a batch")
 	fs.DurationVar(&k.session, "session-timeout", d.SessionTimeout, "consumer group session timeout: how soon a crashed replica's partitions move (broker minimum: group.min.session.timeout.ms, 6s by default)")
 	fs.DurationVar(&k.heartbeat, "heartbeat-interval", d.HeartbeatInterval, "consumer group heartbeat interval: how soon members notice a rebalance")
+	fs.BoolVar(&k.security.TLS, "tls", false, "connect with TLS, trusting the system's CAs (implied by --tls-ca, --tls-cert, --tls-key)")
+	fs.StringVar(&k.security.CAFile, "tls-ca", "", "PEM file of the CA that signed the brokers' certificates")
+	fs.StringVar(&k.security.CertFile, "tls-cert", "", "PEM client certificate for mutual TLS (with --tls-key)")
+	fs.StringVar(&k.security.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&k.security.SASLMechanism, "sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: no SASL)")
+	fs.StringVar(&k.security.SASLUser, "sasl-user", "", "SASL user name")
+	fs.StringVar(&k.security.SASLPassword, "sasl-password", "", "SASL password; prefer ENRICHER_SASL_PASSWORD over the command line")
 	fs.StringVar(&k.instanceID, "instance-id", "", "static group membership id, unique per replica (e.g. a pod name): a replica restarted within the session timeout gets its partitions back without a rebalance")
 }
 
@@ -113,6 +121,7 @@ func (k *kafkaFlags) config() (kafkaconf.Config, error) {
 	}
 	c.Partitioner, c.Version, c.ClientID, c.Linger = scheme, k.version, k.clientID, k.linger
 	c.SessionTimeout, c.HeartbeatInterval, c.InstanceID = k.session, k.heartbeat, k.instanceID
+	c.Security = k.security
 	if err := c.Validate(); err != nil {
 		return c, usagef("%v", err)
 	}
