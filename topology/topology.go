@@ -340,10 +340,26 @@ func createTopic(ctx context.Context, adm *kadm.Client, name string, partitions 
 	return nil
 }
 
+// configValue returns a topic config. A topic just created may be unknown for a moment to the
+// broker that answers (metadata spreads through a cluster): that is retried for a while.
 func configValue(ctx context.Context, adm *kadm.Client, topic, key string) (string, error) {
-	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
-	if err != nil {
-		return "", fmt.Errorf("describe configs of %q: %w", topic, err)
+	var rcs kadm.ResourceConfigs
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var err error
+		rcs, err = adm.DescribeTopicConfigs(ctx, topic)
+		if err == nil && len(rcs) > 0 && errors.Is(rcs[0].Err, kerr.UnknownTopicOrPartition) && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return "", ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+				continue
+			}
+		}
+		if err != nil {
+			return "", fmt.Errorf("describe configs of %q: %w", topic, err)
+		}
+		break
 	}
 	for _, rc := range rcs {
 		if rc.Err != nil {
