@@ -153,7 +153,7 @@ func (c *scramClient) Begin(user, password, authzID string) error {
 }
 
 func (c *scramClient) Step(challenge string) (string, error) { return c.conv.Step(challenge) }
-func (c *scramClient) Done() bool                           { return c.conv.Done() }
+func (c *scramClient) Done() bool                            { return c.conv.Done() }
 
 // ErrAccessDenied is a connection the brokers refused to authenticate or authorize, or whose
 // TLS handshake failed: retrying with the same settings cannot succeed.

@@ -61,10 +61,7 @@ func inputLine(key, msg string) string {
 // Scenario 1: scores then inputs -> outputs with the scores; an unknown key -> -1.
 func TestSeedScenario(t *testing.T) {
 	t.Parallel()
-	j := newJob(t)
-	j.createTopics(partitions)
-	p := j.start(t.TempDir())
-	p.waitRunning(partitions)
+	j, p, _ := runningJob(t)
 
 	j.produce("score", scoreLine("alice", 10), scoreLine("bob", 20), scoreLine("alice", 11))
 	j.waitChangelog(3)
@@ -138,11 +135,7 @@ func TestScoresSurviveRestart(t *testing.T) {
 // Scenario 5: a score tombstone makes later inputs of that key get -1, also after a restart.
 func TestTombstoneDeletesScore(t *testing.T) {
 	t.Parallel()
-	j := newJob(t)
-	j.createTopics(partitions)
-	state := t.TempDir()
-	p := j.start(state)
-	p.waitRunning(partitions)
+	j, p, state := runningJob(t)
 
 	j.produce("score", scoreLine("gone", 5), scoreLine("kept", 6), `{"key":"gone","score":null}`)
 	j.waitChangelog(3)
@@ -208,10 +201,7 @@ func TestTableTopicIsCompacted(t *testing.T) {
 // record is still enriched.
 func TestBadRecordsGoToDLQ(t *testing.T) {
 	t.Parallel()
-	j := newJob(t)
-	j.createTopics(partitions)
-	p := j.start(t.TempDir())
-	p.waitRunning(partitions)
+	j, p, _ := runningJob(t)
 
 	j.produce("score", scoreLine("k", 42))
 	j.waitChangelog(1)
@@ -255,10 +245,7 @@ func TestForeignProducerKcat(t *testing.T) {
 		}
 		t.Skip("kcat not installed")
 	}
-	j := newJob(t)
-	j.createTopics(partitions)
-	p := j.start(t.TempDir())
-	p.waitRunning(partitions)
+	j, _, _ := runningJob(t)
 
 	keys := []string{"user-1", "user-2", "user-3", "user-42", "ключ", "a-little-bit-long-string"}
 	var scores, inputs strings.Builder
@@ -315,7 +302,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run"}, "ENRICHER_LOG_FORMAT=xml", "--log-format"},
 		{[]string{"run"}, "ENRICHER_STANDBY=maybe", "ENRICHER_STANDBY"},
 		{[]string{"produce", "nothing"}, "", "produce input"},
-		{[]string{"consume", "nothing"}, "", "unknown topic"},
+		{[]string{"consume", "nothing"}, "", "consume output|dlq|input|scores|table"},
 		{[]string{"frobnicate"}, "", "unknown command"},
 	} {
 		cmd := exec.Command(binary, tc.args...)
@@ -339,11 +326,7 @@ func TestUsageErrors(t *testing.T) {
 // silently reset the scores, so enricher says why and stops, leaving the store as it is.
 func TestDeletedChangelogStopsInsteadOfResetting(t *testing.T) {
 	t.Parallel()
-	j := newJob(t)
-	j.createTopics(partitions)
-	state := t.TempDir()
-	p := j.start(state)
-	p.waitRunning(partitions)
+	j, p, state := runningJob(t)
 	var lines []string
 	for i := 0; i < 20; i++ {
 		lines = append(lines, scoreLine(fmt.Sprintf("k%d", i), i))

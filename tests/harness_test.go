@@ -393,3 +393,15 @@ func ownSecureBroker(t *testing.T) (string, string) {
 	t.Cleanup(func() { kafkaScript(t, "stop", dir) })
 	return strings.TrimSpace(string(out)), filepath.Join(dir, "certs", "ca.pem")
 }
+
+// runningJob is a job with its topics created (4 partitions) and one `enricher run` that has
+// restored all of them; it returns the job, the process and its state directory.
+func runningJob(t *testing.T, extra ...string) (*job, *proc, string) {
+	t.Helper()
+	j := newJob(t)
+	j.createTopics(partitions)
+	state := t.TempDir()
+	p := j.start(state, extra...)
+	p.waitRunning(partitions)
+	return j, p, state
+}

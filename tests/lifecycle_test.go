@@ -88,10 +88,7 @@ func (j *job) enrichOn(output string, n int, tag string) map[string]int64 {
 // inputs sent after the restore get v1 scores; the old group still has v2.
 func TestSavepointRestoreAsNewVersion(t *testing.T) {
 	t.Parallel()
-	j := newJob(t)
-	j.createTopics(partitions)
-	p := j.start(t.TempDir())
-	p.waitRunning(partitions)
+	j, p, _ := runningJob(t)
 	j.scoreRound(30, 0)
 	j.waitChangelog(30)
 	sp := filepath.Join(t.TempDir(), "sp.json")
@@ -128,11 +125,7 @@ func TestSavepointRestoreAsNewVersion(t *testing.T) {
 // also on a replica whose local store had seen v2; a key only v2 had is deleted.
 func TestSavepointRollbackInPlace(t *testing.T) {
 	t.Parallel()
-	j := newJob(t)
-	j.createTopics(partitions)
-	state := t.TempDir()
-	p := j.start(state)
-	p.waitRunning(partitions)
+	j, p, state := runningJob(t)
 	j.scoreRound(30, 0)
 	j.waitChangelog(30)
 	require.Equal(t, 0, p.stop(syscall.SIGTERM))
@@ -224,10 +217,7 @@ func TestReplayAfterCompactionAndRebuild(t *testing.T) {
 // Proof 6: bad savepoint files are refused and change nothing.
 func TestBadSavepointsAreRefused(t *testing.T) {
 	t.Parallel()
-	j := newJob(t)
-	j.createTopics(partitions)
-	p := j.start(t.TempDir())
-	p.waitRunning(partitions)
+	j, p, _ := runningJob(t)
 	j.scoreRound(10, 0)
 	j.waitChangelog(10)
 	j.produce("input", inputLine("k1", "a"), inputLine("k2", "b"))

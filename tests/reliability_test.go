@@ -68,10 +68,7 @@ func grepLines(logs string, any ...string) string {
 // good one is enriched, and the processor never stops.
 func TestHostileInputBatch(t *testing.T) {
 	t.Parallel()
-	j := newJob(t)
-	j.createTopics(partitions)
-	p := j.start(t.TempDir())
-	p.waitRunning(partitions)
+	j, p, _ := runningJob(t)
 	j.scoreRound(10, 70)
 	j.waitChangelog(10)
 
@@ -262,11 +259,7 @@ func TestCrashLoopKeepsStoreConsistent(t *testing.T) {
 // the changelog, with a log line saying so; the scores are still applied.
 func TestCorruptLocalStoreIsRebuilt(t *testing.T) {
 	t.Parallel()
-	j := newJob(t)
-	j.createTopics(partitions)
-	state := t.TempDir()
-	p := j.start(state)
-	p.waitRunning(partitions)
+	j, p, state := runningJob(t)
 	j.scoreRound(40, 300)
 	j.waitChangelog(40)
 	require.Equal(t, 0, p.stop(syscall.SIGTERM))

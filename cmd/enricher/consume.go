@@ -22,42 +22,30 @@ type consumedRecord struct {
 }
 
 func cmdConsume(ctx context.Context, env *environment, args []string) error {
-	var kf kafkaFlags
-	var tf topicFlags
+	var jf jobFlags
 	var meta bool
 	var max int
 	var idle time.Duration
 	var fromEnd bool
 	fs := newFlags("consume", "consume output|dlq|input|scores|table [flags]", env.stderr)
-	kf.register(fs, true)
-	tf.register(fs)
+	jf.register(fs)
 	fs.BoolVar(&meta, "meta", false, "print each record with topic, partition, offset, key and headers")
 	fs.IntVar(&max, "max", 0, "stop after this many records (0: no limit)")
 	fs.DurationVar(&idle, "idle", 0, "stop when no record arrived for this long (0: follow until interrupted)")
 	fs.BoolVar(&fromEnd, "from-end", false, "start at the end instead of the beginning")
-	if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			return parse(fs, args)
-		}
-		return usagef("want `consume output|dlq|input|scores|table`")
-	}
-	role := args[0]
-	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
-	kc, err := kf.config()
+	role, rest, err := subcommand(fs, args, "output", "dlq", "input", "scores", "table")
 	if err != nil {
 		return err
 	}
-	topics, err := tf.topics()
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	kc, topics, err := jf.resolve()
 	if err != nil {
 		return err
 	}
-	topic, ok := map[string]string{"output": topics.Output, "dlq": topics.DLQ(), "input": topics.Input,
+	topic := map[string]string{"output": topics.Output, "dlq": topics.DLQ(), "input": topics.Input,
 		"scores": topics.Scores, "table": topics.Table()}[role]
-	if !ok {
-		return usagef("unknown topic %q: want output, dlq, input, scores or table", role)
-	}
 	if max < 0 || idle < 0 {
 		return usagef("--max and --idle must not be negative")
 	}

@@ -11,27 +11,22 @@ import (
 )
 
 func cmdDLQ(ctx context.Context, env *environment, args []string) error {
-	var kf kafkaFlags
-	var tf topicFlags
+	var jf jobFlags
 	var reason string
 	var at stringList
 	var all, asJSON, dryRun bool
 	fs := newFlags("dlq", "dlq list [--reason R] [--json] | redrive (--reason R | --at P/O ... | --all) [--dry-run]", env.stderr)
-	kf.register(fs, true)
-	tf.register(fs)
+	jf.register(fs)
 	fs.StringVar(&reason, "reason", "", "only dead letters with this reason (invalid_json, wrong_type, too_large, ...)")
 	fs.Var(&at, "at", "only the dead letter at PARTITION/OFFSET of the dead-letter topic (repeatable)")
 	fs.BoolVar(&all, "all", false, "redrive: every dead letter")
 	fs.BoolVar(&asJSON, "json", false, "list: JSON lines with the whole value")
 	fs.BoolVar(&dryRun, "dry-run", false, "redrive: show what would be redriven, publish nothing")
-	if len(args) == 0 || (args[0] != "list" && args[0] != "redrive") {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			return parse(fs, args)
-		}
-		return usagef("want `dlq list` or `dlq redrive`")
+	action, rest, err := subcommand(fs, args, "list", "redrive")
+	if err != nil {
+		return err
 	}
-	action := args[0]
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, rest); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -49,11 +44,7 @@ func cmdDLQ(ctx context.Context, env *environment, args []string) error {
 	if action == "redrive" && !all && reason == "" && len(at) == 0 {
 		return usagef("redrive needs --reason, --at or --all")
 	}
-	kc, err := kf.config()
-	if err != nil {
-		return err
-	}
-	topics, err := tf.topics()
+	kc, topics, err := jf.resolve()
 	if err != nil {
 		return err
 	}

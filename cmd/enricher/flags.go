@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -168,4 +169,45 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 	default:
 		return nil, usagef("--log-format: %q is not text or json", l.format)
 	}
+}
+
+// jobFlags name the cluster and the job: the flags of every command that talks to Kafka.
+type jobFlags struct {
+	kafka  kafkaFlags
+	topics topicFlags
+}
+
+func (f *jobFlags) register(fs *flag.FlagSet) {
+	f.kafka.register(fs, true)
+	f.topics.register(fs)
+}
+
+// resolve returns the Kafka settings and the job's topics.
+func (f *jobFlags) resolve() (kafkaconf.Config, topology.Topics, error) {
+	kc, err := f.kafka.config()
+	if err != nil {
+		return kc, topology.Topics{}, err
+	}
+	topics, err := f.topics.topics()
+	return kc, topics, err
+}
+
+// subcommand splits `COMMAND ACTION [args]` and returns the action, one of actions, and the
+// rest; `COMMAND --help` prints the flags.
+func subcommand(fs *flag.FlagSet, args []string, actions ...string) (string, []string, error) {
+	if len(args) > 0 && slices.Contains(actions, args[0]) {
+		return args[0], args[1:], nil
+	}
+	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+		return "", nil, parse(fs, args)
+	}
+	return "", nil, usagef("want `%s %s`", fs.Name(), strings.Join(actions, "|"))
+}
+
+// positional takes the positional argument (a file, a key) that stands before the flags.
+func positional(rest []string, command, what string) (string, []string, error) {
+	if len(rest) == 0 || rest[0] == "" || rest[0][0] == '-' {
+		return "", nil, usagef("%s needs a %s", command, what)
+	}
+	return rest[0], rest[1:], nil
 }

@@ -18,32 +18,23 @@ import (
 )
 
 func cmdProduce(ctx context.Context, env *environment, args []string) error {
-	var kf kafkaFlags
-	var tf topicFlags
+	var jf jobFlags
 	var key, message, score string
 	var tombstone bool
 	fs := newFlags("produce", "produce input|score [flags] (records from flags, or JSON lines on stdin)", env.stderr)
-	kf.register(fs, true)
-	tf.register(fs)
+	jf.register(fs)
 	fs.StringVar(&key, "key", "", "record key; with it, one record is built from --message or --score instead of reading stdin")
 	fs.StringVar(&message, "message", "", "message of the input record (produce input --key K --message M)")
 	fs.StringVar(&score, "score", "", "score of the score record (produce score --key K --score N)")
 	fs.BoolVar(&tombstone, "tombstone", false, "send a tombstone that deletes the key's score (produce score --key K --tombstone)")
-	if len(args) == 0 || (args[0] != "input" && args[0] != "score") {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			return parse(fs, args)
-		}
-		return usagef("want `produce input` or `produce score`")
-	}
-	kind := args[0]
-	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
-	kc, err := kf.config()
+	kind, rest, err := subcommand(fs, args, "input", "score")
 	if err != nil {
 		return err
 	}
-	topics, err := tf.topics()
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	kc, topics, err := jf.resolve()
 	if err != nil {
 		return err
 	}

@@ -14,13 +14,11 @@ import (
 )
 
 func cmdReplay(ctx context.Context, env *environment, args []string) error {
-	var kf kafkaFlags
-	var tf topicFlags
+	var jf jobFlags
 	var dump bool
 	var rebuild, until string
 	fs := newFlags("replay", "replay --dump [FILE] | --rebuild DIR [--until SAVEPOINT]", env.stderr)
-	kf.register(fs, true)
-	tf.register(fs)
+	jf.register(fs)
 	fs.BoolVar(&dump, "dump", false, "write the table as JSON lines {key, score} to FILE (default stdout)")
 	fs.StringVar(&rebuild, "rebuild", "", "build local LevelDB stores in DIR that `run --state-dir DIR` accepts as warm state")
 	fs.StringVar(&until, "until", "", "read the changelog only up to this savepoint's offsets")
@@ -41,11 +39,7 @@ func cmdReplay(ctx context.Context, env *environment, args []string) error {
 	} else if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	kc, err := kf.config()
-	if err != nil {
-		return err
-	}
-	topics, err := tf.topics()
+	kc, topics, err := jf.resolve()
 	if err != nil {
 		return err
 	}

@@ -11,34 +11,27 @@ import (
 )
 
 func cmdSavepoint(ctx context.Context, env *environment, args []string) error {
-	var kf kafkaFlags
-	var tf topicFlags
+	var jf jobFlags
 	var out, note string
 	var force bool
 	var scoresFrom string
 	var replication int
 	fs := newFlags("savepoint", "savepoint create --out FILE | show FILE | restore FILE [--group NEW] [--force]", env.stderr)
-	kf.register(fs, true)
-	tf.register(fs)
+	jf.register(fs)
 	fs.StringVar(&out, "out", "", "create: the savepoint file to write")
 	fs.StringVar(&note, "note", "", "create: a note stored in the savepoint")
 	fs.BoolVar(&force, "force", false, "restore: overwrite the offsets and table a new group already has")
 	fs.StringVar(&scoresFrom, "scores-from", "cut", "restore: where the group resumes the scores topic: cut (the savepoint's offsets: scores written after it are applied again) or end (they are skipped: roll back a bad batch of scores)")
 	fs.IntVar(&replication, "replication-factor", -1, "restore: replication of the table and DLQ topics created (-1: broker default)")
-	if len(args) == 0 || (args[0] != "create" && args[0] != "show" && args[0] != "restore") {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			return parse(fs, args)
-		}
-		return usagef("want `savepoint create`, `savepoint show FILE` or `savepoint restore FILE`")
+	action, rest, err := subcommand(fs, args, "create", "show", "restore")
+	if err != nil {
+		return err
 	}
-	action := args[0]
-	rest := args[1:]
 	var file string
 	if action != "create" {
-		if len(rest) == 0 || rest[0] == "" || rest[0][0] == '-' {
-			return usagef("savepoint %s needs a FILE", action)
+		if file, rest, err = positional(rest, "savepoint "+action, "FILE"); err != nil {
+			return err
 		}
-		file, rest = rest[0], rest[1:]
 	}
 	if err := parse(fs, rest); err != nil {
 		return err
@@ -57,11 +50,7 @@ func cmdSavepoint(ctx context.Context, env *environment, args []string) error {
 	if action == "create" && out == "" {
 		return usagef("savepoint create needs --out FILE")
 	}
-	kc, err := kf.config()
-	if err != nil {
-		return err
-	}
-	topics, err := tf.topics()
+	kc, topics, err := jf.resolve()
 	if err != nil {
 		return err
 	}

@@ -12,28 +12,22 @@ import (
 )
 
 func cmdTable(ctx context.Context, env *environment, args []string) error {
-	var kf kafkaFlags
-	var tf topicFlags
+	var jf jobFlags
 	var logs logFlags
 	var timeout time.Duration
 	fs := newFlags("table", "table get KEY | table dump  (through a goka view of the table)", env.stderr)
-	kf.register(fs, true)
-	tf.register(fs)
+	jf.register(fs)
 	logs.register(fs)
 	fs.DurationVar(&timeout, "timeout", 2*time.Minute, "how long the view may take to recover the table")
-	if len(args) == 0 || (args[0] != "get" && args[0] != "dump") {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			return parse(fs, args)
-		}
-		return usagef("want `table get KEY` or `table dump`")
+	action, rest, err := subcommand(fs, args, "get", "dump")
+	if err != nil {
+		return err
 	}
-	action, rest := args[0], args[1:]
 	var key string
 	if action == "get" {
-		if len(rest) == 0 || rest[0] == "" || rest[0][0] == '-' {
-			return usagef("table get needs a KEY")
+		if key, rest, err = positional(rest, "table get", "KEY"); err != nil {
+			return err
 		}
-		key, rest = rest[0], rest[1:]
 	}
 	if err := parse(fs, rest); err != nil {
 		return err
@@ -45,11 +39,7 @@ func cmdTable(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	kc, err := kf.config()
-	if err != nil {
-		return err
-	}
-	topics, err := tf.topics()
+	kc, topics, err := jf.resolve()
 	if err != nil {
 		return err
 	}

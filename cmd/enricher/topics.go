@@ -35,33 +35,24 @@ func (f kvFlag) Set(s string) error {
 }
 
 func cmdTopics(ctx context.Context, env *environment, args []string) error {
-	var kf kafkaFlags
-	var tf topicFlags
+	var jf jobFlags
 	var partitions, replication int
 	var asJSON bool
 	tableConfigs := kvFlag{}
 	fs := newFlags("topics", "topics create|describe [flags]", env.stderr)
-	kf.register(fs, true)
-	tf.register(fs)
+	jf.register(fs)
 	fs.IntVar(&partitions, "partitions", 4, "create: partitions of input, scores, output (and so of the table and DLQ)")
 	fs.IntVar(&replication, "replication-factor", -1, "create: replication factor (-1: the broker's default)")
 	fs.Var(tableConfigs, "table-config", "create: extra config of the table topic, key=value (repeatable)")
 	fs.BoolVar(&asJSON, "json", false, "describe: print JSON")
-	if len(args) == 0 || (args[0] != "create" && args[0] != "describe") {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			return parse(fs, args)
-		}
-		return usagef("want `topics create` or `topics describe`")
-	}
-	action := args[0]
-	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
-	kc, err := kf.config()
+	action, rest, err := subcommand(fs, args, "create", "describe")
 	if err != nil {
 		return err
 	}
-	topics, err := tf.topics()
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	kc, topics, err := jf.resolve()
 	if err != nil {
 		return err
 	}
