@@ -4,7 +4,7 @@
 #
 # The broker in KAFKA_BROKERS is used when set; otherwise scripts/kafka.sh installs Apache Kafka
 # from Maven Central (cached) and starts one on 127.0.0.1 for the run. kcat (Debian's librdkafka
-# client) is installed when missing and apt-get is available.
+# client) and chromium (for the browser test) are installed when missing and apt-get is available.
 #   FUZZTIME   time per fuzz target (default 10s; 0 skips fuzzing)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,10 +13,13 @@ say() { echo "== $*" >&2; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
-if ! command -v kcat >/dev/null; then
-  say "installing kcat"
-  { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat; } >&2 \
-    || say "could not install kcat: the librdkafka test will skip (and fail under CI=true)"
+missing=()
+command -v kcat >/dev/null || missing+=(kcat)
+command -v chromium >/dev/null || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >&2 \
+    || say "could not install ${missing[*]}: the kcat and browser tests will skip (and fail under CI=true)"
 fi
 
 say "go modules"

@@ -30,7 +30,7 @@ func TestDevModeKeepsScoresAcrossRestart(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	startDev := func() *proc {
 		p := &proc{t: t, cmd: exec.Command(binary, "dev", "--listen", addr,
-			"--data-dir", filepath.Join(dir, "data"), "--state-dir", filepath.Join(dir, "state")), done: make(chan struct{})}
+			"--data-dir", filepath.Join(dir, "data"), "--state-dir", filepath.Join(dir, "state"), "--web-addr", "127.0.0.1:0"), done: make(chan struct{})}
 		p.cmd.Stderr = &lockedWriter{p: p}
 		require.NoError(t, p.cmd.Start())
 		go func() { p.err = p.cmd.Wait(); close(p.done) }()

@@ -247,7 +247,7 @@ type proc struct {
 // start runs `enricher run` for the job with extra flags.
 func (j *job) start(stateDir string, extra ...string) *proc {
 	j.t.Helper()
-	args := append([]string{"run", "--state-dir", stateDir, "--shutdown-timeout", "60s"}, j.topicArgs()...)
+	args := append([]string{"run", "--state-dir", stateDir, "--shutdown-timeout", "60s", "--web-addr", "127.0.0.1:0"}, j.topicArgs()...)
 	p := &proc{t: j.t, cmd: exec.Command(binary, append(args, extra...)...), done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), j.env...)
 	stderr, err := p.cmd.StderrPipe()

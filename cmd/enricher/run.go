@@ -11,6 +11,7 @@ import (
 	"github.com/enricher/enricher/embedded"
 	"github.com/enricher/enricher/processor"
 	"github.com/enricher/enricher/topology"
+	"github.com/enricher/enricher/web"
 )
 
 // maxMessageLimit leaves room for an output's JSON around the message and for dead-letter
@@ -30,6 +31,8 @@ type processorFlags struct {
 	maxMessage      int
 	connectTimeout  time.Duration
 	shutdownTimeout time.Duration
+	webAddr         string
+	webToken        string
 }
 
 func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
@@ -44,6 +47,8 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.IntVar(&p.maxMessage, "max-message-bytes", 900*1024, "inputs and scores larger than this go to the dead-letter topic")
 	fs.DurationVar(&p.connectTimeout, "connect-timeout", time.Minute, "how long start-up waits for the brokers")
 	fs.DurationVar(&p.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop may take to flush and commit")
+	fs.StringVar(&p.webAddr, "web-addr", "127.0.0.1:9095", "address of the web monitor, query page, /healthz, /readyz and /metrics (empty: no web server)")
+	fs.StringVar(&p.webToken, "web-token", "", "bearer token every web page but /healthz and /readyz requires (set it when --web-addr is not loopback)")
 }
 
 func (p *processorFlags) config(log *slog.Logger) (processor.Config, error) {
@@ -104,7 +109,7 @@ func cmdRun(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	return runProcessor(ctx, cfg, pf.shutdownTimeout)
+	return runProcessor(ctx, cfg, pf)
 }
 
 func cmdDev(ctx context.Context, env *environment, args []string) error {
@@ -137,11 +142,25 @@ func cmdDev(ctx context.Context, env *environment, args []string) error {
 	defer broker.Close()
 	log.Info("dev mode: produce with `enricher produce input|score`, read with `enricher consume output`",
 		"brokers", broker.Addr(), "state_dir", cfg.StateDir)
-	return runProcessor(ctx, cfg, pf.shutdownTimeout)
+	return runProcessor(ctx, cfg, pf)
 }
 
-// runProcessor runs the processor until ctx ends, then gives it shutdownTimeout to stop cleanly.
-func runProcessor(ctx context.Context, cfg processor.Config, shutdownTimeout time.Duration) error {
+// runProcessor runs the processor, and the web server unless disabled, until ctx ends; then it
+// gives the processor the shutdown timeout to stop cleanly.
+func runProcessor(ctx context.Context, cfg processor.Config, pf processorFlags) error {
+	shutdownTimeout := pf.shutdownTimeout
+	cfg.Stats = processor.NewStats()
+	webErr := make(chan error, 1)
+	if pf.webAddr != "" {
+		srv, err := web.New(web.Config{Addr: pf.webAddr, Token: pf.webToken, Table: cfg.Topics.Table(), Stats: cfg.Stats, Logger: cfg.Logger})
+		if err != nil {
+			return usagef("%v", err)
+		}
+		cfg.OnProcessor = srv.Attach
+		wctx, stopWeb := context.WithCancel(ctx)
+		defer stopWeb()
+		go func() { webErr <- srv.Run(wctx) }()
+	}
 	r, err := processor.New(cfg)
 	if err != nil {
 		return usagef("%v", err)
@@ -151,6 +170,10 @@ func runProcessor(ctx context.Context, cfg processor.Config, shutdownTimeout tim
 	select {
 	case err := <-done:
 		return err
+	case err := <-webErr:
+		if err != nil {
+			return err
+		}
 	case <-ctx.Done():
 	}
 	cfg.Logger.Info("stopping: flushing outputs and committing offsets", "timeout", shutdownTimeout.String())

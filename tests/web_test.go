@@ -1,0 +1,217 @@
+package tests
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/enricher/enricher/codecs"
+)
+
+var webAddrRE = regexp.MustCompile(`msg="web server listening" addr=(\S+)`)
+
+// webAddr returns the address the replica's web server listens on.
+func (p *proc) webAddr() string {
+	p.t.Helper()
+	line := p.waitLog(30*time.Second, "web server listening")
+	m := webAddrRE.FindStringSubmatch(line)
+	require.NotNil(p.t, m, line)
+	return "http://" + m[1]
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+// scrape returns every sample of /metrics by its name and labels as printed.
+func scrape(t *testing.T, base string) map[string]float64 {
+	t.Helper()
+	code, body := get(t, base+"/metrics")
+	require.Equal(t, http.StatusOK, code)
+	out := map[string]float64{}
+	sc := bufio.NewScanner(strings.NewReader(body))
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		require.NoError(t, err, line)
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// /metrics after a known workload: every counter has its exact value.
+func TestMetricsAfterKnownWorkload(t *testing.T) {
+	t.Parallel()
+	j, p, _ := runningJob(t)
+	base := p.webAddr()
+	j.produce("score", scoreLine("k0", 10), scoreLine("k1", 11), scoreLine("k2", 12), scoreLine("k3", 13),
+		scoreLine("k4", 14), `{"key":"k4","score":null}`)
+	j.produceRaw(j.topics.Scores, &kgo.Record{Key: []byte("k1"), Value: []byte(`{"score":"7"}`)})
+	j.waitChangelog(6)
+	j.produce("input", inputLine("k0", "a"), inputLine("k1", "b"), inputLine("k2", "c"), inputLine("k3", "d"),
+		inputLine("k4", "e"), inputLine("k9", "f"))
+	j.produceRaw(j.topics.Input, &kgo.Record{Key: []byte("k0"), Value: []byte(`not json`)})
+	j.records(j.topics.Output, 6, 60*time.Second)
+	j.records(j.topics.DLQ(), 2, 60*time.Second)
+
+	var m map[string]float64
+	require.Eventually(t, func() bool {
+		m = scrape(t, base)
+		return m["enricher_inputs_consumed_total"] == 7 && m[`enricher_dlq_records_total{reason="wrong_type"}`] == 1
+	}, 30*time.Second, 200*time.Millisecond)
+	for name, want := range map[string]float64{
+		"enricher_inputs_consumed_total":                                              7,
+		"enricher_outputs_emitted_total":                                              6,
+		"enricher_outputs_no_score_total":                                             2,
+		"enricher_scores_applied_total":                                               5,
+		"enricher_tombstones_applied_total":                                           1,
+		`enricher_dlq_records_total{reason="invalid_json"}`:                           1,
+		`enricher_dlq_records_total{reason="wrong_type"}`:                             1,
+		`enricher_dlq_records_total{reason="key_mismatch"}`:                           0,
+		"enricher_processing_seconds_count":                                           6,
+		"enricher_processor_restarts_total":                                           0,
+		"enricher_changelog_records_restored_total":                                   0,
+		`enricher_partition_running{partition="0"}`:                                   1,
+		fmt.Sprintf(`enricher_consumer_lag{partition="0",topic=%q}`, j.topics.Scores): 0,
+	} {
+		got, ok := m[name]
+		assert.True(t, ok, "metric %s is exported", name)
+		assert.Equal(t, want, got, name)
+	}
+	assert.GreaterOrEqual(t, m["enricher_rebalances_total"], 1.0)
+	assert.Contains(t, m, "go_goroutines", "Go runtime metrics")
+	assert.Contains(t, m, "process_resident_memory_bytes", "process metrics")
+}
+
+// /readyz is 503, naming the partitions still recovering, while a large changelog is restored,
+// and 200 once every partition runs; /healthz is 200 throughout.
+func TestReadyzWhileRestoring(t *testing.T) {
+	t.Parallel()
+	j := newJob(t)
+	j.createTopics(partitions)
+	const records = 400_000
+	cl, err := j.kc.Client(kgo.ProducerBatchMaxBytes(1 << 20))
+	require.NoError(t, err)
+	batch := make([]*kgo.Record, 0, records)
+	for i := 0; i < records; i++ {
+		key := fmt.Sprintf("key-%d", i)
+		v, _ := json.Marshal(codecs.Score{Key: key, Score: int64(i)})
+		batch = append(batch, &kgo.Record{Topic: j.topics.Table(), Partition: int32(i % partitions), Key: []byte(key), Value: v})
+	}
+	require.NoError(t, cl.ProduceSync(context.Background(), batch...).FirstErr())
+	cl.Close()
+
+	p := j.start(t.TempDir())
+	base := p.webAddr()
+	var notReady string
+	sawRecovering := false
+	require.Eventually(t, func() bool {
+		code, body := get(t, base+"/readyz")
+		hc, _ := get(t, base+"/healthz")
+		require.Equal(t, http.StatusOK, hc, "healthz is up while restoring")
+		if code == http.StatusServiceUnavailable && strings.Contains(body, `"state":"recovering"`) {
+			sawRecovering, notReady = true, body
+		}
+		return code == http.StatusOK
+	}, 120*time.Second, 20*time.Millisecond, "readyz never became 200")
+	require.True(t, sawRecovering, "readyz was never 503 with a recovering partition")
+	var body struct {
+		Ready      bool
+		Recovering []struct {
+			Partition int32
+			State     string
+			HWM       int64
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(notReady), &body), notReady)
+	assert.False(t, body.Ready)
+	require.NotEmpty(t, body.Recovering)
+	assert.Equal(t, int64(records/partitions), body.Recovering[0].HWM, notReady)
+	t.Logf("while restoring %d records, /readyz said: %s", records, strings.TrimSpace(notReady))
+	assert.Equal(t, float64(records), scrape(t, base)["enricher_changelog_records_restored_total"])
+}
+
+// A real browser opens the monitor of a running processor, looks up a key with a score and one
+// without on the query page, and saves a screenshot.
+func TestMonitorAndQueryInBrowser(t *testing.T) {
+	t.Parallel()
+	browser, err := exec.LookPath("chromium")
+	if err != nil {
+		if inCI {
+			t.Fatal("chromium not installed (scripts/test.sh installs it)")
+		}
+		t.Skip("chromium not installed")
+	}
+	j, p, _ := runningJob(t)
+	base := p.webAddr()
+	j.produce("score", scoreLine("alice", 42))
+	j.waitChangelog(1)
+
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.WindowSize(1280, 900),
+	}
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/monitor/"), chromedp.WaitVisible("body")))
+	monitor, err := chromedp.Run(ctx, chromedp.Text("body"))
+	require.NoError(t, err)
+	lookup := func(key string) string {
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/query/"), chromedp.WaitVisible("#search"),
+			chromedp.SendKeys("#search", key+"\n"), chromedp.WaitVisible(".panel-success pre")))
+		text, err := chromedp.Run(ctx, chromedp.Text(".panel-success pre"))
+		require.NoError(t, err)
+		return text
+	}
+	found := lookup("alice")
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	missing := lookup("nobody")
+	assert.Contains(t, monitor, j.topics.Group, "the monitor lists the processor's group")
+	assert.Contains(t, monitor, j.topics.Table())
+	assert.Contains(t, found, `"score": 42`)
+	assert.Contains(t, missing, `"score": null`)
+	assert.Contains(t, missing, "no score")
+
+	dir := os.Getenv("ENRICHER_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(repoRoot, "tests", "artifacts")
+	}
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	path := filepath.Join(dir, "query-page.png")
+	require.NoError(t, os.WriteFile(path, shot, 0o644))
+	t.Logf("screenshot of the query page: %s", path)
+}
