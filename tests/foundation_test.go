@@ -170,7 +170,7 @@ func TestCopartitioningMismatchRefusesToStart(t *testing.T) {
 		return err == nil && md.Error() == nil && len(md) == 3
 	}, 10*time.Second, 100*time.Millisecond)
 
-	code, _, stderr := j.enricher("", append([]string{"run", "--state-dir", t.TempDir()}, j.topicArgs()...)...)
+	code, _, stderr := j.enricher("", append([]string{"run", "--state-dir", t.TempDir(), "--web-addr", ""}, j.topicArgs()...)...)
 	assert.Equal(t, 1, code)
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
 	last := lines[len(lines)-1]

@@ -49,7 +49,7 @@ func TestSASLSSL(t *testing.T) {
 		bad := *j
 		bad.flags, bad.env = tc.flags, []string{tc.env}
 		start := time.Now()
-		code, _, stderr := bad.enricher("", append([]string{"run", "--state-dir", t.TempDir()}, bad.topicArgs()...)...)
+		code, _, stderr := bad.enricher("", append([]string{"run", "--state-dir", t.TempDir(), "--web-addr", ""}, bad.topicArgs()...)...)
 		took := time.Since(start)
 		assert.Equal(t, 1, code, tc.name)
 		assert.Contains(t, stderr, "access to the Kafka cluster denied", tc.name)
