@@ -52,7 +52,7 @@ func (g *storeGuard) builder() storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
 		path := StorePath(g.dir, topic, partition)
 		log := g.log.With("topic", topic, "partition", partition)
-		st, local, err := g.open(path, log)
+		st, db, local, err := g.open(path, log)
 		if err != nil {
 			return nil, err
 		}
@@ -85,46 +85,46 @@ func (g *storeGuard) builder() storage.Builder {
 					return nil, err
 				}
 				log.Warn("local store not trusted: rebuilding it from the changelog", "reason", why, "moved_to", moved)
-				if st, local, err = g.open(path, log); err != nil {
+				if st, db, local, err = g.open(path, log); err != nil {
 					return nil, err
 				}
 			}
 		}
-		return &restoreLog{Storage: st, log: log, stats: g.stats, warm: local >= 0, local: local, start: time.Now()}, nil
+		return newRestoringStore(st, db, log, g.stats, local), nil
 	}
 }
 
 // open opens the LevelDB store at path; a corrupt store is moved aside and a fresh one opened.
-// It returns the store's changelog offset, or -1 for a store that has none.
-func (g *storeGuard) open(path string, log *slog.Logger) (storage.Storage, int64, error) {
+// It returns the store, its database and its changelog offset, or -1 for a store that has none.
+func (g *storeGuard) open(path string, log *slog.Logger) (storage.Storage, *leveldb.DB, int64, error) {
 	db, err := leveldb.OpenFile(path, nil)
 	if lerrors.IsCorrupted(err) {
 		moved, qerr := quarantine(path, "corrupt")
 		if qerr != nil {
-			return nil, 0, errors.Join(err, qerr)
+			return nil, nil, 0, errors.Join(err, qerr)
 		}
 		log.Warn("local store is corrupt: moved aside, rebuilding it from the changelog", "error", err.Error(), "moved_to", moved)
 		db, err = leveldb.OpenFile(path, nil)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("open local store %s: %w", path, err)
+		return nil, nil, 0, fmt.Errorf("open local store %s: %w", path, err)
 	}
 	st, err := storage.New(db)
 	if err != nil {
 		_ = db.Close()
-		return nil, 0, fmt.Errorf("open local store %s: %w", path, err)
+		return nil, nil, 0, fmt.Errorf("open local store %s: %w", path, err)
 	}
 	local, err := st.GetOffset(-1)
 	if err != nil {
 		_ = st.Close()
 		moved, qerr := quarantine(path, "corrupt")
 		if qerr != nil {
-			return nil, 0, errors.Join(err, qerr)
+			return nil, nil, 0, errors.Join(err, qerr)
 		}
 		log.Warn("local store has an unreadable offset: moved aside", "error", err.Error(), "moved_to", moved)
 		return g.open(path, log)
 	}
-	return st, local, nil
+	return st, db, local, nil
 }
 
 // quarantine renames a store directory out of goka's way and returns where it went.
@@ -134,47 +134,4 @@ func quarantine(path, why string) (string, error) {
 		return "", fmt.Errorf("move local store %s aside: %w", path, err)
 	}
 	return to, nil
-}
-
-// restoreLog counts the changelog records goka applies while it restores a partition and logs
-// one line when the partition is recovered.
-type restoreLog struct {
-	storage.Storage
-	log       *slog.Logger
-	stats     *Stats
-	warm      bool
-	local     int64
-	start     time.Time
-	restored  atomic.Int64
-	recovered atomic.Bool
-}
-
-func (r *restoreLog) Set(key string, value []byte) error {
-	if !r.recovered.Load() {
-		r.restored.Add(1)
-	}
-	return r.Storage.Set(key, value)
-}
-
-func (r *restoreLog) Delete(key string) error {
-	if !r.recovered.Load() {
-		r.restored.Add(1)
-	}
-	return r.Storage.Delete(key)
-}
-
-func (r *restoreLog) MarkRecovered() error {
-	err := r.Storage.MarkRecovered()
-	if r.recovered.CompareAndSwap(false, true) {
-		n := r.restored.Load()
-		r.stats.RecordsRestored.Add(n)
-		elapsed := time.Since(r.start)
-		rate := 0.0
-		if elapsed > 0 {
-			rate = float64(n) / elapsed.Seconds()
-		}
-		r.log.Info("partition restored", "records", n, "duration", elapsed.Round(time.Millisecond).String(),
-			"records_per_sec", int64(rate), "warm", r.warm, "local_offset", r.local)
-	}
-	return err
 }

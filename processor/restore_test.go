@@ -1,0 +1,109 @@
+package processor
+
+import (
+	"io"
+	"log/slog"
+	"strconv"
+	"testing"
+
+	"github.com/lovoo/goka/storage"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/syndtr/goleveldb/leveldb"
+)
+
+// openRestoring opens a restoringStore on a fresh or existing LevelDB in dir, as goka would.
+func openRestoring(t *testing.T, dir string) (*restoringStore, *Stats) {
+	t.Helper()
+	db, err := leveldb.OpenFile(dir, nil)
+	require.NoError(t, err)
+	st, err := storage.New(db)
+	require.NoError(t, err)
+	require.NoError(t, st.Open())
+	stats := NewStats()
+	return newRestoringStore(st, db, slog.New(slog.NewTextHandler(io.Discard, nil)), stats, -1), stats
+}
+
+// replay applies changelog records [from, to) the way goka's restore does: Set, then SetOffset.
+func replay(t *testing.T, r *restoringStore, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		require.NoError(t, r.Set("k"+strconv.Itoa(i), []byte(strconv.Itoa(i))))
+		require.NoError(t, r.SetOffset(int64(i)))
+	}
+}
+
+// reopened returns the offset and the number of keys of the store in dir.
+func reopened(t *testing.T, dir string) (int64, int) {
+	t.Helper()
+	db, err := leveldb.OpenFile(dir, nil)
+	require.NoError(t, err)
+	defer db.Close()
+	st, err := storage.New(db)
+	require.NoError(t, err)
+	off, err := st.GetOffset(-1)
+	require.NoError(t, err)
+	it := db.NewIterator(nil, nil)
+	defer it.Release()
+	keys := 0
+	for it.Next() {
+		if string(it.Key()) != offsetKey {
+			keys++
+		}
+	}
+	return off, keys
+}
+
+func TestRestoringStore(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		records   int
+		recover   bool
+		wantFlush int // records on disk after a stop before recovery: Close writes the batch
+	}{
+		{"small restore completes", 10, true, 10},
+		{"restore across batches completes", 3*restoreBatchRecords + 5, true, 3*restoreBatchRecords + 5},
+		{"stop half-way keeps what was batched", 2*restoreBatchRecords + 7, false, 2*restoreBatchRecords + 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			r, stats := openRestoring(t, dir)
+			replay(t, r, 1, tc.records+1) // offsets 1..records
+			if tc.recover {
+				require.NoError(t, r.MarkRecovered())
+				assert.Equal(t, int64(tc.records), stats.RecordsRestored.Load())
+				// after recovery writes go straight through
+				require.NoError(t, r.Set("live", []byte("1")))
+				require.NoError(t, r.SetOffset(int64(tc.records+1)))
+				require.NoError(t, r.Close())
+				off, keys := reopened(t, dir)
+				assert.Equal(t, int64(tc.records+1), off)
+				assert.Equal(t, tc.records+1, keys)
+				return
+			}
+			require.NoError(t, r.Close())
+			off, keys := reopened(t, dir)
+			assert.Equal(t, int64(tc.wantFlush), off, "the stored offset is the last record written")
+			assert.Equal(t, tc.wantFlush, keys)
+		})
+	}
+}
+
+// TestRestoringStoreOffsetNeverAhead checks the invariant a crash relies on: whenever a full
+// batch has been written, the offset on disk names a record that is on disk too.
+func TestRestoringStoreOffsetNeverAhead(t *testing.T) {
+	dir := t.TempDir()
+	r, _ := openRestoring(t, dir)
+	replay(t, r, 1, restoreBatchRecords+3) // one full batch written, 2 records pending
+	got, err := r.db.Get([]byte(offsetKey), nil)
+	require.NoError(t, err)
+	off, err := strconv.ParseInt(string(got), 10, 64)
+	require.NoError(t, err)
+	assert.Equal(t, int64(restoreBatchRecords), off)
+	v, err := r.db.Get([]byte("k"+strconv.FormatInt(off, 10)), nil)
+	require.NoError(t, err)
+	assert.Equal(t, strconv.FormatInt(off, 10), string(v))
+	_, err = r.db.Get([]byte("k"+strconv.FormatInt(off+1, 10)), nil)
+	assert.ErrorIs(t, err, leveldb.ErrNotFound, "a pending record is not on disk before its batch")
+	require.NoError(t, r.Close())
+}
