@@ -1,6 +1,8 @@
 package codecs
 
 import (
+	"bytes"
+	"encoding/json"
 	"testing"
 	"unicode/utf8"
 )
@@ -53,6 +55,61 @@ func FuzzDecodeScore(f *testing.F) {
 		again, err := ScoreCodec{}.Decode(b)
 		if utf8.ValidString(key) && (err != nil || again != s) {
 			t.Fatalf("round trip: %+v -> %s -> %+v, %v", s, b, again, err)
+		}
+	})
+}
+
+// FuzzFastPaths checks the fast decoders against encoding/json: whatever they accept, the
+// general path decodes to the same fields.
+func FuzzFastPaths(f *testing.F) {
+	for _, s := range []string{`{"key":"k","message":"m"}`, `{"key":"k","score":-0}`, `{"key":"k","score":01}`,
+		`{"key":"k","score":9223372036854775808}`, `{"key":"\u00e9","message":"m"}`, `{"key":"k","message":"m","key":"j"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, value []byte) {
+		if !utf8.Valid(value) {
+			return // rejected before either path
+		}
+		if fast, ok := fastInput(value); ok {
+			var slow wireInput
+			if err := unmarshal(value, &slow); err != nil || slow.Key == nil || slow.Message == nil ||
+				*slow.Key != *fast.Key || *slow.Message != *fast.Message {
+				t.Fatalf("%s: fast %q %q, general %+v %v", value, *fast.Key, *fast.Message, slow, err)
+			}
+		}
+		if fast, ok := fastScore(value); ok {
+			var slow wireScore
+			if err := unmarshal(value, &slow); err != nil || slow.Key == nil || slow.Score == nil ||
+				*slow.Key != *fast.Key || *slow.Score != *fast.Score {
+				t.Fatalf("%s: fast %q %d, general %+v %v", value, *fast.Key, *fast.Score, slow, err)
+			}
+		}
+	})
+}
+
+// FuzzEncode checks that Encode writes exactly what json.Marshal writes.
+func FuzzEncode(f *testing.F) {
+	f.Add("k", "m", int64(1))
+	f.Add("<&>", "\u2028\x00\"\\é", int64(-1))
+	f.Add("\xff", "", int64(-9223372036854775808))
+	f.Fuzz(func(t *testing.T, key, message string, score int64) {
+		for _, v := range []any{Output{key, message, score}, Score{key, score}, Input{key, message}} {
+			var got []byte
+			switch v := v.(type) {
+			case Output:
+				got, _ = Encode(v)
+			case Score:
+				got, _ = Encode(v)
+			case Input:
+				got, _ = Encode(v)
+			}
+			want, err := json.Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("Encode(%#v) = %s, json.Marshal = %s", v, got, want)
+			}
 		}
 	})
 }

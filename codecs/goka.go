@@ -23,6 +23,9 @@ func (ScoreCodec) Encode(value any) ([]byte, error) {
 
 // Decode returns a Score. Table values are written by enricher, so a malformed one is an error.
 func (ScoreCodec) Decode(data []byte) (any, error) {
+	if w, ok := fastScore(data); ok {
+		return Score{Key: *w.Key, Score: *w.Score}, nil
+	}
 	var s Score
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("score codec: %w", err)

@@ -92,7 +92,12 @@ type wireScore struct {
 // DecodeInput decodes an input record's value; recordKey is the Kafka record key.
 func (l Limits) DecodeInput(recordKey string, value []byte) (Input, error) {
 	var w wireInput
-	if err := l.unmarshal(value, &w); err != nil {
+	if err := l.check(value); err != nil {
+		return Input{}, err
+	}
+	if fw, ok := fastInput(value); ok {
+		w = fw
+	} else if err := unmarshal(value, &w); err != nil {
 		return Input{}, err
 	}
 	if w.Message == nil {
@@ -109,7 +114,12 @@ func (l Limits) DecodeInput(recordKey string, value []byte) (Input, error) {
 // (nil value) is not a Score: callers handle it before decoding.
 func (l Limits) DecodeScore(recordKey string, value []byte) (Score, error) {
 	var w wireScore
-	if err := l.unmarshal(value, &w); err != nil {
+	if err := l.check(value); err != nil {
+		return Score{}, err
+	}
+	if fw, ok := fastScore(value); ok {
+		w = fw
+	} else if err := unmarshal(value, &w); err != nil {
 		return Score{}, err
 	}
 	if w.Score == nil {
@@ -132,7 +142,8 @@ func DecodeScore(recordKey string, value []byte) (Score, error) {
 	return Limits{}.DecodeScore(recordKey, value)
 }
 
-func (l Limits) unmarshal(value []byte, into any) error {
+// check applies the checks every value passes before it is parsed.
+func (l Limits) check(value []byte) error {
 	if len(value) == 0 {
 		return reject(ReasonEmptyValue, "value is empty")
 	}
@@ -142,6 +153,11 @@ func (l Limits) unmarshal(value []byte, into any) error {
 	if !utf8.Valid(value) {
 		return reject(ReasonInvalidUTF8, "value is not valid UTF-8")
 	}
+	return nil
+}
+
+// unmarshal is the general path: any JSON object layout.
+func unmarshal(value []byte, into any) error {
 	trimmed := bytes.TrimLeft(value, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return reject(ReasonInvalidJSON, "value is not a JSON object")
@@ -168,9 +184,17 @@ func resolveKey(recordKey string, payloadKey *string) (string, error) {
 	return recordKey, nil
 }
 
-// Encode returns the JSON of an Input, Score or Output.
+// Encode returns the JSON of an Input, Score or Output, exactly as json.Marshal writes it.
 func Encode[T Input | Score | Output](v T) ([]byte, error) {
-	b, err := json.Marshal(v)
+	switch v := any(v).(type) {
+	case Output:
+		return appendOutput(make([]byte, 0, 40+len(v.Key)+len(v.Message)), v), nil
+	case Score:
+		return appendScore(make([]byte, 0, 40+len(v.Key)), v), nil
+	case Input:
+		return appendInput(make([]byte, 0, 30+len(v.Key)+len(v.Message)), v), nil
+	}
+	b, err := json.Marshal(v) // not reached: the cases above are Encode's whole type set
 	if err != nil {
 		return nil, fmt.Errorf("encode %T: %w", v, err)
 	}

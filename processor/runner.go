@@ -30,6 +30,9 @@ type Config struct {
 	// StateDir holds the local LevelDB stores, one directory per table partition.
 	StateDir string
 	Limits   codecs.Limits
+	// CacheEntries is how many keys per partition the in-memory read cache in front of LevelDB
+	// holds; 0 turns it off.
+	CacheEntries int
 	// Standby keeps hot copies of the partitions this replica does not own (goka's hot standby).
 	Standby bool
 	Logger  *slog.Logger
@@ -55,6 +58,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StateDir == "" {
 		return errors.New("state-dir: empty")
+	}
+	if c.CacheEntries < 0 {
+		return fmt.Errorf("cache-entries: must not be negative, got %d", c.CacheEntries)
 	}
 	if c.Create && c.Spec.Partitions <= 0 {
 		return fmt.Errorf("partitions: must be positive, got %d", c.Spec.Partitions)
@@ -120,7 +126,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		"partitions", layout.Partitions, "state_dir", r.cfg.StateDir, "partitioner", string(r.cfg.Kafka.Partitioner),
 		"standby", r.cfg.Standby)
 
-	guard := &storeGuard{dir: r.cfg.StateDir, offsets: changelogOffsets(adm), log: r.log, stats: r.stats}
+	guard := &storeGuard{dir: r.cfg.StateDir, offsets: changelogOffsets(adm), log: r.log, stats: r.stats, cache: r.cfg.CacheEntries}
 	backoff := time.Second
 	for {
 		started := time.Now()

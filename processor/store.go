@@ -34,6 +34,7 @@ type storeGuard struct {
 	offsets OffsetRange
 	log     *slog.Logger
 	stats   *Stats
+	cache   int // read cache entries per partition, 0 for none
 	// fatal holds an ErrStateUnrecoverable: goka flattens the errors of a storage builder, so the
 	// Runner reads it from here to stop instead of restarting.
 	fatal atomic.Pointer[error]
@@ -90,7 +91,7 @@ func (g *storeGuard) builder() storage.Builder {
 				}
 			}
 		}
-		return newRestoringStore(st, db, log, g.stats, local), nil
+		return newRestoringStore(newReadCache(st, g.cache), db, log, g.stats, local), nil
 	}
 }
 

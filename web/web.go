@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"regexp"
 	"sort"
 	"strconv"
@@ -34,6 +35,8 @@ type Config struct {
 	Table  string // the score table's name on the query page
 	Stats  *processor.Stats
 	Logger *slog.Logger
+	// Profiling serves Go's runtime profiles (net/http/pprof) under /debug/pprof/, behind Token.
+	Profiling bool
 }
 
 // Server is the operator HTTP server of one replica.
@@ -94,6 +97,13 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("/readyz", s.readyz)
 	mux.Handle("/metrics", s.metrics.handler())
+	if s.cfg.Profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*s.pages.Load()).ServeHTTP(w, r) }))
 	return s.auth(mux)
 }

@@ -91,3 +91,14 @@ func TestNewRefusesBadAddress(t *testing.T) {
 	_, err = New(Config{Addr: "127.0.0.1:0"})
 	assert.Error(t, err, "stats are required")
 }
+
+func TestProfilingIsOptInAndBehindTheToken(t *testing.T) {
+	off := newServer(t, "").Handler()
+	assert.Equal(t, http.StatusServiceUnavailable, status(off, "/debug/pprof/", ""), "off: falls through to the pages")
+	s, err := New(Config{Addr: "127.0.0.1:0", Token: "s3cret", Table: "g-table", Stats: processor.NewStats(), Profiling: true})
+	require.NoError(t, err)
+	on := s.Handler()
+	assert.Equal(t, http.StatusUnauthorized, status(on, "/debug/pprof/", ""))
+	assert.Equal(t, http.StatusOK, status(on, "/debug/pprof/", "Bearer s3cret"))
+	assert.Equal(t, http.StatusOK, status(on, "/debug/pprof/heap", "Bearer s3cret"))
+}

@@ -45,7 +45,20 @@ var commands = []command{
 }
 
 func main() {
+	defaultGC()
 	os.Exit(run(os.Args[1:], &environment{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}))
+}
+
+// gcPercent is the garbage collector's target when GOGC is not set. Go's default of 100 made
+// garbage collection a fifth of the processor's CPU under the benchmark; 200 gave 25% more
+// throughput for 40% more peak memory (287 instead of 207 MiB at 100k keys).
+const gcPercent = 200
+
+// defaultGC applies gcPercent unless the operator chose with GOGC.
+func defaultGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 // run executes one subcommand and returns the exit code: 0 success, 1 runtime failure, 2 usage.

@@ -33,6 +33,8 @@ type processorFlags struct {
 	shutdownTimeout time.Duration
 	webAddr         string
 	webToken        string
+	pprof           bool
+	cacheEntries    int
 }
 
 func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
@@ -43,11 +45,13 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.BoolVar(&p.create, "create-topics", false, "create missing input, scores and output topics (the table and DLQ topics are always created)")
 	fs.IntVar(&p.partitions, "partitions", 4, "partitions of topics created")
 	fs.IntVar(&p.replication, "replication-factor", -1, "replication factor of topics created (-1: the broker's default)")
+	fs.IntVar(&p.cacheEntries, "cache-entries", processor.DefaultCacheEntries, "keys per partition whose scores are cached in memory in front of LevelDB (0: no cache)")
 	fs.BoolVar(&p.standby, "standby", false, "keep hot standby copies of the partitions this replica does not own")
 	fs.IntVar(&p.maxMessage, "max-message-bytes", 900*1024, "inputs and scores larger than this go to the dead-letter topic")
 	fs.DurationVar(&p.connectTimeout, "connect-timeout", time.Minute, "how long start-up waits for the brokers")
 	fs.DurationVar(&p.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop may take to flush and commit")
 	fs.StringVar(&p.webAddr, "web-addr", "127.0.0.1:9095", "address of the web monitor, query page, /healthz, /readyz and /metrics (empty: no web server)")
+	fs.BoolVar(&p.pprof, "pprof", false, "serve Go's CPU, heap and goroutine profiles under /debug/pprof/ on the web server (behind --web-token)")
 	fs.StringVar(&p.webToken, "web-token", "", "bearer token every web page but /healthz and /readyz requires (set it when --web-addr is not loopback)")
 }
 
@@ -86,6 +90,7 @@ func (p *processorFlags) config(log *slog.Logger) (processor.Config, error) {
 		StateDir:       p.stateDir,
 		Limits:         codecs.Limits{MaxValueBytes: p.maxMessage},
 		Standby:        p.standby,
+		CacheEntries:   p.cacheEntries,
 		Logger:         log,
 		ConnectTimeout: p.connectTimeout,
 	}, nil
@@ -152,7 +157,7 @@ func runProcessor(ctx context.Context, cfg processor.Config, pf processorFlags) 
 	cfg.Stats = processor.NewStats()
 	webErr := make(chan error, 1)
 	if pf.webAddr != "" {
-		srv, err := web.New(web.Config{Addr: pf.webAddr, Token: pf.webToken, Table: cfg.Topics.Table(), Stats: cfg.Stats, Logger: cfg.Logger})
+		srv, err := web.New(web.Config{Addr: pf.webAddr, Token: pf.webToken, Table: cfg.Topics.Table(), Stats: cfg.Stats, Logger: cfg.Logger, Profiling: pf.pprof})
 		if err != nil {
 			return usagef("%v", err)
 		}
