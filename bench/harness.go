@@ -1,0 +1,452 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// harness measures one system on topics of its own.
+type harness struct {
+	o       options
+	w       workload
+	sys     system
+	work    string
+	t       topics
+	cl      *kgo.Client // writes inputs and scores
+	adm     *kadm.Client
+	out     *collector
+	stopOut context.CancelFunc
+	outErr  chan error
+	seq     int64 // next input sequence number
+	probe   int64 // next probe sequence number (negative)
+	n       int   // instances started
+	procs   []*proc
+	failed  atomic.Pointer[error] // the first failed produce
+}
+
+func newHarness(ctx context.Context, o options, w workload, sys system, work, stamp string) (*harness, error) {
+	prefix := "bench-" + stamp + "-" + sys.id
+	h := &harness{o: o, w: w, sys: sys, work: work, probe: -1, outErr: make(chan error, 1),
+		t: topics{group: prefix, input: prefix + "-input", scores: prefix + "-scores", output: prefix + "-output"}}
+	var err error
+	if h.cl, err = w.kc.Client(kgo.ProducerLinger(0), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(1<<16)); err != nil {
+		return nil, err
+	}
+	h.adm = kadm.NewClient(h.cl)
+	resp, err := h.adm.CreateTopics(ctx, int32(o.partitions), -1, nil, h.t.input, h.t.scores, h.t.output)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		h.cl.Close()
+		return nil, fmt.Errorf("create topics: %w", err)
+	}
+	reader, err := w.kc.Client(kgo.ConsumeTopics(h.t.output), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		h.cl.Close()
+		return nil, err
+	}
+	h.out = newCollector(w, reader)
+	octx, cancel := context.WithCancel(ctx)
+	h.stopOut = cancel
+	go func() { h.outErr <- h.out.run(octx); reader.Close() }()
+	return h, nil
+}
+
+// close stops every instance still running, the collector, and deletes the system's topics.
+func (h *harness) close() {
+	for _, p := range h.procs {
+		p.kill()
+	}
+	h.stopOut()
+	<-h.outErr
+	topics := []string{h.t.input, h.t.scores, h.t.output}
+	if c := h.sys.changelog(h.t); c != "" && c != h.t.scores {
+		topics = append(topics, c)
+	}
+	if h.sys.id == "enricher" {
+		topics = append(topics, h.t.group+"-dlq")
+	}
+	_, _ = h.adm.DeleteTopics(context.Background(), topics...)
+	h.cl.Close()
+}
+
+// start starts an instance of the system on state directory dir.
+func (h *harness) start(dir string) (*proc, string, error) {
+	h.n++
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	args := h.sys.command(instance{topics: h.t, brokers: h.o.brokers, stateDir: dir, webAddr: addr})
+	p, err := startProc(h.work, fmt.Sprintf("%s-%d", h.sys.id, h.n), args)
+	if err != nil {
+		return nil, "", err
+	}
+	h.procs = append(h.procs, p)
+	return p, addr, nil
+}
+
+func (h *harness) stateDir(name string) string {
+	return filepath.Join(h.work, h.t.group+"-"+name)
+}
+
+// measure runs every phase on the system and returns its figures.
+func (h *harness) measure(ctx context.Context) (result, error) {
+	res := result{System: h.sys.name, ID: h.sys.id}
+	say := func(format string, args ...any) { progress("[%s] "+format, append([]any{h.sys.name}, args...)...) }
+
+	say("writing %d scores over %d keys", h.w.scores, h.w.keys)
+	if err := h.writeScores(ctx); err != nil {
+		return res, err
+	}
+	a, addr, err := h.start(h.stateDir("a"))
+	if err != nil {
+		return res, err
+	}
+	took, err := h.ready(ctx, a)
+	if err != nil {
+		return res, fmt.Errorf("first start: %w", err)
+	}
+	res.StartupSeconds = took.Seconds()
+	say("processing %.2fs after its start (all %d scores loaded)", took.Seconds(), h.w.keys)
+
+	// throughput: inputs flat out
+	say("throughput: %d inputs", h.o.inputs)
+	var profile chan error
+	if h.o.profileDir != "" && h.sys.id == "enricher" {
+		profile = make(chan error, 1)
+		go func() { profile <- h.profileEnricher(ctx, addr) }()
+	}
+	ph, first, err := h.phase(ctx, h.o.inputs, 0, a, nil)
+	if err != nil {
+		return res, fmt.Errorf("throughput: %w", err)
+	}
+	res.InputsPerSec = float64(h.o.inputs) / ph.last.Sub(first).Seconds()
+	res.Duplicates += ph.duplicates
+	say("throughput: %.0f inputs/s", res.InputsPerSec)
+	if profile != nil {
+		if err := <-profile; err != nil {
+			say("profile: %v", err)
+		}
+	}
+
+	// latency at fixed offered loads
+	for _, frac := range []float64{0.25, 0.50, 0.90} {
+		rate := frac * res.InputsPerSec
+		n := max(1, int(rate*h.o.window.Seconds()))
+		say("latency at %.0f%% of peak: %.0f inputs/s for %s", 100*frac, rate, h.o.window)
+		ph, first, err := h.phase(ctx, n, rate, a, nil)
+		if err != nil {
+			return res, fmt.Errorf("load %.0f%%: %w", 100*frac, err)
+		}
+		p50, p95, p99, mx := latencyFigures(ph)
+		res.Load = append(res.Load, loadPoint{FractionOfPeak: frac, OfferedPerSec: rate,
+			AchievedPerSec: float64(n) / ph.last.Sub(first).Seconds(),
+			P50ms:          ms(p50), P95ms: ms(p95), P99ms: ms(p99), MaxMs: ms(mx)})
+		res.Duplicates += ph.duplicates
+		say("  p50 %.1f ms, p99 %.1f ms, max %.1f ms", ms(p50), ms(p99), ms(mx))
+	}
+
+	// rebalance: a second replica joins under half of peak load
+	if h.sys.replicas {
+		rate := 0.5 * res.InputsPerSec
+		n := max(1, int(rate*h.o.rebalance.Seconds()))
+		say("rebalance: a second replica joins at %.0f inputs/s", rate)
+		var b *proc
+		joined := func() error {
+			var err error
+			h.out.trackGaps()
+			b, _, err = h.start(h.stateDir("b"))
+			return err
+		}
+		ph, _, err := h.phase(ctx, n, rate, a, joined)
+		if err != nil {
+			return res, fmt.Errorf("rebalance: %w", err)
+		}
+		gap := ph.maxGap.Seconds()
+		res.RebalancePauseSeconds = &gap
+		res.Duplicates += ph.duplicates
+		say("  longest gap in outputs: %.2fs", gap)
+		if err := b.stop(time.Minute); err != nil {
+			return res, err
+		}
+	}
+	if err := a.stop(time.Minute); err != nil {
+		return res, err
+	}
+	res.PeakRSSBytes = a.peakRSS()
+
+	// cold restore and warm restart from the changelog
+	if topic := h.sys.changelog(h.t); topic != "" {
+		records, err := h.records(ctx, topic)
+		if err != nil {
+			return res, err
+		}
+		dir := h.stateDir("c")
+		say("cold restore of %d changelog records", records)
+		c, _, err := h.start(dir)
+		if err != nil {
+			return res, err
+		}
+		took, err := h.ready(ctx, c)
+		if err != nil {
+			return res, fmt.Errorf("cold restore: %w", err)
+		}
+		if err := c.stop(time.Minute); err != nil {
+			return res, err
+		}
+		rate := float64(records) / took.Seconds()
+		res.RestoredRecords, res.ColdRestoreSeconds, res.ColdRestorePerSec = records, took.Seconds(), &rate
+		say("  %.2fs, %.0f records/s", took.Seconds(), rate)
+		say("warm restart")
+		d, _, err := h.start(dir)
+		if err != nil {
+			return res, err
+		}
+		took, err = h.ready(ctx, d)
+		if err != nil {
+			return res, fmt.Errorf("warm restart: %w", err)
+		}
+		if err := d.stop(time.Minute); err != nil {
+			return res, err
+		}
+		warm := took.Seconds()
+		res.WarmRestartSeconds = &warm
+		say("  %.3fs", warm)
+		if h.sys.id == "enricher" {
+			rate, err := h.rawRead(ctx, topic)
+			if err != nil {
+				return res, err
+			}
+			res.RawChangelogReadPerSec = &rate
+		}
+	}
+	return res, h.out.err()
+}
+
+// writeScores writes the workload's score records and waits until they are acknowledged.
+func (h *harness) writeScores(ctx context.Context) error {
+	for i := 0; i < h.w.scores; i++ {
+		key, v := h.w.scoreValue(i)
+		r := &kgo.Record{Topic: h.t.scores, Key: []byte(key), Value: v}
+		h.w.kc.PartitionRecord(r, int32(h.w.partitions))
+		if err := h.produce(ctx, r); err != nil {
+			return err
+		}
+	}
+	return h.flush(ctx)
+}
+
+func (h *harness) produce(ctx context.Context, r *kgo.Record) error {
+	if p := h.failed.Load(); p != nil {
+		return *p
+	}
+	h.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+		if err != nil {
+			h.failed.CompareAndSwap(nil, &err)
+		}
+	})
+	return nil
+}
+
+func (h *harness) flush(ctx context.Context) error {
+	if err := h.cl.Flush(ctx); err != nil {
+		return err
+	}
+	if p := h.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// phase produces n inputs, at rate per second (0: as fast as the client takes them), calls
+// during (if set) a quarter of the way through, and waits for every output. It returns the
+// phase and the time its first input was produced.
+func (h *harness) phase(ctx context.Context, n int, rate float64, p *proc, during func() error) (*phase, time.Time, error) {
+	lo := h.seq
+	h.seq += int64(n)
+	h.out.begin(lo, h.seq)
+	keys := h.w.newKeySource(uint64(lo) + 1)
+	first := time.Now()
+	produced := make(chan error, 1)
+	go func() {
+		var err error
+		for i := 0; i < n && err == nil; i++ {
+			if rate > 0 {
+				due := first.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+				if d := time.Until(due); d > time.Millisecond {
+					time.Sleep(d)
+				}
+			}
+			if during != nil && i == n/4 {
+				err = during()
+			}
+			k := keys.next()
+			r := &kgo.Record{Topic: h.t.input, Key: []byte(keyName(k)), Value: input(keyName(k), h.w.message(lo+int64(i), time.Now()))}
+			h.w.kc.PartitionRecord(r, int32(h.w.partitions))
+			if err == nil {
+				err = h.produce(ctx, r)
+			}
+		}
+		if err == nil {
+			err = h.flush(ctx)
+		}
+		produced <- err
+	}()
+	report := func(got, of int64) {
+		progress("[%s]   %d/%d outputs, %.0f/s", h.sys.name, got, of, float64(got)/time.Since(first).Seconds())
+	}
+	ph, err := h.out.await(ctx, h.o.lossTimeout, report, p.exited)
+	if perr := <-produced; err == nil && perr != nil {
+		err = perr
+	}
+	return ph, first, err
+}
+
+// ready sends one probe per partition, again every 250 ms, until one round comes back with
+// the right scores, and returns the time from the process's start.
+func (h *harness) ready(ctx context.Context, p *proc) (time.Duration, error) {
+	keys := h.w.probeKeys()
+	var rounds [][]int64
+	deadline := time.Now().Add(10 * time.Minute)
+	var lastRound time.Time
+	for {
+		if time.Since(lastRound) >= 250*time.Millisecond {
+			lastRound = time.Now()
+			var round []int64
+			for _, k := range keys {
+				if k < 0 {
+					continue
+				}
+				seq := h.probe
+				h.probe--
+				r := &kgo.Record{Topic: h.t.input, Key: []byte(keyName(k)), Value: input(keyName(k), h.w.message(seq, time.Now()))}
+				h.w.kc.PartitionRecord(r, int32(h.w.partitions))
+				if err := h.produce(ctx, r); err != nil {
+					return 0, err
+				}
+				round = append(round, seq)
+			}
+			rounds = append(rounds, round)
+			if err := h.flush(ctx); err != nil {
+				return 0, err
+			}
+		}
+		for _, r := range rounds {
+			if h.out.answered(r) {
+				return time.Since(p.started), nil
+			}
+		}
+		if err := p.exited(); err != nil {
+			return 0, err
+		}
+		if err := h.out.err(); err != nil {
+			return 0, err
+		}
+		if time.Now().After(deadline) {
+			return 0, errors.New("no probe answered with the right score within 10 minutes")
+		}
+		if err := waitCtx(ctx, 5*time.Millisecond); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// records is the number of records in a topic: the sum of its partitions' end minus start.
+func (h *harness) records(ctx context.Context, topic string) (int64, error) {
+	starts, err := h.adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("offsets of %s: %w", topic, err)
+	}
+	ends, err := h.adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("offsets of %s: %w", topic, err)
+	}
+	var n int64
+	ends.Each(func(e kadm.ListedOffset) {
+		if s, ok := starts.Lookup(topic, e.Partition); ok {
+			n += e.Offset - s.Offset
+		}
+	})
+	return n, nil
+}
+
+// rawRead reads a topic whole with one franz-go client, nothing else done with the records,
+// and returns records per second: the rate a restore is compared with.
+func (h *harness) rawRead(ctx context.Context, topic string) (float64, error) {
+	total, err := h.records(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	cl, err := h.w.kc.Client(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	var n int64
+	for n < total {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		if errs := fs.Errors(); len(errs) > 0 {
+			return 0, errs[0].Err
+		}
+		n += int64(fs.NumRecords())
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// profileEnricher takes a CPU profile of enricher during the throughput phase, then its
+// allocation profile, from its --pprof endpoints.
+func (h *harness) profileEnricher(ctx context.Context, addr string) error {
+	if err := os.MkdirAll(h.o.profileDir, 0o755); err != nil {
+		return err
+	}
+	seconds := 10
+	if h.o.quick {
+		seconds = 2
+	}
+	for _, pr := range []struct{ name, path string }{
+		{"enricher-cpu.pprof", "/debug/pprof/profile?seconds=" + strconv.Itoa(seconds)},
+		{"enricher-allocs.pprof", "/debug/pprof/allocs"},
+	} {
+		name, path := pr.name, pr.path
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
+		if err := os.WriteFile(filepath.Join(h.o.profileDir, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

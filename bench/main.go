@@ -1,0 +1,179 @@
+// Command bench measures enricher side by side with the systems users choose between, on one
+// broker, in one run, with one workload: a franz-go consume -> map -> produce loop (the
+// raw-client ceiling), Kafka Streams (KStream.leftJoin(KTable)) and Apache Flink (the seed's
+// connect/keyBy/ValueState job on a local MiniCluster). Every system runs as its own OS process
+// on fresh topics. For each it measures end-to-end throughput, latency percentiles and the rate
+// achieved at 25, 50 and 90% of its peak, the longest output gap while a second replica joins,
+// cold restore from the changelog, warm restart and peak RSS. Every output is checked for the
+// right score: a run that loses or corrupts a record fails.
+//
+//	go run ./bench --brokers 127.0.0.1:PORT [--systems enricher,loop,kstreams,flink] [--quick]
+//
+// scripts/bench.sh starts a broker with scripts/kafka.sh and runs it.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/enricher/enricher/kafkaconf"
+)
+
+// options are the benchmark's flags.
+type options struct {
+	brokers     string
+	systems     []string
+	partitions  int
+	keys        int
+	scores      int
+	inputs      int
+	msgBytes    int
+	zipf        bool
+	window      time.Duration // each fixed-load phase
+	rebalance   time.Duration // the phase in which a second replica joins
+	quick       bool
+	jsonOut     string
+	profileDir  string
+	workDir     string
+	lossTimeout time.Duration
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == "loop" {
+		if err := runLoop(ctx, os.Args[2:]); err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "bench loop:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	rep, err := runAll(ctx, o)
+	if rep != nil {
+		rep.print(os.Stdout)
+		if o.jsonOut != "" {
+			b, _ := json.MarshalIndent(rep, "", "  ")
+			if werr := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); werr != nil && err == nil {
+				err = werr
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	var systems string
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.StringVar(&o.brokers, "brokers", "", "Kafka brokers (scripts/kafka.sh start prints one)")
+	fs.StringVar(&systems, "systems", "enricher,loop,kstreams,flink", "systems to run, comma-separated: enricher, loop (franz-go), kstreams, flink")
+	fs.IntVar(&o.partitions, "partitions", 4, "partitions of every topic")
+	fs.IntVar(&o.keys, "keys", 100_000, "distinct keys, each scored")
+	fs.IntVar(&o.scores, "scores", 0, "score records written over the keys; the last one per key is its final score (default: --keys)")
+	fs.IntVar(&o.inputs, "inputs", 2_000_000, "inputs enriched flat out for the throughput figure")
+	fs.IntVar(&o.msgBytes, "message-bytes", 100, "size of each input's message")
+	var dist string
+	fs.StringVar(&dist, "keys-distribution", "uniform", "how inputs pick keys: uniform or zipf")
+	fs.DurationVar(&o.window, "load-window", 20*time.Second, "length of each fixed-load latency phase")
+	fs.DurationVar(&o.rebalance, "rebalance-window", 30*time.Second, "length of the phase in which a second replica joins")
+	fs.BoolVar(&o.quick, "quick", false, "smoke run for CI: 10k keys, 50k inputs, short phases; checks correctness, asserts no timing")
+	fs.StringVar(&o.jsonOut, "json", "", "also write the figures as JSON to this file")
+	fs.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of enricher's throughput phase to this directory")
+	fs.StringVar(&o.workDir, "work-dir", "", "where state directories and process logs go (default: a temporary directory, removed after a successful run)")
+	fs.DurationVar(&o.lossTimeout, "loss-timeout", 2*time.Minute, "how long without a new output before missing outputs count as lost")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, v := range map[string]string{"keys": "10000", "inputs": "50000", "load-window": "3s", "rebalance-window": "15s"} {
+			if !set[name] {
+				_ = fs.Set(name, v)
+			}
+		}
+	}
+	if o.scores == 0 {
+		o.scores = o.keys
+	}
+	o.systems = strings.Split(systems, ",")
+	switch {
+	case o.brokers == "":
+		return o, errors.New("--brokers is required (scripts/bench.sh starts a broker and passes it)")
+	case o.partitions <= 0 || o.keys < o.partitions || o.inputs <= 0:
+		return o, errors.New("--partitions and --inputs must be positive and --keys at least --partitions")
+	case o.scores < o.keys:
+		return o, fmt.Errorf("--scores %d is fewer than --keys %d: every key gets a score", o.scores, o.keys)
+	case o.msgBytes < 40 || o.msgBytes > 100_000:
+		return o, errors.New("--message-bytes must be between 40 (room for a sequence number and a time) and 100000")
+	case dist != "uniform" && dist != "zipf":
+		return o, fmt.Errorf("--keys-distribution %q: want uniform or zipf", dist)
+	case o.window < time.Second || o.rebalance < 10*time.Second:
+		return o, errors.New("--load-window must be at least 1s and --rebalance-window at least 10s")
+	}
+	o.zipf = dist == "zipf"
+	return o, nil
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench %s: "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// runAll builds the systems and measures each in turn; the report holds what was measured even
+// when a later system fails.
+func runAll(ctx context.Context, o options) (*report, error) {
+	work := o.workDir
+	if work == "" {
+		var err error
+		if work, err = os.MkdirTemp("", "enricher-bench-"); err != nil {
+			return nil, err
+		}
+	} else if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
+	systems, err := buildSystems(ctx, o.systems, work)
+	if err != nil {
+		return nil, err
+	}
+	kc := kafkaconf.Defaults()
+	kc.Brokers = strings.Split(o.brokers, ",")
+	kc.ClientID = "enricher-bench"
+	w := workload{keys: o.keys, scores: o.scores, msgBytes: o.msgBytes, partitions: o.partitions, zipf: o.zipf, kc: kc}
+	rep := newReport(o)
+	stamp := time.Now().UTC().Format("150405")
+	for _, sys := range systems {
+		h, err := newHarness(ctx, o, w, sys, work, stamp)
+		if err != nil {
+			return rep, err
+		}
+		res, err := h.measure(ctx)
+		h.close()
+		if err != nil {
+			return rep, fmt.Errorf("%s: %w (process logs in %s)", sys.name, err, work)
+		}
+		rep.add(res)
+		if sys.note != "" {
+			rep.Notes = append(rep.Notes, sys.note)
+		}
+	}
+	if o.workDir == "" {
+		_ = os.RemoveAll(work)
+	}
+	return rep, nil
+}

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// result is what one system measured.
+type result struct {
+	System string `json:"system"`
+	ID     string `json:"id"`
+	// StartupSeconds runs from the first process start until probes of every partition came
+	// back with the right scores: the scores topic read and the table built.
+	StartupSeconds float64     `json:"startup_seconds"`
+	InputsPerSec   float64     `json:"inputs_per_sec"`
+	Load           []loadPoint `json:"load"`
+	// RebalancePauseSeconds is the longest gap between outputs after a second replica started.
+	RebalancePauseSeconds *float64 `json:"rebalance_pause_seconds,omitempty"`
+	// Cold restore: a replica started with no local state, from its start until probes of
+	// every partition came back right; records are the changelog's at that time.
+	RestoredRecords    int64    `json:"restored_records,omitempty"`
+	ColdRestoreSeconds float64  `json:"cold_restore_seconds,omitempty"`
+	ColdRestorePerSec  *float64 `json:"cold_restore_records_per_sec,omitempty"`
+	// RawChangelogReadPerSec is one franz-go client reading the same changelog, records/s.
+	RawChangelogReadPerSec *float64 `json:"raw_changelog_read_records_per_sec,omitempty"`
+	WarmRestartSeconds     *float64 `json:"warm_restart_seconds,omitempty"`
+	PeakRSSBytes           int64    `json:"peak_rss_bytes"`
+	// Duplicates are outputs seen more than once (at-least-once redelivery), not errors.
+	Duplicates int64 `json:"duplicates"`
+}
+
+// loadPoint is one fixed-load phase.
+type loadPoint struct {
+	FractionOfPeak float64 `json:"fraction_of_peak"`
+	OfferedPerSec  float64 `json:"offered_per_sec"`
+	AchievedPerSec float64 `json:"achieved_per_sec"`
+	P50ms          float64 `json:"p50_ms"`
+	P95ms          float64 `json:"p95_ms"`
+	P99ms          float64 `json:"p99_ms"`
+	MaxMs          float64 `json:"max_ms"`
+}
+
+// report is the run: its workload and each system's figures, in the JSON file as well.
+type report struct {
+	Brokers      string                        `json:"brokers"`
+	Partitions   int                           `json:"partitions"`
+	Keys         int                           `json:"keys"`
+	Scores       int                           `json:"scores"`
+	Inputs       int                           `json:"inputs"`
+	MessageBytes int                           `json:"message_bytes"`
+	Distribution string                        `json:"keys_distribution"`
+	LoadWindow   string                        `json:"load_window"`
+	Quick        bool                          `json:"quick"`
+	Systems      []result                      `json:"systems"`
+	Notes        []string                      `json:"notes,omitempty"`
+	Ratios       map[string]map[string]float64 `json:"enricher_ratios,omitempty"`
+}
+
+func newReport(o options) *report {
+	dist := "uniform"
+	if o.zipf {
+		dist = "zipf"
+	}
+	return &report{Brokers: o.brokers, Partitions: o.partitions, Keys: o.keys, Scores: o.scores, Inputs: o.inputs,
+		MessageBytes: o.msgBytes, Distribution: dist, LoadWindow: o.window.String(), Quick: o.quick}
+}
+
+func (r *report) add(res result) {
+	r.Systems = append(r.Systems, res)
+	r.Ratios = r.ratios()
+}
+
+// figure is one row of the table: how to read it from a result, and which way is better.
+type figure struct {
+	name   string
+	higher bool // higher is better
+	get    func(result) (float64, bool)
+	format string
+}
+
+func figures() []figure {
+	f := []figure{
+		{"throughput, inputs/s", true, func(r result) (float64, bool) { return r.InputsPerSec, r.InputsPerSec > 0 }, "%.0f"},
+	}
+	for i, frac := range []float64{0.25, 0.50, 0.90} {
+		i := i
+		pct := int(100 * frac)
+		at := func(get func(loadPoint) float64) func(result) (float64, bool) {
+			return func(r result) (float64, bool) {
+				if i >= len(r.Load) {
+					return 0, false
+				}
+				return get(r.Load[i]), true
+			}
+		}
+		f = append(f,
+			figure{fmt.Sprintf("rate achieved at %d%% of peak, inputs/s", pct), true, at(func(l loadPoint) float64 { return l.AchievedPerSec }), "%.0f"},
+			figure{fmt.Sprintf("latency p50 at %d%% of peak, ms", pct), false, at(func(l loadPoint) float64 { return l.P50ms }), "%.1f"},
+			figure{fmt.Sprintf("latency p95 at %d%% of peak, ms", pct), false, at(func(l loadPoint) float64 { return l.P95ms }), "%.1f"},
+			figure{fmt.Sprintf("latency p99 at %d%% of peak, ms", pct), false, at(func(l loadPoint) float64 { return l.P99ms }), "%.1f"},
+			figure{fmt.Sprintf("latency max at %d%% of peak, ms", pct), false, at(func(l loadPoint) float64 { return l.MaxMs }), "%.1f"},
+		)
+	}
+	opt := func(get func(result) *float64) func(result) (float64, bool) {
+		return func(r result) (float64, bool) {
+			if p := get(r); p != nil {
+				return *p, true
+			}
+			return 0, false
+		}
+	}
+	return append(f,
+		figure{"rebalance pause (longest output gap), s", false, opt(func(r result) *float64 { return r.RebalancePauseSeconds }), "%.2f"},
+		figure{"cold restore, changelog records/s", true, opt(func(r result) *float64 { return r.ColdRestorePerSec }), "%.0f"},
+		figure{"warm restart to processing, s", false, opt(func(r result) *float64 { return r.WarmRestartSeconds }), "%.3f"},
+		figure{"first start to processing, s", false, func(r result) (float64, bool) { return r.StartupSeconds, r.StartupSeconds > 0 }, "%.2f"},
+		figure{"peak RSS, MiB", false, func(r result) (float64, bool) { return float64(r.PeakRSSBytes) / (1 << 20), r.PeakRSSBytes > 0 }, "%.0f"},
+	)
+}
+
+// ratios are enricher's figure divided by each other system's.
+func (r *report) ratios() map[string]map[string]float64 {
+	var e *result
+	for i := range r.Systems {
+		if r.Systems[i].ID == "enricher" {
+			e = &r.Systems[i]
+		}
+	}
+	if e == nil {
+		return nil
+	}
+	out := map[string]map[string]float64{}
+	for _, s := range r.Systems {
+		if s.ID == "enricher" {
+			continue
+		}
+		m := map[string]float64{}
+		for _, f := range figures() {
+			ev, ok1 := f.get(*e)
+			pv, ok2 := f.get(s)
+			if ok1 && ok2 && pv != 0 {
+				m[f.name] = ev / pv
+			}
+		}
+		out[s.ID] = m
+	}
+	if e.ColdRestorePerSec != nil && e.RawChangelogReadPerSec != nil {
+		out["raw-changelog-read"] = map[string]float64{"cold restore, changelog records/s": *e.ColdRestorePerSec / *e.RawChangelogReadPerSec}
+	}
+	return out
+}
+
+func (r *report) print(w io.Writer) {
+	if len(r.Systems) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	head := []string{"figure", "better"}
+	for _, s := range r.Systems {
+		head = append(head, s.System)
+	}
+	for _, s := range r.Systems {
+		if s.ID != "enricher" && r.Ratios != nil {
+			head = append(head, "enricher/"+s.ID)
+		}
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
+	for _, f := range figures() {
+		better := "lower"
+		if f.higher {
+			better = "higher"
+		}
+		row := []string{f.name, better}
+		for _, s := range r.Systems {
+			if v, ok := f.get(s); ok {
+				row = append(row, fmt.Sprintf(f.format, v))
+			} else {
+				row = append(row, "n/a")
+			}
+		}
+		for _, s := range r.Systems {
+			if s.ID == "enricher" || r.Ratios == nil {
+				continue
+			}
+			if v, ok := r.Ratios[s.ID][f.name]; ok {
+				row = append(row, fmt.Sprintf("%.2fx", v))
+			} else {
+				row = append(row, "")
+			}
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "\n%d partitions, %d keys, %d score records, %d inputs of %d-byte messages (%s keys), %s per load level; one broker at %s\n",
+		r.Partitions, r.Keys, r.Scores, r.Inputs, r.MessageBytes, r.Distribution, r.LoadWindow, r.Brokers)
+	for _, s := range r.Systems {
+		if s.RawChangelogReadPerSec != nil && s.ColdRestorePerSec != nil {
+			fmt.Fprintf(w, "%s cold restore against one franz-go client reading the same changelog (%.0f records/s): %.2fx\n",
+				s.System, *s.RawChangelogReadPerSec, *s.ColdRestorePerSec / *s.RawChangelogReadPerSec)
+		}
+		if s.Duplicates > 0 {
+			fmt.Fprintf(w, "%s: %d duplicate outputs (at-least-once redelivery; none lost, none wrong)\n", s.System, s.Duplicates)
+		}
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintln(w, n)
+	}
+	if r.Quick {
+		fmt.Fprintln(w, "quick mode: the figures above are a smoke run's, not a measurement")
+	}
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// topics are one system's fresh topics for one run.
+type topics struct{ group, input, scores, output string }
+
+// instance is one replica of a system: its consumer group, its local state and, for enricher,
+// the address of its web server.
+type instance struct {
+	topics
+	brokers  string
+	stateDir string
+	webAddr  string
+}
+
+// system is one of the four systems the benchmark compares.
+type system struct {
+	id, name string
+	// changelog is the topic a cold start restores from ("" when the system keeps no state in
+	// Kafka, as Flink, whose state lives in its own checkpoints).
+	changelog func(topics) string
+	// replicas says the system scales by adding processes to one consumer group.
+	replicas bool
+	// command returns the command line of an instance.
+	command func(instance) []string
+	// note is printed under the table.
+	note string
+}
+
+// systems returns the systems by id, their programs built into work.
+func buildSystems(ctx context.Context, ids []string, work string) ([]system, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var out []system
+	for _, id := range ids {
+		switch id {
+		case "enricher":
+			bin := filepath.Join(work, "enricher")
+			progress("building enricher")
+			if err := run(ctx, "go", "build", "-o", bin, "./cmd/enricher"); err != nil {
+				return nil, fmt.Errorf("build enricher (run the benchmark from the repository's root): %w", err)
+			}
+			out = append(out, system{id: id, name: "enricher", replicas: true,
+				changelog: func(t topics) string { return t.group + "-table" },
+				command: func(i instance) []string {
+					return []string{bin, "run", "--brokers", i.brokers, "--group", i.group, "--input", i.input,
+						"--scores", i.scores, "--output", i.output, "--state-dir", i.stateDir,
+						"--web-addr", i.webAddr, "--pprof", "--log-level", "warn"}
+				}})
+		case "loop":
+			out = append(out, system{id: id, name: "franz-go loop", replicas: true,
+				changelog: func(t topics) string { return t.scores },
+				command: func(i instance) []string {
+					return []string{self, "loop", "--brokers", i.brokers, "--group", i.group, "--input", i.input,
+						"--scores", i.scores, "--output", i.output}
+				},
+				note: "franz-go loop: keeps the scores in a Go map, restores by reading the whole scores topic"})
+		case "kstreams":
+			cp, err := buildPeer(ctx, "kstreams")
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, system{id: id, name: "Kafka Streams", replicas: true,
+				changelog: func(t topics) string { return t.group + "-scores-changelog" },
+				command: func(i instance) []string {
+					return append(javaArgs(cp, nil), "enricher.bench.KStreamsPeer", "--brokers", i.brokers, "--input", i.input,
+						"--scores", i.scores, "--output", i.output, "--app-id", i.group, "--state-dir", i.stateDir)
+				}})
+		case "flink":
+			cp, err := buildPeer(ctx, "flink")
+			if err != nil {
+				return nil, err
+			}
+			flags, err := os.ReadFile(filepath.Join("bench", "peers", "flink", "jvm.flags"))
+			if err != nil {
+				return nil, fmt.Errorf("flink peer: %w", err)
+			}
+			out = append(out, system{id: id, name: "Flink",
+				changelog: func(topics) string { return "" },
+				command: func(i instance) []string {
+					return append(javaArgs(cp, strings.Fields(string(flags))), "enricher.bench.FlinkPeer", "--brokers", i.brokers,
+						"--input", i.input, "--scores", i.scores, "--output", i.output, "--group", i.group)
+				},
+				note: "Flink: a local MiniCluster in one JVM; its state lives in Flink checkpoints, not in a Kafka changelog, and it rescales by restarting from a savepoint, not by adding a replica"})
+		default:
+			return nil, fmt.Errorf("unknown system %q (want enricher, loop, kstreams, flink)", id)
+		}
+	}
+	return out, nil
+}
+
+// jvmHeap bounds both Java peers' heaps alike, so their peak RSS compares.
+const jvmHeap = "-Xmx1g"
+
+func javaArgs(classpath string, flags []string) []string {
+	args := append([]string{"java", jvmHeap}, flags...)
+	return append(args, "-cp", classpath)
+}
+
+// buildPeer builds a Java peer under bench/peers with Maven (its jars cached in ~/.m2) and
+// returns its class path.
+func buildPeer(ctx context.Context, name string) (string, error) {
+	dir := filepath.Join("bench", "peers", name)
+	progress("building the %s peer with Maven (the first build downloads its jars)", name)
+	if err := run(ctx, "mvn", "-q", "-B", "-f", filepath.Join(dir, "pom.xml"), "package", "dependency:build-classpath",
+		"-Dmdep.outputFile=target/classpath.txt", "-DskipTests"); err != nil {
+		return "", fmt.Errorf("build the %s peer: %w", name, err)
+	}
+	cp, err := os.ReadFile(filepath.Join(dir, "target", "classpath.txt"))
+	if err != nil {
+		return "", fmt.Errorf("%s peer: %w", name, err)
+	}
+	abs, err := filepath.Abs(filepath.Join(dir, "target", "classes"))
+	if err != nil {
+		return "", err
+	}
+	return abs + string(os.PathListSeparator) + strings.TrimSpace(string(cp)), nil
+}
+
+func run(ctx context.Context, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+// freeAddr returns a free loopback address for a web server.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/kafkaconf"
+)
+
+// workload is what every system is given: K keys, S score records whose last value per key is
+// score(k), and inputs whose message carries a sequence number and the time it was produced.
+type workload struct {
+	keys, scores, msgBytes, partitions int
+	zipf                               bool
+	kc                                 kafkaconf.Config
+}
+
+func keyName(k int) string { return "key-" + strconv.Itoa(k) }
+
+// keyIndex is keyName's inverse; -1 for a key the workload never wrote.
+func keyIndex(key []byte) int {
+	s, ok := strings.CutPrefix(string(key), "key-")
+	if !ok {
+		return -1
+	}
+	k, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return k
+}
+
+// score is every key's final score; decoy is an earlier value that a later record replaces.
+func score(k int) int64 { return int64(k)*7 + 1 }
+func decoy(k int) int64 { return -score(k) - 1 }
+
+// scoreValue is score record i of w.scores: the first scores-keys records are decoys, the last
+// keys records set each key's final score, so every system must keep the latest per key.
+func (w workload) scoreValue(i int) (key string, value []byte) {
+	k := i % w.keys
+	s := score(k)
+	if i < w.scores-w.keys {
+		s = decoy(k)
+	}
+	v, _ := json.Marshal(codecs.Score{Key: keyName(k), Score: s})
+	return keyName(k), v
+}
+
+// keySource picks input keys, uniformly or by a zipf distribution (s = 1.1) over the keys.
+type keySource struct {
+	rng  *rand.Rand
+	zipf *rand.Zipf
+	n    int
+}
+
+func (w workload) newKeySource(seed uint64) *keySource {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	ks := &keySource{rng: rng, n: w.keys}
+	if w.zipf {
+		ks.zipf = rand.NewZipf(rng, 1.1, 1, uint64(w.keys-1))
+	}
+	return ks
+}
+
+func (ks *keySource) next() int {
+	if ks.zipf != nil {
+		return int(ks.zipf.Uint64())
+	}
+	return ks.rng.IntN(ks.n)
+}
+
+// message is input seq's message, exactly msgBytes long: "seq;unix-nanos;" padded with x.
+func (w workload) message(seq int64, at time.Time) string {
+	var b strings.Builder
+	b.Grow(w.msgBytes)
+	b.WriteString(strconv.FormatInt(seq, 10))
+	b.WriteByte(';')
+	b.WriteString(strconv.FormatInt(at.UnixNano(), 10))
+	b.WriteByte(';')
+	for b.Len() < w.msgBytes {
+		b.WriteByte('x')
+	}
+	return b.String()
+}
+
+// parseMessage returns the sequence number and produce time a message carries.
+func parseMessage(m string) (seq int64, at time.Time, err error) {
+	s, rest, ok := strings.Cut(m, ";")
+	t, _, ok2 := strings.Cut(rest, ";")
+	if !ok || !ok2 {
+		return 0, time.Time{}, fmt.Errorf("message %.40q has no sequence and time", m)
+	}
+	if seq, err = strconv.ParseInt(s, 10, 64); err != nil {
+		return 0, time.Time{}, fmt.Errorf("message sequence: %w", err)
+	}
+	ns, err := strconv.ParseInt(t, 10, 64)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("message time: %w", err)
+	}
+	return seq, time.Unix(0, ns), nil
+}
+
+// input is the JSON value of an input record.
+func input(key, message string) []byte {
+	v, _ := json.Marshal(codecs.Input{Key: key, Message: message})
+	return v
+}
+
+// probeKeys returns, for each partition, a key that lands in it: a probe of each is answered
+// only once every partition is processing with its table restored.
+func (w workload) probeKeys() []int {
+	probes := make([]int, w.partitions)
+	found := 0
+	for i := range probes {
+		probes[i] = -1
+	}
+	for k := 0; k < w.keys && found < w.partitions; k++ {
+		p := w.kc.Partitioner.Partition([]byte(keyName(k)), int32(w.partitions))
+		if probes[p] < 0 {
+			probes[p] = k
+			found++
+		}
+	}
+	return probes
+}
