@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs enricher's whole test suite: formatting and vet checks, unit tests with the race detector,
-# short fuzz runs of the codecs and the savepoint parser, and the system tests against a real Apache Kafka broker.
+# short fuzz runs of the codecs and the savepoint parser, the system tests against a real Apache Kafka broker,
+# and the benchmark's quick mode (every system, correctness checked, no timing asserted).
 #
 # The broker in KAFKA_BROKERS is used when set; otherwise scripts/kafka.sh installs Apache Kafka
 # from Maven Central (cached) and starts one on 127.0.0.1 for the run. kcat (Debian's librdkafka
 # client) and chromium (for the browser test) are installed when missing and apt-get is available.
-#   FUZZTIME   time per fuzz target (default 10s; 0 skips fuzzing)
+#   FUZZTIME     time per fuzz target (default 10s; 0 skips fuzzing)
+#   BENCH_QUICK  0 skips the benchmark smoke run (default 1)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -43,9 +45,15 @@ say "Kafka at $KAFKA_BROKERS"
 say "tests (unit with -race, system against Kafka)"
 go test -race -count=1 -timeout 20m ./...
 
+if [ "${BENCH_QUICK:-1}" != "0" ]; then
+  say "benchmark smoke run: enricher, franz-go loop, Kafka Streams and Flink (bench --quick)"
+  mkdir -p tests/artifacts
+  go run ./bench --quick --brokers "$KAFKA_BROKERS" --json tests/artifacts/bench-quick.json
+fi
+
 fuzztime=${FUZZTIME:-10s}
 if [ "$fuzztime" != "0" ]; then
-  for spec in codecs:FuzzDecodeInput codecs:FuzzDecodeScore savepoint:FuzzParse; do
+  for spec in codecs:FuzzDecodeInput codecs:FuzzDecodeScore codecs:FuzzFastPaths codecs:FuzzEncode savepoint:FuzzParse; do
     pkg=${spec%%:*} target=${spec#*:}
     say "fuzz $pkg $target for $fuzztime"
     go test "./$pkg" -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime"
