@@ -3,6 +3,8 @@ package processor
 import (
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -106,4 +108,27 @@ func TestRestoringStoreOffsetNeverAhead(t *testing.T) {
 	_, err = r.db.Get([]byte("k"+strconv.FormatInt(off+1, 10)), nil)
 	assert.ErrorIs(t, err, leveldb.ErrNotFound, "a pending record is not on disk before its batch")
 	require.NoError(t, r.Close())
+}
+
+// TestRestoringStoreCloseLeavesNoJournal checks that a graceful close writes the memtable out,
+// so the next open has no journal to replay.
+func TestRestoringStoreCloseLeavesNoJournal(t *testing.T) {
+	dir := t.TempDir()
+	r, _ := openRestoring(t, dir)
+	replay(t, r, 1, 20_001)
+	require.NoError(t, r.MarkRecovered())
+	require.NoError(t, r.Set("live", []byte("1")))
+	require.NoError(t, r.Close())
+	journals, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	require.NoError(t, err)
+	var size int64
+	for _, j := range journals {
+		fi, err := os.Stat(j)
+		require.NoError(t, err)
+		size += fi.Size()
+	}
+	assert.Less(t, size, int64(4096), "journal bytes left for the next open to replay")
+	off, keys := reopened(t, dir)
+	assert.Equal(t, int64(20_000), off)
+	assert.Equal(t, 20_001, keys)
 }
