@@ -56,7 +56,7 @@ func buildSystems(ctx context.Context, ids []string, work string) ([]system, err
 				command: func(i instance) []string {
 					return []string{bin, "run", "--brokers", i.brokers, "--group", i.group, "--input", i.input,
 						"--scores", i.scores, "--output", i.output, "--state-dir", i.stateDir,
-						"--web-addr", i.webAddr, "--pprof", "--log-level", "warn"}
+						"--web-addr", i.webAddr, "--pprof"}
 				}})
 		case "loop":
 			out = append(out, system{id: id, name: "franz-go loop", replicas: true,

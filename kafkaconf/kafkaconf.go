@@ -121,6 +121,11 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	cfg.Producer.Compression = sarama.CompressionNone
 	cfg.Producer.Flush.Frequency = c.Linger
 	cfg.Producer.Partitioner = c.Partitioner.SaramaPartitioner()
+	// A partition consumer that subscribes while its broker connection waits in a fetch of idle
+	// partitions starts only when that fetch returns: with sarama's 500 ms, inputs started
+	// 0.6 s after a restore had finished (0.1 s with 100 ms). Fetches return as soon as data
+	// arrives either way; an idle connection sends 20 fetches a second.
+	cfg.Consumer.MaxWaitTime = 50 * time.Millisecond
 	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{goka.CopartitioningStrategy}
 	cfg.Consumer.Group.Session.Timeout = c.SessionTimeout
 	cfg.Consumer.Group.Heartbeat.Interval = c.HeartbeatInterval
