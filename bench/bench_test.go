@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/kafkaconf"
+)
+
+func testWorkload() workload {
+	return workload{keys: 50, scores: 150, msgBytes: 100, partitions: 4, kc: kafkaconf.Defaults()}
+}
+
+func TestMessageRoundTrip(t *testing.T) {
+	w := testWorkload()
+	for _, seq := range []int64{0, 7, 1 << 40, -3} {
+		at := time.Unix(0, 1_732_000_000_123_456_789)
+		m := w.message(seq, at)
+		assert.Len(t, m, w.msgBytes)
+		gotSeq, gotAt, err := parseMessage(m)
+		require.NoError(t, err)
+		assert.Equal(t, seq, gotSeq)
+		assert.True(t, at.Equal(gotAt))
+	}
+	_, _, err := parseMessage("no separators")
+	assert.Error(t, err)
+}
+
+func TestScoresLatestWins(t *testing.T) {
+	w := testWorkload()
+	last := map[string]int64{}
+	for i := 0; i < w.scores; i++ {
+		key, v := w.scoreValue(i)
+		s, err := codecs.DecodeScore(key, v)
+		require.NoError(t, err)
+		last[key] = s.Score
+	}
+	require.Len(t, last, w.keys)
+	for k := 0; k < w.keys; k++ {
+		assert.Equal(t, score(k), last[keyName(k)])
+	}
+}
+
+func TestProbeKeysCoverEveryPartition(t *testing.T) {
+	w := testWorkload()
+	for p, k := range w.probeKeys() {
+		require.GreaterOrEqual(t, k, 0, "partition %d has a probe key", p)
+		assert.Equal(t, int32(p), w.kc.Partitioner.Partition([]byte(keyName(k)), int32(w.partitions)))
+	}
+}
+
+func output(t *testing.T, w workload, k int, seq int64, s int64) *kgo.Record {
+	t.Helper()
+	v, err := json.Marshal(codecs.Output{Key: keyName(k), Message: w.message(seq, time.Now().Add(-time.Millisecond)), Score: s})
+	require.NoError(t, err)
+	return &kgo.Record{Key: []byte(keyName(k)), Value: v}
+}
+
+func TestCollector(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		records  func(w workload) []*kgo.Record
+		distinct int64
+		dups     int64
+		wrong    string // part of the error, "" for none
+		probesOK bool
+	}{
+		{"all right", func(w workload) []*kgo.Record {
+			return []*kgo.Record{output(t, w, 1, 0, score(1)), output(t, w, 2, 1, score(2))}
+		}, 2, 0, "", false},
+		{"a duplicate counts once", func(w workload) []*kgo.Record {
+			return []*kgo.Record{output(t, w, 1, 0, score(1)), output(t, w, 1, 0, score(1))}
+		}, 1, 1, "", false},
+		{"a wrong score fails", func(w workload) []*kgo.Record {
+			return []*kgo.Record{output(t, w, 1, 0, decoy(1))}
+		}, 0, 0, "score", false},
+		{"a cut message fails", func(w workload) []*kgo.Record {
+			r := output(t, w, 1, 0, score(1))
+			r.Value = bytes.Replace(r.Value, []byte("xxxx"), []byte("xxx"), 1)
+			return []*kgo.Record{r}
+		}, 0, 0, "message", false},
+		{"a foreign key fails", func(w workload) []*kgo.Record {
+			r := output(t, w, 1, 0, score(1))
+			r.Key = []byte("other")
+			return []*kgo.Record{r}
+		}, 0, 0, "not a workload key", false},
+		{"a probe with the right score is answered", func(w workload) []*kgo.Record {
+			return []*kgo.Record{output(t, w, 3, -1, score(3))}
+		}, 0, 0, "", true},
+		{"a probe with no score yet is not", func(w workload) []*kgo.Record {
+			return []*kgo.Record{output(t, w, 3, -1, codecs.NoScore)}
+		}, 0, 0, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := testWorkload()
+			c := newCollector(w, nil)
+			c.begin(0, 2)
+			for _, r := range tc.records(w) {
+				c.check(r, time.Now())
+			}
+			assert.Equal(t, tc.distinct, c.ph.distinct)
+			assert.Equal(t, tc.dups, c.ph.duplicates)
+			assert.Len(t, c.ph.latencies, int(tc.distinct))
+			if tc.wrong == "" {
+				assert.NoError(t, c.err())
+			} else {
+				assert.ErrorContains(t, c.err(), tc.wrong)
+			}
+			assert.Equal(t, tc.probesOK, c.answered([]int64{-1}))
+		})
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var l []time.Duration
+	for i := 1; i <= 100; i++ {
+		l = append(l, time.Duration(i)*time.Millisecond)
+	}
+	assert.Equal(t, 50*time.Millisecond, percentile(l, 50))
+	assert.Equal(t, 99*time.Millisecond, percentile(l, 99))
+	assert.Equal(t, 100*time.Millisecond, percentile(l, 100))
+	assert.Zero(t, percentile(nil, 99))
+}
+
+func TestReportRatios(t *testing.T) {
+	warm := 0.1
+	r := newReport(options{brokers: "b", partitions: 4, keys: 10, inputs: 10})
+	r.add(result{System: "enricher", ID: "enricher", InputsPerSec: 300, WarmRestartSeconds: &warm})
+	r.add(result{System: "Flink", ID: "flink", InputsPerSec: 100})
+	assert.InDelta(t, 3.0, r.Ratios["flink"]["throughput, inputs/s"], 1e-9)
+	_, ok := r.Ratios["flink"]["warm restart to processing, s"]
+	assert.False(t, ok, "no ratio where the peer has no figure")
+	var out strings.Builder
+	r.print(&out)
+	assert.Contains(t, out.String(), "3.00x")
+	assert.Contains(t, out.String(), "n/a")
+}
+
+func TestParseFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		bad  string
+	}{
+		{[]string{"--brokers", "b"}, ""},
+		{[]string{"--brokers", "b", "--quick"}, ""},
+		{[]string{}, "--brokers"},
+		{[]string{"--brokers", "b", "--keys", "2"}, "--keys"},
+		{[]string{"--brokers", "b", "--keys", "10", "--scores", "5"}, "--scores"},
+		{[]string{"--brokers", "b", "--keys-distribution", "pareto"}, "pareto"},
+		{[]string{"--brokers", "b", "--message-bytes", "10"}, "--message-bytes"},
+	} {
+		o, err := parseFlags(tc.args)
+		if tc.bad != "" {
+			assert.ErrorContains(t, err, tc.bad, "%v", tc.args)
+			continue
+		}
+		require.NoError(t, err, "%v", tc.args)
+		if o.quick {
+			assert.Equal(t, 10_000, o.keys)
+			assert.Equal(t, 50_000, o.inputs)
+		}
+		assert.Equal(t, o.keys, o.scores, "scores default to one per key")
+	}
+}
