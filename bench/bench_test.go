@@ -49,12 +49,19 @@ func TestScoresLatestWins(t *testing.T) {
 	}
 }
 
-func TestProbeKeysCoverEveryPartition(t *testing.T) {
+func TestProbeKeysIncludeEachPartitionsLastScore(t *testing.T) {
 	w := testWorkload()
-	for p, k := range w.probeKeys() {
-		require.GreaterOrEqual(t, k, 0, "partition %d has a probe key", p)
-		assert.Equal(t, int32(p), w.kc.Partitioner.Partition([]byte(keyName(k)), int32(w.partitions)))
+	probes := w.probeKeys()
+	lastWritten := map[int32]int{} // partition -> key of its last score record
+	for i := 0; i < w.scores; i++ {
+		key, _ := w.scoreValue(i)
+		lastWritten[w.kc.Partitioner.Partition([]byte(key), int32(w.partitions))] = keyIndex([]byte(key))
 	}
+	require.Len(t, lastWritten, w.partitions)
+	for p, k := range lastWritten {
+		assert.Contains(t, probes, k, "partition %d's last-written key", p)
+	}
+	assert.Greater(t, len(probes), w.partitions, "a sample of other keys too")
 }
 
 func output(t *testing.T, w workload, k int, seq int64, s int64) *kgo.Record {

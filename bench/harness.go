@@ -316,8 +316,8 @@ func (h *harness) phase(ctx context.Context, n int, rate float64, p *proc, durin
 	return ph, first, err
 }
 
-// ready sends one probe per partition, again every 250 ms, until one round comes back with
-// the right scores, and returns the time from the process's start.
+// ready sends a round of probes (see probeKeys), again every 250 ms, until one round comes
+// back with every final score, and returns the time from the process's start.
 func (h *harness) ready(ctx context.Context, p *proc) (time.Duration, error) {
 	keys := h.w.probeKeys()
 	var rounds [][]int64
@@ -328,9 +328,6 @@ func (h *harness) ready(ctx context.Context, p *proc) (time.Duration, error) {
 			lastRound = time.Now()
 			var round []int64
 			for _, k := range keys {
-				if k < 0 {
-					continue
-				}
 				seq := h.probe
 				h.probe--
 				r := &kgo.Record{Topic: h.t.input, Key: []byte(keyName(k)), Value: input(keyName(k), h.w.message(seq, time.Now()))}

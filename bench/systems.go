@@ -113,7 +113,7 @@ func javaArgs(classpath string, flags []string) []string {
 func buildPeer(ctx context.Context, name string) (string, error) {
 	dir := filepath.Join("bench", "peers", name)
 	progress("building the %s peer with Maven (the first build downloads its jars)", name)
-	if err := run(ctx, "mvn", "-q", "-B", "-f", filepath.Join(dir, "pom.xml"), "package", "dependency:build-classpath",
+	if err := run(ctx, "mvn", "-q", "-B", "-Dstyle.color=never", "-f", filepath.Join(dir, "pom.xml"), "package", "dependency:build-classpath",
 		"-Dmdep.outputFile=target/classpath.txt", "-DskipTests"); err != nil {
 		return "", fmt.Errorf("build the %s peer: %w", name, err)
 	}

@@ -111,20 +111,35 @@ func input(key, message string) []byte {
 	return v
 }
 
-// probeKeys returns, for each partition, a key that lands in it: a probe of each is answered
-// only once every partition is processing with its table restored.
+// probeKeys returns the keys a readiness probe asks for: in each partition the key whose final
+// score was written last (once it is applied, so is every score before it in that partition),
+// and a sample of others, for systems that apply one partition's scores in parallel (Flink
+// spreads keys over subtasks). A probe is answered only when every key has its final score.
 func (w workload) probeKeys() []int {
-	probes := make([]int, w.partitions)
-	found := 0
-	for i := range probes {
-		probes[i] = -1
+	last := make([]int, w.partitions)
+	for i := range last {
+		last[i] = -1
 	}
-	for k := 0; k < w.keys && found < w.partitions; k++ {
+	found := 0
+	for k := w.keys - 1; k >= 0 && found < w.partitions; k-- {
 		p := w.kc.Partitioner.Partition([]byte(keyName(k)), int32(w.partitions))
-		if probes[p] < 0 {
-			probes[p] = k
+		if last[p] < 0 {
+			last[p] = k
 			found++
 		}
 	}
+	probes := make([]int, 0, w.partitions+probeSample)
+	for _, k := range last {
+		if k >= 0 {
+			probes = append(probes, k)
+		}
+	}
+	step := max(1, w.keys/probeSample)
+	for k := step / 2; k < w.keys && len(probes) < cap(probes); k += step {
+		probes = append(probes, k)
+	}
 	return probes
 }
+
+// probeSample is how many keys besides each partition's last a probe asks for.
+const probeSample = 60
