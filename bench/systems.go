@@ -90,7 +90,8 @@ func buildSystems(ctx context.Context, ids []string, work string) ([]system, err
 				changelog: func(topics) string { return "" },
 				command: func(i instance) []string {
 					return append(javaArgs(cp, strings.Fields(string(flags))), "enricher.bench.FlinkPeer", "--brokers", i.brokers,
-						"--input", i.input, "--scores", i.scores, "--output", i.output, "--group", i.group)
+						"--input", i.input, "--scores", i.scores, "--output", i.output, "--group", i.group,
+						"--checkpoint-dir", i.stateDir)
 				},
 				note: "Flink: a local MiniCluster in one JVM; its state lives in Flink checkpoints, not in a Kafka changelog, and it rescales by restarting from a savepoint, not by adding a replica"})
 		default:
@@ -113,9 +114,10 @@ func javaArgs(classpath string, flags []string) []string {
 func buildPeer(ctx context.Context, name string) (string, error) {
 	dir := filepath.Join("bench", "peers", name)
 	progress("building the %s peer with Maven (the first build downloads its jars)", name)
-	if err := run(ctx, "mvn", "-q", "-B", "-Dstyle.color=never", "-f", filepath.Join(dir, "pom.xml"), "package", "dependency:build-classpath",
-		"-Dmdep.outputFile=target/classpath.txt", "-DskipTests"); err != nil {
-		return "", fmt.Errorf("build the %s peer: %w", name, err)
+	mvn := exec.CommandContext(ctx, "mvn", "-q", "-B", "-f", filepath.Join(dir, "pom.xml"), "package", "dependency:build-classpath",
+		"-Dmdep.outputFile=target/classpath.txt", "-DskipTests")
+	if out, err := mvn.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build the %s peer with Maven: %w\n%s", name, err, out)
 	}
 	cp, err := os.ReadFile(filepath.Join(dir, "target", "classpath.txt"))
 	if err != nil {

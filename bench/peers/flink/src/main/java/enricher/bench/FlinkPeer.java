@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -15,6 +16,7 @@ import org.apache.flink.api.common.serialization.SimpleStringSchema;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema;
@@ -35,7 +37,7 @@ import org.apache.kafka.clients.consumer.OffsetResetStrategy;
  * {"key","message"} come out as {"key","message","score"}, score -1 while the key has none.
  *
  * <pre>
- * FlinkPeer --brokers B --input I --scores S --output O --group G [--parallelism N]
+ * FlinkPeer --brokers B --input I --scores S --output O --group G --checkpoint-dir D [--parallelism N]
  * </pre>
  */
 public final class FlinkPeer {
@@ -64,7 +66,11 @@ public final class FlinkPeer {
     Map<String, String> args = parse(argv);
     int parallelism = Integer.parseInt(args.getOrDefault("parallelism", String.valueOf(Runtime.getRuntime().availableProcessors())));
 
-    StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(new Configuration());
+    Configuration conf = new Configuration();
+    // Checkpoints go to files: the default in-memory checkpoint storage refuses state over 5 MB.
+    conf.set(CheckpointingOptions.CHECKPOINT_STORAGE, "filesystem");
+    conf.set(CheckpointingOptions.CHECKPOINTS_DIRECTORY, Path.of(args.get("checkpoint-dir")).toUri().toString());
+    StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
     env.setParallelism(parallelism);
     env.enableCheckpointing(10_000);
 
@@ -196,7 +202,7 @@ public final class FlinkPeer {
       }
       m.put(argv[i].substring(2), argv[++i]);
     }
-    for (String need : new String[] {"brokers", "input", "scores", "output", "group"}) {
+    for (String need : new String[] {"brokers", "input", "scores", "output", "group", "checkpoint-dir"}) {
       if (!m.containsKey(need)) {
         usage("--" + need + " is required");
       }
