@@ -220,3 +220,44 @@ func sortedKeys(t Table) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// ReadPartition calls fn with each record of one partition of topic from offset from up to, not
+// including, end, in offset order, one fetched batch at a time. It stops at the first error fn
+// returns. A partition whose last records before end were removed (only a log truncation does
+// that) is read until ctx ends.
+func ReadPartition(ctx context.Context, kc kafkaconf.Config, topic string, partition int32, from, end int64, fn func([]*kgo.Record) error) error {
+	if from >= end {
+		return nil
+	}
+	cl, err := kc.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}),
+		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if errs := fs.Errors(); len(errs) > 0 {
+			return fmt.Errorf("read %s/%d: %w", topic, partition, errs[0].Err)
+		}
+		var batch []*kgo.Record
+		done := false
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset < end {
+				batch = append(batch, r)
+			}
+			done = done || r.Offset >= end-1
+		})
+		if len(batch) > 0 {
+			if err := fn(batch); err != nil {
+				return err
+			}
+		}
+		if done {
+			return nil
+		}
+	}
+}

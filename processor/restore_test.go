@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // openRestoring opens a restoringStore on a fresh or existing LevelDB in dir, as goka would.
@@ -131,4 +133,73 @@ func TestRestoringStoreCloseLeavesNoJournal(t *testing.T) {
 	off, keys := reopened(t, dir)
 	assert.Equal(t, int64(20_000), off)
 	assert.Equal(t, 20_001, keys)
+}
+
+// fakeChangelog serves records of one partition as a PartitionReader, two per batch.
+func fakeChangelog(records []*kgo.Record) PartitionReader {
+	return func(_ context.Context, _ string, _ int32, from, end int64, fn func([]*kgo.Record) error) error {
+		var batch []*kgo.Record
+		for _, r := range records {
+			if r.Offset < from || r.Offset >= end {
+				continue
+			}
+			if batch = append(batch, r); len(batch) == 2 {
+				if err := fn(batch); err != nil {
+					return err
+				}
+				batch = nil
+			}
+		}
+		if len(batch) > 0 {
+			return fn(batch)
+		}
+		return nil
+	}
+}
+
+func TestGuardRestoresAheadOfGoka(t *testing.T) {
+	log := []*kgo.Record{ // offsets 0..4 with a gap at 2 (compacted) and a tombstone
+		{Offset: 0, Key: []byte("a"), Value: []byte("1")},
+		{Offset: 1, Key: []byte("b"), Value: []byte("1")},
+		{Offset: 3, Key: []byte("a"), Value: []byte("2")},
+		{Offset: 4, Key: []byte("b"), Value: nil},
+		{Offset: 5, Key: []byte("c"), Value: []byte("3")},
+	}
+	for _, tc := range []struct {
+		name     string
+		seed     int64 // offset of a seeded store, -1 for none
+		restored int64
+	}{
+		{"empty store restores everything", -1, 5},
+		{"warm store restores what it lacks", 3, 2},
+		{"current store restores nothing", 5, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tc.seed >= 0 {
+				seedStore(t, dir, tc.seed)
+			}
+			g := guardWith(dir, 0, 6)
+			g.read = fakeChangelog(log)
+			st, err := g.builder()(topic, 0)
+			require.NoError(t, err)
+			r := st.(*restoringStore)
+			assert.Equal(t, tc.restored, r.restored)
+			off, err := st.GetOffset(-1)
+			require.NoError(t, err)
+			assert.Equal(t, int64(5), off, "goka's recovery starts after the last record")
+			if tc.seed < 0 {
+				for key, want := range map[string]string{"a": "2", "b": "", "c": "3"} {
+					v, err := r.db.Get([]byte(key), nil)
+					if want == "" {
+						assert.ErrorIs(t, err, leveldb.ErrNotFound, "a tombstone deletes %s", key)
+						continue
+					}
+					require.NoError(t, err)
+					assert.Equal(t, want, string(v))
+				}
+			}
+			require.NoError(t, st.Close())
+		})
+	}
 }

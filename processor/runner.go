@@ -13,7 +13,9 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/enricher/enricher/changelog"
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/kafkaconf"
 	"github.com/enricher/enricher/topology"
@@ -126,7 +128,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		"partitions", layout.Partitions, "state_dir", r.cfg.StateDir, "partitioner", string(r.cfg.Kafka.Partitioner),
 		"standby", r.cfg.Standby)
 
-	guard := &storeGuard{dir: r.cfg.StateDir, offsets: changelogOffsets(adm), log: r.log, stats: r.stats, cache: r.cfg.CacheEntries}
+	guard := &storeGuard{dir: r.cfg.StateDir, offsets: changelogOffsets(adm), log: r.log, stats: r.stats, cache: r.cfg.CacheEntries,
+		read: r.partitionReader(), ctx: ctx}
 	backoff := time.Second
 	for {
 		started := time.Now()
@@ -264,6 +267,13 @@ func (r *Runner) waitForTopology(ctx context.Context, adm *kadm.Client, deadline
 }
 
 // changelogOffsets reads a partition's log start offset and high-water mark through the admin client.
+// partitionReader reads changelog partitions with franz-go for the fast restore.
+func (r *Runner) partitionReader() PartitionReader {
+	return func(ctx context.Context, topic string, partition int32, from, end int64, fn func([]*kgo.Record) error) error {
+		return changelog.ReadPartition(ctx, r.cfg.Kafka, topic, partition, from, end, fn)
+	}
+}
+
 func changelogOffsets(adm *kadm.Client) OffsetRange {
 	return func(ctx context.Context, topic string, partition int32) (int64, int64, error) {
 		starts, err := adm.ListStartOffsets(ctx, topic)

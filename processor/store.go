@@ -35,6 +35,9 @@ type storeGuard struct {
 	log     *slog.Logger
 	stats   *Stats
 	cache   int // read cache entries per partition, 0 for none
+	// read, if set, restores a store ahead of goka (preRestore); ctx ends it on a stop.
+	read PartitionReader
+	ctx  context.Context
 	// fatal holds an ErrStateUnrecoverable: goka flattens the errors of a storage builder, so the
 	// Runner reads it from here to stop instead of restarting.
 	fatal atomic.Pointer[error]
@@ -51,20 +54,21 @@ func (g *storeGuard) fatalErr() error {
 // builder returns the storage.Builder for goka.WithStorageBuilder.
 func (g *storeGuard) builder() storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
+		began := time.Now()
 		path := StorePath(g.dir, topic, partition)
 		log := g.log.With("topic", topic, "partition", partition)
 		st, db, local, err := g.open(path, log)
 		if err != nil {
 			return nil, err
 		}
+		ctx, cancel := context.WithTimeout(g.context(), 30*time.Second)
+		start, end, err := g.offsets(ctx, topic, partition)
+		cancel()
+		if err != nil {
+			_ = st.Close()
+			return nil, fmt.Errorf("check local store of %s/%d against the changelog: %w", topic, partition, err)
+		}
 		if local >= 0 {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			start, end, err := g.offsets(ctx, topic, partition)
-			cancel()
-			if err != nil {
-				_ = st.Close()
-				return nil, fmt.Errorf("check local store of %s/%d against the changelog: %w", topic, partition, err)
-			}
 			var why string
 			switch {
 			case end == 0:
@@ -91,8 +95,27 @@ func (g *storeGuard) builder() storage.Builder {
 				}
 			}
 		}
-		return newRestoringStore(newReadCache(st, g.cache), db, log, g.stats, local), nil
+		r := newRestoringStore(newReadCache(st, g.cache), db, log, g.stats, local)
+		r.start = began
+		if g.read != nil && end-1 > local {
+			from := max(local+1, start)
+			n, err := preRestore(g.context(), g.read, db, topic, partition, from, end)
+			r.restored = n
+			if err != nil {
+				// goka's own recovery reads what is left, from the offset written last
+				log.Warn("fast restore stopped: goka restores the rest", "restored", n, "error", err.Error())
+			}
+		}
+		return r, nil
 	}
+}
+
+// context is the guard's context, or Background for a guard without one.
+func (g *storeGuard) context() context.Context {
+	if g.ctx != nil {
+		return g.ctx
+	}
+	return context.Background()
 }
 
 // open opens the LevelDB store at path; a corrupt store is moved aside and a fresh one opened.
