@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -197,11 +196,23 @@ func (h *harness) measure(ctx context.Context) (result, error) {
 		}
 		dir := h.stateDir("c")
 		say("cold restore of %d changelog records", records)
-		c, _, err := h.start(dir)
+		c, caddr, err := h.start(dir)
 		if err != nil {
 			return res, err
 		}
+		var restoreProfile chan error
+		if h.o.profileDir != "" && h.sys.id == "enricher" {
+			restoreProfile = make(chan error, 1)
+			go func() {
+				restoreProfile <- h.fetchProfile(ctx, caddr, "/debug/pprof/profile?seconds=2", "enricher-restore-cpu.pprof", 5*time.Second)
+			}()
+		}
 		took, err := h.ready(ctx, c)
+		if restoreProfile != nil {
+			if perr := <-restoreProfile; perr != nil {
+				say("restore profile: %v", perr)
+			}
+		}
 		if err != nil {
 			return res, fmt.Errorf("cold restore: %w", err)
 		}
@@ -411,24 +422,33 @@ func (h *harness) rawRead(ctx context.Context, topic string) (float64, error) {
 // profileEnricher takes a CPU profile of enricher during the throughput phase, then its
 // allocation profile, from its --pprof endpoints.
 func (h *harness) profileEnricher(ctx context.Context, addr string) error {
+	seconds := "10"
+	if h.o.quick {
+		seconds = "2"
+	}
+	if err := h.fetchProfile(ctx, addr, "/debug/pprof/profile?seconds="+seconds, "enricher-cpu.pprof", 0); err != nil {
+		return err
+	}
+	return h.fetchProfile(ctx, addr, "/debug/pprof/allocs", "enricher-allocs.pprof", 0)
+}
+
+// fetchProfile saves a profile from a web server that may take up to wait to start listening.
+func (h *harness) fetchProfile(ctx context.Context, addr, path, name string, wait time.Duration) error {
 	if err := os.MkdirAll(h.o.profileDir, 0o755); err != nil {
 		return err
 	}
-	seconds := 10
-	if h.o.quick {
-		seconds = 2
-	}
-	for _, pr := range []struct{ name, path string }{
-		{"enricher-cpu.pprof", "/debug/pprof/profile?seconds=" + strconv.Itoa(seconds)},
-		{"enricher-allocs.pprof", "/debug/pprof/allocs"},
-	} {
-		name, path := pr.name, pr.path
+	deadline := time.Now().Add(wait)
+	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
 		if err != nil {
 			return err
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
+			if time.Now().Before(deadline) {
+				time.Sleep(2 * time.Millisecond)
+				continue
+			}
 			return err
 		}
 		b, err := io.ReadAll(resp.Body)
@@ -439,11 +459,8 @@ func (h *harness) profileEnricher(ctx context.Context, addr string) error {
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("GET %s: %s", path, resp.Status)
 		}
-		if err := os.WriteFile(filepath.Join(h.o.profileDir, name), b, 0o644); err != nil {
-			return err
-		}
+		return os.WriteFile(filepath.Join(h.o.profileDir, name), b, 0o644)
 	}
-	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -29,21 +29,22 @@ import (
 
 // options are the benchmark's flags.
 type options struct {
-	brokers     string
-	systems     []string
-	partitions  int
-	keys        int
-	scores      int
-	inputs      int
-	msgBytes    int
-	zipf        bool
-	window      time.Duration // each fixed-load phase
-	rebalance   time.Duration // the phase in which a second replica joins
-	quick       bool
-	jsonOut     string
-	profileDir  string
-	workDir     string
-	lossTimeout time.Duration
+	brokers      string
+	systems      []string
+	partitions   int
+	keys         int
+	scores       int
+	inputs       int
+	msgBytes     int
+	zipf         bool
+	window       time.Duration // each fixed-load phase
+	rebalance    time.Duration // the phase in which a second replica joins
+	quick        bool
+	jsonOut      string
+	profileDir   string
+	workDir      string
+	lossTimeout  time.Duration
+	enricherArgs []string // extra flags for `enricher run`
 }
 
 func main() {
@@ -96,6 +97,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.jsonOut, "json", "", "also write the figures as JSON to this file")
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of enricher's throughput phase to this directory")
 	fs.StringVar(&o.workDir, "work-dir", "", "where state directories and process logs go (default: a temporary directory, removed after a successful run)")
+	var enricherArgs string
+	fs.StringVar(&enricherArgs, "enricher-flags", "", "extra flags for enricher's processes, space-separated (e.g. \"--cache-entries 250000\")")
 	fs.DurationVar(&o.lossTimeout, "loss-timeout", 2*time.Minute, "how long without a new output before missing outputs count as lost")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -113,6 +116,7 @@ func parseFlags(args []string) (options, error) {
 		o.scores = o.keys
 	}
 	o.systems = strings.Split(systems, ",")
+	o.enricherArgs = strings.Fields(enricherArgs)
 	switch {
 	case o.brokers == "":
 		return o, errors.New("--brokers is required (scripts/bench.sh starts a broker and passes it)")
@@ -147,7 +151,7 @@ func runAll(ctx context.Context, o options) (*report, error) {
 	} else if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, err
 	}
-	systems, err := buildSystems(ctx, o.systems, work)
+	systems, err := buildSystems(ctx, o.systems, work, o.enricherArgs)
 	if err != nil {
 		return nil, err
 	}

@@ -44,18 +44,19 @@ type loadPoint struct {
 
 // report is the run: its workload and each system's figures, in the JSON file as well.
 type report struct {
-	Brokers      string                        `json:"brokers"`
-	Partitions   int                           `json:"partitions"`
-	Keys         int                           `json:"keys"`
-	Scores       int                           `json:"scores"`
-	Inputs       int                           `json:"inputs"`
-	MessageBytes int                           `json:"message_bytes"`
-	Distribution string                        `json:"keys_distribution"`
-	LoadWindow   string                        `json:"load_window"`
-	Quick        bool                          `json:"quick"`
-	Systems      []result                      `json:"systems"`
-	Notes        []string                      `json:"notes,omitempty"`
-	Ratios       map[string]map[string]float64 `json:"enricher_ratios,omitempty"`
+	Brokers       string                        `json:"brokers"`
+	Partitions    int                           `json:"partitions"`
+	Keys          int                           `json:"keys"`
+	Scores        int                           `json:"scores"`
+	Inputs        int                           `json:"inputs"`
+	MessageBytes  int                           `json:"message_bytes"`
+	Distribution  string                        `json:"keys_distribution"`
+	LoadWindow    string                        `json:"load_window"`
+	Quick         bool                          `json:"quick"`
+	EnricherFlags []string                      `json:"enricher_flags,omitempty"`
+	Systems       []result                      `json:"systems"`
+	Notes         []string                      `json:"notes,omitempty"`
+	Ratios        map[string]map[string]float64 `json:"enricher_ratios,omitempty"`
 }
 
 func newReport(o options) *report {
@@ -64,7 +65,8 @@ func newReport(o options) *report {
 		dist = "zipf"
 	}
 	return &report{Brokers: o.brokers, Partitions: o.partitions, Keys: o.keys, Scores: o.scores, Inputs: o.inputs,
-		MessageBytes: o.msgBytes, Distribution: dist, LoadWindow: o.window.String(), Quick: o.quick}
+		MessageBytes: o.msgBytes, Distribution: dist, LoadWindow: o.window.String(), Quick: o.quick,
+		EnricherFlags: o.enricherArgs}
 }
 
 func (r *report) add(res result) {
@@ -203,6 +205,9 @@ func (r *report) print(w io.Writer) {
 		if s.Duplicates > 0 {
 			fmt.Fprintf(w, "%s: %d duplicate outputs (at-least-once redelivery; none lost, none wrong)\n", s.System, s.Duplicates)
 		}
+	}
+	if len(r.EnricherFlags) > 0 {
+		fmt.Fprintf(w, "enricher ran with %s\n", strings.Join(r.EnricherFlags, " "))
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, n)

@@ -37,7 +37,7 @@ type system struct {
 }
 
 // systems returns the systems by id, their programs built into work.
-func buildSystems(ctx context.Context, ids []string, work string) ([]system, error) {
+func buildSystems(ctx context.Context, ids []string, work string, enricherArgs []string) ([]system, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -54,9 +54,9 @@ func buildSystems(ctx context.Context, ids []string, work string) ([]system, err
 			out = append(out, system{id: id, name: "enricher", replicas: true,
 				changelog: func(t topics) string { return t.group + "-table" },
 				command: func(i instance) []string {
-					return []string{bin, "run", "--brokers", i.brokers, "--group", i.group, "--input", i.input,
+					return append([]string{bin, "run", "--brokers", i.brokers, "--group", i.group, "--input", i.input,
 						"--scores", i.scores, "--output", i.output, "--state-dir", i.stateDir,
-						"--web-addr", i.webAddr, "--pprof"}
+						"--web-addr", i.webAddr, "--pprof"}, enricherArgs...)
 				}})
 		case "loop":
 			out = append(out, system{id: id, name: "franz-go loop", replicas: true,
