@@ -135,7 +135,25 @@ func (s *scoreMap) load(ctx context.Context, cl *kgo.Client, topic string) error
 		}
 	})
 	cl.AddConsumePartitions(offsets)
-	for len(todo) > 0 {
+	if len(todo) == 0 {
+		return nil
+	}
+	return s.poll(ctx, cl, todo)
+}
+
+// follow applies the scores written after load, until ctx ends.
+func (s *scoreMap) follow(ctx context.Context, cl *kgo.Client) error {
+	err := s.poll(ctx, cl, nil)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// poll applies the records it fetches: with todo, until every partition in it has reached its
+// end offset; without, until ctx ends.
+func (s *scoreMap) poll(ctx context.Context, cl *kgo.Client, todo map[int32]int64) error {
+	for todo == nil || len(todo) > 0 {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
 			return err
@@ -157,26 +175,4 @@ func (s *scoreMap) load(ctx context.Context, cl *kgo.Client, topic string) error
 		}
 	}
 	return nil
-}
-
-// follow applies the scores written after load.
-func (s *scoreMap) follow(ctx context.Context, cl *kgo.Client) error {
-	for {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if errs := fs.Errors(); len(errs) > 0 {
-			return errs[0].Err
-		}
-		var aerr error
-		fs.EachRecord(func(r *kgo.Record) {
-			if err := s.apply(r); err != nil && aerr == nil {
-				aerr = err
-			}
-		})
-		if aerr != nil {
-			return aerr
-		}
-	}
 }

@@ -176,7 +176,7 @@ const preRestoreBatch = 2000
 // written. Each write carries the offset of its last record, so goka's own recovery then starts
 // after it and has nothing, or only what was written since, to read. A value sets its key and a
 // tombstone deletes it, as goka's recovery does.
-func preRestore(ctx context.Context, read PartitionReader, db *leveldb.DB, topic string, partition int32, from, end int64) (int64, error) {
+func preRestore(ctx context.Context, read PartitionReader, db *leveldb.DB, topic string, partition int32, from, end int64, progress func(offset int64)) (int64, error) {
 	var n int64
 	batch := new(leveldb.Batch)
 	_ = batch.Load(make([]byte, 0, 512<<10)) // an empty dump: sets the batch's capacity only
@@ -186,6 +186,7 @@ func preRestore(ctx context.Context, read PartitionReader, db *leveldb.DB, topic
 			return fmt.Errorf("write restored records of %s/%d: %w", topic, partition, err)
 		}
 		batch.Reset()
+		progress(last)
 		return nil
 	}
 	err := read(ctx, topic, partition, from, end, func(records []*kgo.Record) error {

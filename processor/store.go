@@ -99,7 +99,10 @@ func (g *storeGuard) builder() storage.Builder {
 		r.start = began
 		if g.read != nil && end-1 > local {
 			from := max(local+1, start)
-			n, err := preRestore(g.context(), g.read, db, topic, partition, from, end)
+			g.stats.restoreProgress(partition, from-1, end)
+			n, err := preRestore(g.context(), g.read, db, topic, partition, from, end,
+				func(offset int64) { g.stats.restoreProgress(partition, offset, end) })
+			g.stats.restoreDone(partition)
 			r.restored = n
 			if err != nil {
 				// goka's own recovery reads what is left, from the offset written last

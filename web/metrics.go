@@ -99,6 +99,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 				remaining = float64(ts.Recovery.Hwm - ts.Recovery.Offset)
 			}
 		}
+		if rp, ok := m.stats.Restoring(part); ok { // restored ahead of goka
+			remaining = float64(rp.HWM - 1 - rp.Offset)
+		}
 		ch <- prometheus.MustNewConstMetric(m.remaining, prometheus.GaugeValue, remaining, label)
 		ch <- prometheus.MustNewConstMetric(m.state, prometheus.GaugeValue, running, label)
 	}

@@ -217,6 +217,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 						st.Offset, st.HWM = ts.Recovery.Offset, ts.Recovery.Hwm
 					}
 				}
+				if rp, ok := s.cfg.Stats.Restoring(part); ok { // restored ahead of goka
+					st.State, st.Offset, st.HWM = "recovering", rp.Offset, rp.HWM
+				}
 				body.Recovering = append(body.Recovering, st)
 			}
 		}
