@@ -6,4 +6,8 @@
 // (an empty payload key takes the record key), and unknown fields are ignored. A bad record is
 // reported as a *DecodeError carrying a stable Reason, never as a panic, so the processor can
 // route it to the dead-letter topic and go on.
+//
+// Values in the exact layout this package writes are read and written without reflection (a
+// quarter of the processor's CPU went to encoding/json); any other layout takes encoding/json,
+// and fuzz targets check both paths give the same result byte for byte.
 package codecs

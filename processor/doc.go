@@ -8,4 +8,9 @@
 // aside and rebuilt from the changelog, never trusted. Because goka's Processor.Run can be
 // called once only, the Runner builds a new processor after a failure (a broker that went away)
 // and runs it again with backoff, keeping the local state; it stops on context cancellation.
+//
+// The stores are also made fast where goka is slow: a store is restored ahead of goka with a
+// franz-go reader and batched LevelDB writes that carry their last offset, whatever goka still
+// restores is batched too, a graceful close writes the memtable out so the next start replays no
+// journal, and a read cache serves the scores inputs look up (see the README's Performance).
 package processor
