@@ -13,6 +13,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/enricher/enricher/changelog"
 )
 
 // harness measures one system on topics of its own.
@@ -125,7 +127,7 @@ func (h *harness) measure(ctx context.Context) (result, error) {
 	// throughput: inputs flat out
 	say("throughput: %d inputs", h.o.inputs)
 	var profile chan error
-	if h.o.profileDir != "" && h.sys.id == "enricher" {
+	if h.profiling() {
 		profile = make(chan error, 1)
 		go func() { profile <- h.profileEnricher(ctx, addr) }()
 	}
@@ -196,43 +198,16 @@ func (h *harness) measure(ctx context.Context) (result, error) {
 		}
 		dir := h.stateDir("c")
 		say("cold restore of %d changelog records", records)
-		c, caddr, err := h.start(dir)
-		if err != nil {
-			return res, err
-		}
-		var restoreProfile chan error
-		if h.o.profileDir != "" && h.sys.id == "enricher" {
-			restoreProfile = make(chan error, 1)
-			go func() {
-				restoreProfile <- h.fetchProfile(ctx, caddr, "/debug/pprof/profile?seconds=2", "enricher-restore-cpu.pprof", 5*time.Second)
-			}()
-		}
-		took, err := h.ready(ctx, c)
-		if restoreProfile != nil {
-			if perr := <-restoreProfile; perr != nil {
-				say("restore profile: %v", perr)
-			}
-		}
+		took, err := h.restart(ctx, dir, "enricher-restore-cpu.pprof")
 		if err != nil {
 			return res, fmt.Errorf("cold restore: %w", err)
-		}
-		if err := c.stop(time.Minute); err != nil {
-			return res, err
 		}
 		rate := float64(records) / took.Seconds()
 		res.RestoredRecords, res.ColdRestoreSeconds, res.ColdRestorePerSec = records, took.Seconds(), &rate
 		say("  %.2fs, %.0f records/s", took.Seconds(), rate)
 		say("warm restart")
-		d, _, err := h.start(dir)
-		if err != nil {
-			return res, err
-		}
-		took, err = h.ready(ctx, d)
-		if err != nil {
+		if took, err = h.restart(ctx, dir, ""); err != nil {
 			return res, fmt.Errorf("warm restart: %w", err)
-		}
-		if err := d.stop(time.Minute); err != nil {
-			return res, err
 		}
 		warm := took.Seconds()
 		res.WarmRestartSeconds = &warm
@@ -246,6 +221,43 @@ func (h *harness) measure(ctx context.Context) (result, error) {
 		}
 	}
 	return res, h.out.err()
+}
+
+// inputRecord is input record seq of key k, its message stamped with the time now.
+func (h *harness) inputRecord(k int, seq int64) *kgo.Record {
+	r := &kgo.Record{Topic: h.t.input, Key: []byte(keyName(k)), Value: input(keyName(k), h.w.message(seq, time.Now()))}
+	h.w.kc.PartitionRecord(r, int32(h.w.partitions))
+	return r
+}
+
+// profiling reports whether this run profiles the system: enricher, with --profile.
+func (h *harness) profiling() bool { return h.o.profileDir != "" && h.sys.id == "enricher" }
+
+// restart starts an instance on dir, waits until it processes, and stops it; it returns the
+// time from its start to processing. With profile set and profiling on, a 2 s CPU profile of
+// the start is saved under that name.
+func (h *harness) restart(ctx context.Context, dir, profile string) (time.Duration, error) {
+	p, addr, err := h.start(dir)
+	if err != nil {
+		return 0, err
+	}
+	var profiled chan error
+	if profile != "" && h.profiling() {
+		profiled = make(chan error, 1)
+		go func() {
+			profiled <- h.fetchProfile(ctx, addr, "/debug/pprof/profile?seconds=2", profile, 5*time.Second)
+		}()
+	}
+	took, err := h.ready(ctx, p)
+	if profiled != nil {
+		if perr := <-profiled; perr != nil {
+			progress("[%s] profile: %v", h.sys.name, perr)
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	return took, p.stop(time.Minute)
 }
 
 // writeScores writes the workload's score records and waits until they are acknowledged.
@@ -305,11 +317,8 @@ func (h *harness) phase(ctx context.Context, n int, rate float64, p *proc, durin
 			if during != nil && i == n/4 {
 				err = during()
 			}
-			k := keys.next()
-			r := &kgo.Record{Topic: h.t.input, Key: []byte(keyName(k)), Value: input(keyName(k), h.w.message(lo+int64(i), time.Now()))}
-			h.w.kc.PartitionRecord(r, int32(h.w.partitions))
 			if err == nil {
-				err = h.produce(ctx, r)
+				err = h.produce(ctx, h.inputRecord(keys.next(), lo+int64(i)))
 			}
 		}
 		if err == nil {
@@ -341,9 +350,7 @@ func (h *harness) ready(ctx context.Context, p *proc) (time.Duration, error) {
 			for _, k := range keys {
 				seq := h.probe
 				h.probe--
-				r := &kgo.Record{Topic: h.t.input, Key: []byte(keyName(k)), Value: input(keyName(k), h.w.message(seq, time.Now()))}
-				h.w.kc.PartitionRecord(r, int32(h.w.partitions))
-				if err := h.produce(ctx, r); err != nil {
+				if err := h.produce(ctx, h.inputRecord(k, seq)); err != nil {
 					return 0, err
 				}
 				round = append(round, seq)
@@ -375,46 +382,25 @@ func (h *harness) ready(ctx context.Context, p *proc) (time.Duration, error) {
 
 // records is the number of records in a topic: the sum of its partitions' end minus start.
 func (h *harness) records(ctx context.Context, topic string) (int64, error) {
-	starts, err := h.adm.ListStartOffsets(ctx, topic)
+	bounds, err := changelog.Offsets(ctx, h.adm, topic)
 	if err != nil {
-		return 0, fmt.Errorf("offsets of %s: %w", topic, err)
-	}
-	ends, err := h.adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		return 0, fmt.Errorf("offsets of %s: %w", topic, err)
+		return 0, err
 	}
 	var n int64
-	ends.Each(func(e kadm.ListedOffset) {
-		if s, ok := starts.Lookup(topic, e.Partition); ok {
-			n += e.Offset - s.Offset
-		}
-	})
+	for _, b := range bounds {
+		n += b.End - b.Start
+	}
 	return n, nil
 }
 
-// rawRead reads a topic whole with one franz-go client, nothing else done with the records,
-// and returns records per second: the rate a restore is compared with.
+// rawRead reads a topic whole with one franz-go client (the project's changelog reader),
+// nothing else done with the records, and returns records per second: the rate a restore is
+// compared with.
 func (h *harness) rawRead(ctx context.Context, topic string) (float64, error) {
-	total, err := h.records(ctx, topic)
-	if err != nil {
-		return 0, err
-	}
 	start := time.Now()
-	cl, err := h.w.kc.Client(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20))
-	if err != nil {
-		return 0, err
-	}
-	defer cl.Close()
 	var n int64
-	for n < total {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		if errs := fs.Errors(); len(errs) > 0 {
-			return 0, errs[0].Err
-		}
-		n += int64(fs.NumRecords())
+	if _, err := changelog.Scan(ctx, h.w.kc, h.adm, topic, nil, nil, func(*kgo.Record) { n++ }); err != nil {
+		return 0, err
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
 }

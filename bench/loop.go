@@ -9,9 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/enricher/enricher/changelog"
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/kafkaconf"
 )
@@ -39,14 +39,19 @@ func runLoop(ctx context.Context, args []string) error {
 	kc.ClientID = "enricher-bench-loop"
 
 	table := &scoreMap{m: map[string]int64{}}
-	sc, err := kc.Client(kgo.FetchMaxBytes(64 << 20))
+	bounds, err := table.load(ctx, kc, scoresTopic)
+	if err != nil {
+		return err
+	}
+	next := map[int32]kgo.Offset{}
+	for p, b := range bounds {
+		next[p] = kgo.NewOffset().At(b.End)
+	}
+	sc, err := kc.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{scoresTopic: next}), kgo.FetchMaxBytes(64<<20))
 	if err != nil {
 		return err
 	}
 	defer sc.Close()
-	if err := table.load(ctx, sc, scoresTopic); err != nil {
-		return err
-	}
 	scoreErr := make(chan error, 1)
 	go func() { scoreErr <- table.follow(ctx, sc) }()
 
@@ -119,44 +124,32 @@ func (s *scoreMap) apply(r *kgo.Record) error {
 	return nil
 }
 
-// load reads the scores topic from the start up to its end offsets as of now.
-func (s *scoreMap) load(ctx context.Context, cl *kgo.Client, topic string) error {
-	adm := kadm.NewClient(cl)
-	ends, err := adm.ListEndOffsets(ctx, topic)
+// load reads the scores topic from the start up to its end offsets as of now, with the
+// project's changelog reader, and returns those offsets.
+func (s *scoreMap) load(ctx context.Context, kc kafkaconf.Config, topic string) (map[int32]changelog.Bounds, error) {
+	adm, err := kc.Admin()
 	if err != nil {
-		return fmt.Errorf("scores end offsets: %w", err)
+		return nil, err
 	}
-	todo := map[int32]int64{}
-	offsets := map[string]map[int32]kgo.Offset{topic: {}}
-	ends.Each(func(o kadm.ListedOffset) {
-		offsets[topic][o.Partition] = kgo.NewOffset().AtStart()
-		if o.Offset > 0 {
-			todo[o.Partition] = o.Offset
+	defer adm.Close()
+	var aerr error
+	bounds, err := changelog.Scan(ctx, kc, adm, topic, nil, nil, func(r *kgo.Record) {
+		if err := s.apply(r); err != nil && aerr == nil {
+			aerr = err
 		}
 	})
-	cl.AddConsumePartitions(offsets)
-	if len(todo) == 0 {
-		return nil
+	if err != nil {
+		return nil, err
 	}
-	return s.poll(ctx, cl, todo)
+	return bounds, aerr
 }
 
 // follow applies the scores written after load, until ctx ends.
 func (s *scoreMap) follow(ctx context.Context, cl *kgo.Client) error {
-	err := s.poll(ctx, cl, nil)
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
-}
-
-// poll applies the records it fetches: with todo, until every partition in it has reached its
-// end offset; without, until ctx ends.
-func (s *scoreMap) poll(ctx context.Context, cl *kgo.Client, todo map[int32]int64) error {
-	for todo == nil || len(todo) > 0 {
+	for {
 		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return err
+		if ctx.Err() != nil {
+			return nil
 		}
 		if errs := fs.Errors(); len(errs) > 0 {
 			return errs[0].Err
@@ -166,13 +159,9 @@ func (s *scoreMap) poll(ctx context.Context, cl *kgo.Client, todo map[int32]int6
 			if err := s.apply(r); err != nil && aerr == nil {
 				aerr = err
 			}
-			if end, ok := todo[r.Partition]; ok && r.Offset >= end-1 {
-				delete(todo, r.Partition)
-			}
 		})
 		if aerr != nil {
 			return aerr
 		}
 	}
-	return nil
 }

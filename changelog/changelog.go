@@ -136,44 +136,24 @@ func Scan(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic stri
 		}
 		return bounds, nil
 	}
-	start := map[string]map[int32]kgo.Offset{topic: {}}
+	start := map[int32]kgo.Offset{}
 	for p := range targets {
-		start[topic][p] = kgo.NewOffset().AtStart()
+		start[p] = kgo.NewOffset().AtStart()
 	}
-	cl, err := kc.Client(kgo.ConsumePartitions(start), kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
 	var read int64
-	for len(targets) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	err = consume(ctx, kc, topic, start, targets, func(records []*kgo.Record) error {
+		for _, r := range records {
+			fn(r)
 		}
-		if errs := fs.Errors(); len(errs) > 0 {
-			return nil, fmt.Errorf("read %s/%d: %w", errs[0].Topic, errs[0].Partition, errs[0].Err)
-		}
-		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
-			target, open := targets[fp.Partition]
-			if !open {
-				return
-			}
-			for _, r := range fp.Records {
-				if r.Offset >= target {
-					break
-				}
-				fn(r)
-				read++
-			}
-			if n := len(fp.Records); n > 0 && fp.Records[n-1].Offset >= target-1 {
-				delete(targets, fp.Partition)
-				cl.PauseFetchPartitions(map[string][]int32{topic: {fp.Partition}})
-			}
-		})
+		read += int64(len(records))
+		return nil
+	}, func() {
 		if progress != nil {
 			progress(read, total)
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return bounds, nil
 }
@@ -229,35 +209,55 @@ func ReadPartition(ctx context.Context, kc kafkaconf.Config, topic string, parti
 	if from >= end {
 		return nil
 	}
-	cl, err := kc.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}),
+	return consume(ctx, kc, topic, map[int32]kgo.Offset{partition: kgo.NewOffset().At(from)}, map[int32]int64{partition: end}, fn, nil)
+}
+
+// consume reads each partition p of topic from start[p] up to, not including, targets[p] with
+// one client, handing fn each fetched partition's records in offset order; polled, if set, is
+// called after every poll. A partition stops being fetched once it reaches its target.
+func consume(ctx context.Context, kc kafkaconf.Config, topic string, start map[int32]kgo.Offset, targets map[int32]int64,
+	fn func([]*kgo.Record) error, polled func()) error {
+	cl, err := kc.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
 		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	for {
+	for len(targets) > 0 {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if errs := fs.Errors(); len(errs) > 0 {
-			return fmt.Errorf("read %s/%d: %w", topic, partition, errs[0].Err)
+			return fmt.Errorf("read %s/%d: %w", errs[0].Topic, errs[0].Partition, errs[0].Err)
 		}
-		var batch []*kgo.Record
-		done := false
-		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset < end {
-				batch = append(batch, r)
+		var ferr error
+		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+			target, open := targets[fp.Partition]
+			if !open || ferr != nil {
+				return
 			}
-			done = done || r.Offset >= end-1
+			records := fp.Records
+			for i, r := range records {
+				if r.Offset >= target {
+					records = records[:i]
+					break
+				}
+			}
+			if len(records) > 0 {
+				ferr = fn(records)
+			}
+			if n := len(fp.Records); n > 0 && fp.Records[n-1].Offset >= target-1 {
+				delete(targets, fp.Partition)
+				cl.PauseFetchPartitions(map[string][]int32{topic: {fp.Partition}})
+			}
 		})
-		if len(batch) > 0 {
-			if err := fn(batch); err != nil {
-				return err
-			}
+		if ferr != nil {
+			return ferr
 		}
-		if done {
-			return nil
+		if polled != nil {
+			polled()
 		}
 	}
+	return nil
 }

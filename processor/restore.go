@@ -18,10 +18,23 @@ const (
 	// offsetKey is where goka's LevelDB storage keeps the partition's changelog offset, written
 	// as a decimal string (goka/storage.offsetKey).
 	offsetKey = "__offset"
-	// restoreBatchRecords and restoreBatchBytes bound one batch of restored records.
-	restoreBatchRecords = 8192
-	restoreBatchBytes   = 4 << 20
+	// restoreBatchRecords and restoreBatchBytes bound one LevelDB write of restored records.
+	// goleveldb grows a batch by a fraction of its size past 3,000 records, and writes a batch
+	// larger than its 4 MiB memtable through a slower transaction: fetch-sized batches had
+	// made a restore twice as slow.
+	restoreBatchRecords = 2000
+	restoreBatchBytes   = 1 << 20
 )
+
+// batchFull reports whether a batch of restored records is due to be written.
+func batchFull(b *leveldb.Batch) bool {
+	return b.Len() >= restoreBatchRecords || len(b.Dump()) >= restoreBatchBytes
+}
+
+// putOffset adds a changelog offset to b the way goka's storage writes it.
+func putOffset(b *leveldb.Batch, offset int64) {
+	b.Put([]byte(offsetKey), []byte(strconv.FormatInt(offset, 10)))
+}
 
 // restoringStore applies the changelog records goka replays while it restores a partition in
 // LevelDB batches, where goka's storage writes, and journals, each record on its own: the
@@ -82,7 +95,7 @@ func (r *restoringStore) SetOffset(offset int64) error {
 		return r.Storage.SetOffset(offset)
 	}
 	r.offset, r.pending = offset, true
-	if r.batch.Len() >= restoreBatchRecords || len(r.batch.Dump()) >= restoreBatchBytes {
+	if batchFull(&r.batch) {
 		return r.flush()
 	}
 	return nil
@@ -97,7 +110,7 @@ func (r *restoringStore) flush() error {
 		return nil
 	}
 	if r.pending {
-		r.batch.Put([]byte(offsetKey), []byte(strconv.FormatInt(r.offset, 10)))
+		putOffset(&r.batch, r.offset)
 	}
 	if err := r.db.Write(&r.batch, nil); err != nil {
 		r.writeError = fmt.Errorf("write %d restored records to the local store: %w", r.batch.Len(), err)
@@ -166,22 +179,17 @@ func (r *restoringStore) Close() error {
 // PartitionReader reads records [from, end) of one changelog partition, a batch at a time.
 type PartitionReader func(ctx context.Context, topic string, partition int32, from, end int64, fn func([]*kgo.Record) error) error
 
-// preRestoreBatch is how many records one LevelDB write of preRestore holds. goleveldb grows a
-// batch by a fraction of its size past 3,000 records, and writes a batch larger than its 4 MiB
-// memtable through a slower transaction: fetch-sized batches had made a restore twice as slow.
-const preRestoreBatch = 2000
-
 // preRestore writes changelog records [from, end) into db before goka sees the store, with a
-// franz-go reader and LevelDB batches of preRestoreBatch records, and returns the records
+// franz-go reader and LevelDB batches bounded by batchFull, and returns the records
 // written. Each write carries the offset of its last record, so goka's own recovery then starts
 // after it and has nothing, or only what was written since, to read. A value sets its key and a
 // tombstone deletes it, as goka's recovery does.
 func preRestore(ctx context.Context, read PartitionReader, db *leveldb.DB, topic string, partition int32, from, end int64, progress func(offset int64)) (int64, error) {
 	var n int64
 	batch := new(leveldb.Batch)
-	_ = batch.Load(make([]byte, 0, 512<<10)) // an empty dump: sets the batch's capacity only
+	_ = batch.Load(make([]byte, 0, restoreBatchBytes)) // an empty dump: sets the batch's capacity only
 	write := func(last int64) error {
-		batch.Put([]byte(offsetKey), []byte(strconv.FormatInt(last, 10)))
+		putOffset(batch, last)
 		if err := db.Write(batch, nil); err != nil {
 			return fmt.Errorf("write restored records of %s/%d: %w", topic, partition, err)
 		}
@@ -197,7 +205,7 @@ func preRestore(ctx context.Context, read PartitionReader, db *leveldb.DB, topic
 				batch.Put(r.Key, r.Value)
 			}
 			n++
-			if batch.Len() >= preRestoreBatch || i == len(records)-1 {
+			if batchFull(batch) || i == len(records)-1 {
 				if err := write(r.Offset); err != nil {
 					return err
 				}

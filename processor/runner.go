@@ -266,7 +266,6 @@ func (r *Runner) waitForTopology(ctx context.Context, adm *kadm.Client, deadline
 	}
 }
 
-// changelogOffsets reads a partition's log start offset and high-water mark through the admin client.
 // partitionReader reads changelog partitions with franz-go for the fast restore.
 func (r *Runner) partitionReader() PartitionReader {
 	return func(ctx context.Context, topic string, partition int32, from, end int64, fn func([]*kgo.Record) error) error {
@@ -274,6 +273,7 @@ func (r *Runner) partitionReader() PartitionReader {
 	}
 }
 
+// changelogOffsets reads a partition's log start offset and high-water mark through the admin client.
 func changelogOffsets(adm *kadm.Client) OffsetRange {
 	return func(ctx context.Context, topic string, partition int32) (int64, int64, error) {
 		starts, err := adm.ListStartOffsets(ctx, topic)

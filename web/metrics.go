@@ -91,18 +91,12 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		for topic, in := range ps.Input {
 			ch <- prometheus.MustNewConstMetric(m.lag, prometheus.GaugeValue, float64(in.OffsetLag), topic, label)
 		}
-		running, remaining := 0.0, 0.0
-		if ts := ps.TableStats; ts != nil {
-			if ts.Status == goka.PartitionRunning {
-				running = 1
-			} else if ts.Recovery != nil && ts.Recovery.Hwm > ts.Recovery.Offset {
-				remaining = float64(ts.Recovery.Hwm - ts.Recovery.Offset)
-			}
+		st, remaining := tableState(part, ps, m.stats)
+		running := 0.0
+		if st.State == "running" {
+			running = 1
 		}
-		if rp, ok := m.stats.Restoring(part); ok { // restored ahead of goka
-			remaining = float64(rp.HWM - 1 - rp.Offset)
-		}
-		ch <- prometheus.MustNewConstMetric(m.remaining, prometheus.GaugeValue, remaining, label)
+		ch <- prometheus.MustNewConstMetric(m.remaining, prometheus.GaugeValue, float64(remaining), label)
 		ch <- prometheus.MustNewConstMetric(m.state, prometheus.GaugeValue, running, label)
 	}
 }

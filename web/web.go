@@ -190,6 +190,27 @@ var stateNames = map[goka.PartitionStatus]string{
 	goka.PartitionRecovering: "recovering", goka.PartitionPreparing: "preparing", goka.PartitionRunning: "running",
 }
 
+// tableState is where the table of one owned partition stands, from goka's stats and from
+// processor.Stats for a store restored ahead of goka (goka shows it as initializing), and how
+// many changelog records it has still to restore.
+func tableState(part int32, ps *goka.PartitionProcStats, stats *processor.Stats) (st partitionState, remaining int64) {
+	st = partitionState{Partition: part, State: "unknown"}
+	if ts := ps.TableStats; ts != nil {
+		st.State = stateNames[ts.Status]
+		if ts.Recovery != nil {
+			st.Offset, st.HWM = ts.Recovery.Offset, ts.Recovery.Hwm
+			if ts.Status != goka.PartitionRunning && st.HWM > st.Offset {
+				remaining = st.HWM - st.Offset
+			}
+		}
+	}
+	if rp, ok := stats.Restoring(part); ok {
+		st.State, st.Offset, st.HWM = "recovering", rp.Offset, rp.HWM
+		remaining = rp.HWM - 1 - rp.Offset
+	}
+	return st, remaining
+}
+
 // readyz is 200 when the processor runs with every owned partition recovered, else 503 with
 // the partitions that are not running yet.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -209,17 +230,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		cancel()
 		for part, ps := range stats.Group {
 			body.Owned = append(body.Owned, part)
-			if ps.TableStats == nil || ps.TableStats.Status != goka.PartitionRunning {
-				st := partitionState{Partition: part, State: "unknown"}
-				if ts := ps.TableStats; ts != nil {
-					st.State = stateNames[ts.Status]
-					if ts.Recovery != nil {
-						st.Offset, st.HWM = ts.Recovery.Offset, ts.Recovery.Hwm
-					}
-				}
-				if rp, ok := s.cfg.Stats.Restoring(part); ok { // restored ahead of goka
-					st.State, st.Offset, st.HWM = "recovering", rp.Offset, rp.HWM
-				}
+			if st, _ := tableState(part, ps, s.cfg.Stats); st.State != "running" {
 				body.Recovering = append(body.Recovering, st)
 			}
 		}
