@@ -26,7 +26,10 @@ type Config struct {
 	ClientID    string
 	Version     string
 	Partitioner partition.Scheme
-	// Linger is how long the producer waits to fill a batch (sarama's Flush.Frequency).
+	// Linger is how long a producer waits to fill a batch. The default is 0: franz-go sends a
+	// batch at once while fewer than five requests are in flight, and batches up whatever
+	// arrives while they are, so batches grow with the load without a delay at low load (under
+	// the benchmark, 5 ms doubled the p99 latency at half of peak and added no throughput).
 	Linger time.Duration
 	// SessionTimeout is how long the group coordinator waits for a member's heartbeat before it
 	// declares the member dead and moves its partitions: the failover time after a crash.
@@ -48,7 +51,6 @@ func Defaults() Config {
 		ClientID:    "enricher",
 		Version:     DefaultVersion,
 		Partitioner: partition.Murmur2,
-		Linger:      5 * time.Millisecond,
 
 		SessionTimeout:    10 * time.Second,
 		HeartbeatInterval: time.Second,
@@ -98,9 +100,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Sarama returns a new sarama config for goka: goka's defaults with the settings that keep this
-// job from losing data. Each call returns a fresh config, because goka's builders write into the
-// config they are given.
+// Sarama returns a new sarama config for goka's consumers, topic manager and views: goka's
+// defaults with the settings that keep this job from losing data. goka produces through
+// enricher's franz-go producer (package producer), so the config carries no producer settings.
+// Each call returns a fresh config, because goka's builders write into the config they are given.
 func (c Config) Sarama() (*sarama.Config, error) {
 	version, err := sarama.ParseKafkaVersion(c.Version)
 	if err != nil {
@@ -112,15 +115,6 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	cfg.Metadata.AllowAutoTopicCreation = false
 	// A new group reads its inputs from the start: scores written before the first start count.
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
-	// No loss and no reordering on a broker failover or a retry.
-	cfg.Producer.RequiredAcks = sarama.WaitForAll
-	cfg.Producer.Idempotent = true
-	cfg.Net.MaxOpenRequests = 1
-	cfg.Producer.Retry.Max = 10
-	cfg.Producer.Retry.Backoff = 250 * time.Millisecond
-	cfg.Producer.Compression = sarama.CompressionNone
-	cfg.Producer.Flush.Frequency = c.Linger
-	cfg.Producer.Partitioner = c.Partitioner.SaramaPartitioner()
 	// A partition consumer that subscribes while its broker connection waits in a fetch of idle
 	// partitions starts only when that fetch returns: with sarama's 500 ms, inputs started
 	// 0.6 s after a restore had finished (0.1 s with 100 ms). Fetches return as soon as data
@@ -139,7 +133,9 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	return cfg, nil
 }
 
-// Client returns a franz-go client for the brokers; opts come after enricher's own.
+// Client returns a franz-go client for the brokers; opts come after enricher's own. Its
+// producer waits for every in-sync replica and is idempotent (franz-go's default), so neither a
+// broker failover nor a retry loses, duplicates or reorders a record.
 func (c Config) Client(opts ...kgo.Opt) (*kgo.Client, error) {
 	base := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),

@@ -3,9 +3,8 @@ package partition
 import (
 	"hash"
 	"strconv"
-	"sync/atomic"
 
-	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // HeaderPartition names a record header that pins the record to a partition. enricher sets it
@@ -13,38 +12,45 @@ import (
 // it, whatever partitioner the input's producer used.
 const HeaderPartition = "enricher-partition"
 
-// SaramaPartitioner returns a sarama partitioner constructor for the scheme. A message with a
-// HeaderPartition header goes to that partition; a message without a key goes round robin.
-func (s Scheme) SaramaPartitioner() sarama.PartitionerConstructor {
-	return func(topic string) sarama.Partitioner { return &saramaPartitioner{scheme: s} }
+// KgoPartitioner returns a franz-go partitioner for the scheme, for producers that partition by
+// key. A record with a HeaderPartition header goes to that partition (a value out of range fails
+// the record); a record without a key goes round robin.
+func (s Scheme) KgoPartitioner() kgo.Partitioner { return kgoPartitioner{scheme: s} }
+
+type kgoPartitioner struct{ scheme Scheme }
+
+func (p kgoPartitioner) ForTopic(string) kgo.TopicPartitioner {
+	return &kgoTopicPartitioner{scheme: p.scheme}
 }
 
-type saramaPartitioner struct {
+// kgoTopicPartitioner partitions the records of one topic; franz-go calls it for one record at
+// a time, so next needs no lock.
+type kgoTopicPartitioner struct {
 	scheme Scheme
-	next   atomic.Int32
+	next   int
 }
 
-func (p *saramaPartitioner) Partition(msg *sarama.ProducerMessage, n int32) (int32, error) {
-	for _, h := range msg.Headers {
-		if string(h.Key) == HeaderPartition {
-			v, err := strconv.ParseInt(string(h.Value), 10, 32)
-			if err != nil || v < 0 || int32(v) >= n {
-				return -1, sarama.ErrInvalidPartition
+// RequiresConsistency is true: a key's partition never moves while another is unavailable.
+func (p *kgoTopicPartitioner) RequiresConsistency(*kgo.Record) bool { return true }
+
+// Partition returns the record's partition among n, or -1 (franz-go then fails the record) for a
+// pin that is not a partition number below n.
+func (p *kgoTopicPartitioner) Partition(r *kgo.Record, n int) int {
+	for _, h := range r.Headers {
+		if h.Key == HeaderPartition {
+			v, err := strconv.Atoi(string(h.Value))
+			if err != nil || v < 0 || v >= n {
+				return -1
 			}
-			return int32(v), nil
+			return v
 		}
 	}
-	if msg.Key == nil {
-		return (p.next.Add(1) & 0x7fffffff) % n, nil
+	if r.Key == nil {
+		p.next = (p.next + 1) % n
+		return p.next
 	}
-	key, err := msg.Key.Encode()
-	if err != nil {
-		return -1, err
-	}
-	return p.scheme.Partition(key, n), nil
+	return int(p.scheme.Partition(r.Key, int32(n)))
 }
-
-func (p *saramaPartitioner) RequiresConsistency() bool { return true }
 
 // GokaHasher returns a hasher for goka's WithHasher/WithViewHasher options that makes goka's
 // lookups agree with the scheme on a table of n partitions. goka computes |int32(Sum32())| % n,

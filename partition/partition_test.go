@@ -8,6 +8,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Produced by org.apache.kafka.common.utils.Utils.murmur2 and toPositive(h) % 7 from the Kafka
@@ -83,31 +84,31 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestSaramaPartitioner(t *testing.T) {
-	p := Murmur2.SaramaPartitioner()("t")
-	assert.True(t, p.RequiresConsistency())
-
-	got, err := p.Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder("user-42")}, 7)
-	require.NoError(t, err)
-	assert.Equal(t, int32(1), got, "key goes where Java puts it")
-
-	pinned := &sarama.ProducerMessage{Key: sarama.StringEncoder("user-42"),
-		Headers: []sarama.RecordHeader{{Key: []byte(HeaderPartition), Value: []byte("5")}}}
-	got, err = p.Partition(pinned, 7)
-	require.NoError(t, err)
-	assert.Equal(t, int32(5), got, "the partition header wins over the key")
-
-	pinned.Headers[0].Value = []byte("7")
-	_, err = p.Partition(pinned, 7)
-	assert.ErrorIs(t, err, sarama.ErrInvalidPartition, "a header out of range is refused, not wrapped")
-
-	seen := map[int32]bool{}
-	for i := 0; i < 8; i++ {
-		got, err := p.Partition(&sarama.ProducerMessage{}, 4)
-		require.NoError(t, err)
-		seen[got] = true
+func TestKgoPartitioner(t *testing.T) {
+	p := Murmur2.KgoPartitioner().ForTopic("t")
+	pin := func(v string) []kgo.RecordHeader { return []kgo.RecordHeader{{Key: HeaderPartition, Value: []byte(v)}} }
+	for _, tc := range []struct {
+		name string
+		rec  *kgo.Record
+		want int
+	}{
+		{"a key goes where Java puts it", &kgo.Record{Key: []byte("user-42")}, 1},
+		{"the partition header wins over the key", &kgo.Record{Key: []byte("user-42"), Headers: pin("5")}, 5},
+		{"a pin at the last partition", &kgo.Record{Headers: pin("6")}, 6},
+		{"a pin out of range fails the record", &kgo.Record{Key: []byte("user-42"), Headers: pin("7")}, -1},
+		{"a negative pin fails the record", &kgo.Record{Headers: pin("-1")}, -1},
+		{"a pin that is no number fails the record", &kgo.Record{Headers: pin("five")}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.True(t, p.RequiresConsistency(tc.rec))
+			assert.Equal(t, tc.want, p.Partition(tc.rec, 7))
+		})
 	}
-	assert.Len(t, seen, 4, "keyless messages spread over all partitions")
+	seen := map[int]bool{}
+	for i := 0; i < 8; i++ {
+		seen[p.Partition(&kgo.Record{}, 4)] = true
+	}
+	assert.Len(t, seen, 4, "keyless records spread over all partitions")
 }
 
 // goka's processor and view turn the hasher's sum into a partition with |int32(sum)| % n; the
