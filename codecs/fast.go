@@ -25,18 +25,24 @@ func plainString[T string | []byte](s T) bool {
 	return true
 }
 
-// cutField expects b to start with prefix, then a plain string and its closing quote; it
-// returns the string and the rest after the quote.
-func cutField(b []byte, prefix string) (string, []byte, bool) {
+// cutPlain expects b to start with prefix, then a plain string and its closing quote; it
+// returns the string and the rest after the quote, both within b.
+func cutPlain(b []byte, prefix string) ([]byte, []byte, bool) {
 	rest, ok := bytes.CutPrefix(b, []byte(prefix))
 	if !ok {
-		return "", nil, false
+		return nil, nil, false
 	}
 	end := bytes.IndexByte(rest, '"')
 	if end < 0 || !plainString(rest[:end]) {
-		return "", nil, false
+		return nil, nil, false
 	}
-	return string(rest[:end]), rest[end+1:], true
+	return rest[:end], rest[end+1:], true
+}
+
+// cutField is cutPlain with the string copied out.
+func cutField(b []byte, prefix string) (string, []byte, bool) {
+	s, rest, ok := cutPlain(b, prefix)
+	return string(s), rest, ok
 }
 
 // fastInput reads `{"key":"K","message":"M"}`.
@@ -50,6 +56,23 @@ func fastInput(b []byte) (wireInput, bool) {
 		return wireInput{}, false
 	}
 	return wireInput{Key: &key, Message: &msg}, true
+}
+
+// spliceOutput appends the Output of input value with score to dst when value is
+// `{"key":"K","message":"M"}` with K equal to recordKey: that Output's JSON is value without its
+// closing brace, then the score. It reports false, having appended nothing, for any other value.
+func spliceOutput(dst []byte, recordKey string, value []byte, score int64) ([]byte, bool) {
+	key, rest, ok := cutPlain(value, `{"key":"`)
+	if !ok || string(key) != recordKey {
+		return dst, false
+	}
+	if _, rest, ok = cutPlain(rest, `,"message":"`); !ok || string(rest) != "}" {
+		return dst, false
+	}
+	dst = append(dst, value[:len(value)-1]...)
+	dst = append(dst, `,"score":`...)
+	dst = strconv.AppendInt(dst, score, 10)
+	return append(dst, '}'), true
 }
 
 // fastScore reads `{"key":"K","score":N}` with N an integer as encoding/json writes it.
@@ -90,8 +113,8 @@ func appendString(b []byte, s string) []byte {
 	return append(b, q...)
 }
 
-// appendOutput, appendScore and appendInput write what json.Marshal writes for the structs.
-func appendOutput(b []byte, o Output) []byte {
+// AppendOutput appends what json.Marshal writes for o to b.
+func AppendOutput(b []byte, o Output) []byte {
 	b = append(b, `{"key":`...)
 	b = appendString(b, o.Key)
 	b = append(b, `,"message":`...)
@@ -101,6 +124,7 @@ func appendOutput(b []byte, o Output) []byte {
 	return append(b, '}')
 }
 
+// appendScore and appendInput write what json.Marshal writes for the structs.
 func appendScore(b []byte, s Score) []byte {
 	b = append(b, `{"key":`...)
 	b = appendString(b, s.Key)

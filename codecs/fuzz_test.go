@@ -87,6 +87,37 @@ func FuzzFastPaths(f *testing.F) {
 	})
 }
 
+// FuzzAppendEnriched checks that AppendEnriched, spliced or not, writes what DecodeInput then
+// Encode write, and fails with the same reason where DecodeInput fails.
+func FuzzAppendEnriched(f *testing.F) {
+	for _, s := range []string{`{"key":"k","message":"m"}`, `{"key":"j","message":"m"}`, `{"key":"","message":"m"}`,
+		`{"message":"m"}`, `{"key":"k","message":"<b>"}`, `{"key":"k","message":"m"} `, `{"key":"k","message":"m","x":1}`, ``} {
+		f.Add("k", []byte(s), int64(7))
+	}
+	f.Fuzz(func(t *testing.T, key string, value []byte, score int64) {
+		limits := Limits{MaxValueBytes: 64}
+		prefix := []byte("prefix")
+		got, err := limits.AppendEnriched(prefix, key, value, score)
+		in, want := limits.DecodeInput(key, value)
+		if want != nil {
+			if err == nil || ReasonOf(err) != ReasonOf(want) {
+				t.Fatalf("%q %q: error %v, DecodeInput's %v", key, value, err, want)
+			}
+			if string(got) != "prefix" {
+				t.Fatalf("%q %q: appended %q on an error", key, value, got)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("%q %q: %v, DecodeInput decoded %+v", key, value, err, in)
+		}
+		enc, _ := Encode(Output{Key: in.Key, Message: in.Message, Score: score})
+		if !bytes.Equal(got, append([]byte("prefix"), enc...)) {
+			t.Fatalf("%q %q: appended %s, Encode wrote %s", key, value, got, enc)
+		}
+	})
+}
+
 // FuzzEncode checks that Encode writes exactly what json.Marshal writes.
 func FuzzEncode(f *testing.F) {
 	f.Add("k", "m", int64(1))

@@ -110,6 +110,25 @@ func (l Limits) DecodeInput(recordKey string, value []byte) (Input, error) {
 	return Input{Key: key, Message: *w.Message}, nil
 }
 
+// AppendEnriched decodes value as the input of recordKey, as DecodeInput does, and appends to
+// dst the JSON of the Output it becomes with score: the bytes Encode writes for that Output. An
+// input in the layout Encode writes, with its key equal to the record key (nearly every input
+// of a pipeline), is spliced into the output without being decoded into strings; any other goes
+// through DecodeInput. On an error dst is returned as it was.
+func (l Limits) AppendEnriched(dst []byte, recordKey string, value []byte, score int64) ([]byte, error) {
+	if err := l.check(value); err != nil {
+		return dst, err
+	}
+	if out, ok := spliceOutput(dst, recordKey, value, score); ok {
+		return out, nil
+	}
+	in, err := l.DecodeInput(recordKey, value)
+	if err != nil {
+		return dst, err
+	}
+	return AppendOutput(dst, Output{Key: in.Key, Message: in.Message, Score: score}), nil
+}
+
 // DecodeScore decodes a score record's value; recordKey is the Kafka record key. A tombstone
 // (nil value) is not a Score: callers handle it before decoding.
 func (l Limits) DecodeScore(recordKey string, value []byte) (Score, error) {
@@ -184,11 +203,16 @@ func resolveKey(recordKey string, payloadKey *string) (string, error) {
 	return recordKey, nil
 }
 
+// EnrichedSize is the room AppendEnriched needs for the output of an input value of recordKey
+// whose strings need no escapes: the value, the record key should the value lack it, the field
+// names and quotes that may come with it, and a score of up to 20 characters.
+func EnrichedSize(recordKey string, value []byte) int { return len(value) + len(recordKey) + 40 }
+
 // Encode returns the JSON of an Input, Score or Output, exactly as json.Marshal writes it.
 func Encode[T Input | Score | Output](v T) ([]byte, error) {
 	switch v := any(v).(type) {
 	case Output:
-		return appendOutput(make([]byte, 0, 40+len(v.Key)+len(v.Message)), v), nil
+		return AppendOutput(make([]byte, 0, 52+len(v.Key)+len(v.Message)), v), nil // 32 bytes of names, quotes and braces, 20 of score
 	case Score:
 		return appendScore(make([]byte, 0, 40+len(v.Key)), v), nil
 	case Input:

@@ -8,6 +8,36 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+func TestAppendEnriched(t *testing.T) {
+	for _, tc := range []struct {
+		name, key, value string
+		score            int64
+		want             string
+		reason           Reason
+	}{
+		{"the layout Encode writes is spliced", "k1", `{"key":"k1","message":"hi"}`, 42, `{"key":"k1","message":"hi","score":42}`, ""},
+		{"no score yet", "k1", `{"key":"k1","message":"hi"}`, NoScore, `{"key":"k1","message":"hi","score":-1}`, ""},
+		{"payload key absent takes record key", "k1", `{"message":"hi"}`, 3, `{"key":"k1","message":"hi","score":3}`, ""},
+		{"other field order", "k1", `{"message":"hi","key":"k1"}`, 3, `{"key":"k1","message":"hi","score":3}`, ""},
+		{"escapes are written as encoding/json writes them", "k1", `{"key":"k1","message":"a\"b<"}`, 3, `{"key":"k1","message":"a\"b\u003c","score":3}`, ""},
+		{"key mismatch", "k1", `{"key":"k2","message":"hi"}`, 3, "", ReasonKeyMismatch},
+		{"record key missing", "", `{"key":"k1","message":"hi"}`, 3, "", ReasonMissingKey},
+		{"not json", "k1", `hello`, 3, "", ReasonInvalidJSON},
+		{"too large", "k1", `{"key":"k1","message":"` + strings.Repeat("x", 64) + `"}`, 3, "", ReasonTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Limits{MaxValueBytes: 64}.AppendEnriched([]byte("k1"), tc.key, []byte(tc.value), tc.score)
+			if tc.reason != "" {
+				assert.Equal(t, tc.reason, ReasonOf(err), "%v", err)
+				assert.Equal(t, "k1", string(got), "nothing appended on an error")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, "k1"+tc.want, string(got))
+		})
+	}
+}
+
 func TestDecodeInput(t *testing.T) {
 	for _, tc := range []struct {
 		name   string

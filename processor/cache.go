@@ -1,101 +1,247 @@
 package processor
 
 import (
+	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lovoo/goka/storage"
+
+	"github.com/enricher/enricher/codecs"
 )
 
-// DefaultCacheEntries is the read cache's default size per partition.
+// DefaultCacheEntries is the score cache's default size per partition.
 const DefaultCacheEntries = 100_000
 
-// readCache keeps the latest values of up to max keys of one partition in memory, in front of
-// its LevelDB store: every input reads its key's score, and under the benchmark LevelDB's
-// lookups were a sixth of the processor's CPU. Writes go through to the store and update the
-// cache under one lock, so a cached value is always the stored one; absent keys are cached
-// too. When full, an arbitrary entry makes room. The cache starts once the partition is
-// recovered: the records a restore writes bypass it.
-type readCache struct {
+// scoreCache keeps the latest scores of up to max keys of one table partition in memory,
+// decoded, in front of its LevelDB store, and answers the score lookup every input makes.
+// Reading a score through goka's table (ctx.Value) meant a LevelDB read or a cached copy of the
+// stored JSON, then decoding it: a quarter of the processor's CPU under the benchmark, most of
+// it waiting on memory. Here a hit is one map lookup that yields the number.
+//
+// Keys of up to shortKeyMax bytes, nearly all keys, are held inline in the map's slots: a
+// lookup reads no memory outside the map, and the map holds no pointers, so the garbage
+// collector never scans it (with a million cached strings, each collection had scanned them
+// all while the processor waited). Longer keys go to a map of strings.
+//
+// Writes go through to the store and update the cache under one lock, so a cached score is
+// always the stored one; absent keys are cached too. When full, an arbitrary entry makes room.
+// The cache starts once the partition is recovered: the records a restore writes bypass it.
+// goka's own reads (Get, Has) go to the store.
+type scoreCache struct {
 	storage.Storage
 	max int
+	// closed is called once the store is closed (the cache leaves the scoreCaches).
+	closed func()
 
-	mu      sync.Mutex
-	on      bool
-	entries map[string][]byte // nil value: the key is absent
+	mu    sync.Mutex
+	on    bool
+	short map[shortKey]cachedScore
+	long  map[string]cachedScore
 }
 
-func newReadCache(st storage.Storage, max int) storage.Storage {
-	if max <= 0 {
-		return st
+// shortKeyMax is the longest key a shortKey holds.
+const shortKeyMax = 39
+
+// shortKey is a key of up to shortKeyMax bytes, held by value.
+type shortKey struct {
+	n uint8
+	b [shortKeyMax]byte
+}
+
+// toShort returns key as a shortKey, or false for a key longer than shortKeyMax.
+func toShort(key string) (shortKey, bool) {
+	var k shortKey
+	if len(key) > shortKeyMax {
+		return k, false
 	}
-	return &readCache{Storage: st, max: max, entries: make(map[string][]byte)}
+	k.n = uint8(len(key))
+	copy(k.b[:], key)
+	return k, true
 }
 
-func (c *readCache) Get(key string) ([]byte, error) {
+// cachedScore is a key's score, or its absence.
+type cachedScore struct {
+	score   int64
+	present bool
+}
+
+func newScoreCache(st storage.Storage, max int) *scoreCache {
+	return &scoreCache{Storage: st, max: max, short: make(map[shortKey]cachedScore), long: make(map[string]cachedScore)}
+}
+
+// Score returns key's score; found is false for a key that has none.
+func (c *scoreCache) Score(key string) (score int64, found bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if v, ok := c.entries[key]; ok && c.on {
-		return v, nil
+	if e, ok := c.lookup(key); ok {
+		return e.score, e.present, nil
 	}
 	v, err := c.Storage.Get(key)
 	if err != nil {
-		return nil, err
+		return 0, false, err
 	}
-	c.put(key, v)
-	return v, nil
+	e, err := decodeCached(v)
+	if err != nil {
+		return 0, false, fmt.Errorf("table value of key %q: %w", key, err)
+	}
+	c.put(key, e)
+	return e.score, e.present, nil
 }
 
-func (c *readCache) Has(key string) (bool, error) {
+func (c *scoreCache) Set(key string, value []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if v, ok := c.entries[key]; ok && c.on {
-		return v != nil, nil
-	}
-	return c.Storage.Has(key)
-}
-
-func (c *readCache) Set(key string, value []byte) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.Storage.Set(key, value); err != nil {
-		delete(c.entries, key)
+	err := c.Storage.Set(key, value)
+	e, derr := decodeCached(value)
+	if err != nil || derr != nil {
+		// Score reads the store again, and reports a value it cannot decode.
+		c.forget(key)
 		return err
 	}
-	c.put(key, append([]byte(nil), value...))
+	c.put(key, e)
 	return nil
 }
 
-func (c *readCache) Delete(key string) error {
+func (c *scoreCache) Delete(key string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.Storage.Delete(key); err != nil {
-		delete(c.entries, key)
+		c.forget(key)
 		return err
 	}
-	c.put(key, nil)
+	c.put(key, cachedScore{})
 	return nil
 }
 
 // MarkRecovered starts the cache.
-func (c *readCache) MarkRecovered() error {
+func (c *scoreCache) MarkRecovered() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	err := c.Storage.MarkRecovered()
 	c.on = err == nil
-	clear(c.entries)
+	clear(c.short)
+	clear(c.long)
 	return err
 }
 
-// put caches v for key; c.mu is held.
-func (c *readCache) put(key string, v []byte) {
+// Close closes the store; the cache is not used after.
+func (c *scoreCache) Close() error {
+	if c.closed != nil {
+		c.closed()
+	}
+	return c.Storage.Close()
+}
+
+// len is the number of cached keys; c.mu is held.
+func (c *scoreCache) len() int { return len(c.short) + len(c.long) }
+
+// lookup returns the cached entry of key; c.mu is held.
+func (c *scoreCache) lookup(key string) (cachedScore, bool) {
 	if !c.on {
+		return cachedScore{}, false
+	}
+	var e cachedScore
+	var ok bool
+	if k, short := toShort(key); short {
+		e, ok = c.short[k]
+	} else {
+		e, ok = c.long[key]
+	}
+	return e, ok
+}
+
+// put caches e for key; c.mu is held.
+func (c *scoreCache) put(key string, e cachedScore) {
+	if !c.on || c.max <= 0 {
 		return
 	}
-	if _, ok := c.entries[key]; !ok && len(c.entries) >= c.max {
-		for k := range c.entries {
-			delete(c.entries, k)
-			break
+	if _, ok := c.lookup(key); !ok && c.len() >= c.max {
+		c.evictOne()
+	}
+	if k, short := toShort(key); short {
+		c.short[k] = e
+	} else {
+		c.long[key] = e
+	}
+}
+
+// forget drops key's entry; c.mu is held.
+func (c *scoreCache) forget(key string) {
+	if k, short := toShort(key); short {
+		delete(c.short, k)
+	} else {
+		delete(c.long, key)
+	}
+}
+
+// evictOne drops an arbitrary entry; c.mu is held.
+func (c *scoreCache) evictOne() {
+	for k := range c.short {
+		delete(c.short, k)
+		return
+	}
+	for k := range c.long {
+		delete(c.long, k)
+		return
+	}
+}
+
+// decodeCached decodes a stored table value; nil is a key without a score.
+func decodeCached(v []byte) (cachedScore, error) {
+	if v == nil {
+		return cachedScore{}, nil
+	}
+	s, err := codecs.ScoreCodec{}.Decode(v)
+	if err != nil {
+		return cachedScore{}, err
+	}
+	return cachedScore{score: s.(codecs.Score).Score, present: true}, nil
+}
+
+// scoreCaches holds the score cache of each table partition whose store is open, for the
+// callbacks to look scores up in. It is read for every input and changed on a rebalance only, so
+// readers load an immutable map and writers replace it.
+type scoreCaches struct {
+	mu sync.Mutex // serializes writers
+	m  atomic.Pointer[map[int32]*scoreCache]
+}
+
+// get returns the cache of partition, or nil. A nil *scoreCaches has none.
+func (s *scoreCaches) get(partition int32) *scoreCache {
+	if s == nil {
+		return nil
+	}
+	if m := s.m.Load(); m != nil {
+		return (*m)[partition]
+	}
+	return nil
+}
+
+// add makes c the cache of partition until c's store closes.
+func (s *scoreCaches) add(partition int32, c *scoreCache) {
+	c.closed = func() { s.remove(partition, c) }
+	s.update(func(m map[int32]*scoreCache) { m[partition] = c })
+}
+
+// remove drops c, if it is still the cache of partition.
+func (s *scoreCaches) remove(partition int32, c *scoreCache) {
+	s.update(func(m map[int32]*scoreCache) {
+		if m[partition] == c {
+			delete(m, partition)
+		}
+	})
+}
+
+func (s *scoreCaches) update(change func(map[int32]*scoreCache)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := map[int32]*scoreCache{}
+	if m := s.m.Load(); m != nil {
+		for p, c := range *m {
+			next[p] = c
 		}
 	}
-	c.entries[key] = v
+	change(next)
+	s.m.Store(&next)
 }

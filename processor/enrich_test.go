@@ -2,60 +2,106 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
 	"github.com/lovoo/goka/tester"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/partition"
 	"github.com/enricher/enricher/topology"
 )
 
+// recordSink keeps what the callbacks send; fail, when set, fails every send.
+type recordSink struct {
+	mu   sync.Mutex
+	recs []*kgo.Record
+	fail error
+}
+
+func (s *recordSink) Produce(r *kgo.Record, done func(error)) {
+	s.mu.Lock()
+	s.recs = append(s.recs, r)
+	err := s.fail
+	s.mu.Unlock()
+	done(err)
+}
+
+// next removes and returns the first record sent to topic, with its headers as a map.
+func (s *recordSink) next(topic string) (*kgo.Record, map[string]string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, r := range s.recs {
+		if r.Topic == topic {
+			s.recs = append(s.recs[:i], s.recs[i+1:]...)
+			h := map[string]string{}
+			for _, kv := range r.Headers {
+				h[kv.Key] = string(kv.Value)
+			}
+			return r, h, true
+		}
+	}
+	return nil, nil, false
+}
+
 type harness struct {
 	tt     *tester.Tester
 	topics topology.Topics
 	stats  *Stats
-	out    *tester.QueueTracker
-	dlq    *tester.QueueTracker
+	sink   *recordSink
 	table  *tester.QueueTracker
+	done   chan error
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
+
+// newHarnessWith runs the callbacks on goka's tester, with scores as the Runner's score caches.
+func newHarnessWith(t *testing.T, scores *scoreCaches) *harness {
 	t.Helper()
 	tt := tester.New(t)
 	topics := topology.DefaultTopics()
 	stats := NewStats()
-	e := NewEnricher(topics, codecs.Limits{MaxValueBytes: 1024}, stats, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	sink := &recordSink{}
+	e := NewEnricher(topics, codecs.Limits{MaxValueBytes: 1024}, stats, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e.scores = scores
 	p, err := goka.NewProcessor(nil, topics.Graph(e.Callbacks()), goka.WithTester(tt), goka.WithNilHandling(goka.NilProcess))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	h := &harness{tt: tt, topics: topics, stats: stats, sink: sink, table: tt.NewQueueTracker(topics.Table()), done: make(chan error, 1)}
+	go func() { h.done <- p.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		require.NoError(t, <-done)
+		select {
+		case err := <-h.done:
+			require.NoError(t, err)
+		default: // a test took the processor's result
+		}
 	})
-	return &harness{tt: tt, topics: topics, stats: stats,
-		out: tt.NewQueueTracker(topics.Output), dlq: tt.NewQueueTracker(topics.DLQ()), table: tt.NewQueueTracker(topics.Table())}
+	return h
 }
 
 func (h *harness) score(key, value string) { h.tt.Consume(h.topics.Scores, key, []byte(value)) }
 func (h *harness) tombstone(key string)    { h.tt.Consume(h.topics.Scores, key, nil) }
 func (h *harness) input(key, value string) { h.tt.Consume(h.topics.Input, key, []byte(value)) }
 
-func (h *harness) nextOutput(t *testing.T) (goka.Headers, codecs.Output) {
+func (h *harness) nextOutput(t *testing.T) (map[string]string, codecs.Output) {
 	t.Helper()
-	hdr, key, v, ok := h.out.NextWithHeaders()
+	r, hdr, ok := h.sink.next(h.topics.Output)
 	require.True(t, ok, "expected an output")
-	out, isOut := v.(codecs.Output)
-	require.True(t, isOut, "output value %T", v)
-	assert.Equal(t, key, out.Key)
+	v, err := codecs.OutputCodec{}.Decode(r.Value)
+	require.NoError(t, err)
+	out := v.(codecs.Output)
+	assert.Equal(t, string(r.Key), out.Key)
 	return hdr, out
 }
 
@@ -68,20 +114,37 @@ func TestEnrichWithLatestScore(t *testing.T) {
 
 	hdr, out := h.nextOutput(t)
 	assert.Equal(t, codecs.Output{Key: "a", Message: "hello", Score: 5}, out)
-	assert.Equal(t, h.topics.Input, string(hdr[HeaderSourceTopic]))
-	assert.Equal(t, "0", string(hdr[HeaderSourcePartition]))
-	assert.Equal(t, "0", string(hdr[HeaderSourceOffset]))
+	assert.Equal(t, map[string]string{HeaderSourceTopic: h.topics.Input, HeaderSourcePartition: "0", HeaderSourceOffset: "0"}, hdr)
 
 	hdr, out = h.nextOutput(t)
 	assert.Equal(t, codecs.Output{Key: "b", Message: "nobody scored me", Score: codecs.NoScore}, out)
-	assert.Equal(t, "1", string(hdr[HeaderSourceOffset]))
+	assert.Equal(t, "1", hdr[HeaderSourceOffset])
 
-	_, _, ok := h.out.Next()
+	_, _, ok := h.sink.next(h.topics.Output)
 	assert.False(t, ok, "exactly one output per input")
 	assert.Equal(t, codecs.Score{Key: "a", Score: 5}, h.tt.TableValue(goka.GroupTable(goka.Group(h.topics.Group)), "a"))
 	assert.Equal(t, int64(2), h.stats.ScoresApplied.Load())
 	assert.Equal(t, int64(2), h.stats.OutputsEmitted.Load())
 	assert.Equal(t, int64(1), h.stats.OutputsNoScore.Load())
+}
+
+// Where the Runner opened a store, inputs read their score from its score cache, not through
+// goka's table (which goka's tester keeps empty here).
+func TestInputsReadTheScoreCache(t *testing.T) {
+	c := newScoreCache(storage.NewMemory(), 4)
+	require.NoError(t, c.Open())
+	require.NoError(t, c.MarkRecovered())
+	require.NoError(t, c.Set("a", scoreJSON("a", 42)))
+	caches := &scoreCaches{}
+	caches.add(0, c)
+	h := newHarnessWith(t, caches)
+
+	h.input("a", `{"message":"m"}`)
+	h.input("b", `{"message":"m"}`)
+	_, out := h.nextOutput(t)
+	assert.Equal(t, codecs.Output{Key: "a", Message: "m", Score: 42}, out)
+	_, out = h.nextOutput(t)
+	assert.Equal(t, codecs.Output{Key: "b", Message: "m", Score: codecs.NoScore}, out)
 }
 
 func TestChangelogWritesArePinnedToTheScorePartition(t *testing.T) {
@@ -120,24 +183,25 @@ func TestBadRecordsGoToDLQAndProcessingContinues(t *testing.T) {
 		{h.topics.Input, "a", `{"message":"` + string(make([]byte, 2000)) + `"}`, codecs.ReasonTooLarge},
 	} {
 		h.tt.Consume(tc.topic, tc.key, []byte(tc.value))
-		hdr, key, raw, ok := h.dlq.NextRawWithHeaders()
+		r, hdr, ok := h.sink.next(h.topics.DLQ())
 		require.True(t, ok, "dead letter for %q", tc.value)
-		assert.Equal(t, tc.key, key)
+		assert.Equal(t, tc.key, string(r.Key))
+		raw := r.Value
 		if len(tc.value) > 1024 {
 			assert.Equal(t, tc.value[:1024], string(raw), "an oversized dead letter is cut to the limit")
-			assert.Equal(t, fmt.Sprint(len(tc.value)), string(hdr[HeaderDLQTruncated]))
+			assert.Equal(t, fmt.Sprint(len(tc.value)), hdr[HeaderDLQTruncated])
 		} else {
 			assert.Equal(t, tc.value, string(raw), "the dead letter carries the record as it came")
 			assert.Empty(t, hdr[HeaderDLQTruncated])
 		}
-		assert.Equal(t, string(tc.reason), string(hdr[HeaderDLQReason]))
+		assert.Equal(t, string(tc.reason), hdr[HeaderDLQReason])
 		assert.NotEmpty(t, hdr[HeaderDLQError])
-		assert.Equal(t, tc.topic, string(hdr[HeaderSourceTopic]))
+		assert.Equal(t, tc.topic, hdr[HeaderSourceTopic])
 	}
-	_, _, ok := h.out.Next()
+	_, _, ok := h.sink.next(h.topics.Output)
 	assert.False(t, ok, "bad inputs produce no output")
-	hdr, _, raw, ok := h.dlq.NextRawWithHeaders()
-	require.False(t, ok, "no other dead letters: %v %s", hdr, raw)
+	r, hdr, ok := h.sink.next(h.topics.DLQ())
+	require.False(t, ok, "no other dead letters: %v %v", hdr, r)
 
 	h.score("a", `{"score":7}`)
 	h.input("a", `{"message":"good"}`)
@@ -152,6 +216,22 @@ func TestBadRecordsGoToDLQAndProcessingContinues(t *testing.T) {
 		total += n
 	}
 	assert.Equal(t, int64(8), total)
+}
+
+// A send that fails stops the processor with the sink's error, as a failed goka emit would: the
+// input is not committed, and the restarted processor reads it again.
+func TestFailedSendStopsTheProcessor(t *testing.T) {
+	h := newHarness(t)
+	h.sink.mu.Lock()
+	h.sink.fail = errors.New("broker says no")
+	h.sink.mu.Unlock()
+	h.input("a", `{"message":"m"}`)
+	select {
+	case err := <-h.done:
+		assert.ErrorContains(t, err, "broker says no")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the processor kept running after a failed send")
+	}
 }
 
 func TestRateLimiter(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -18,6 +19,7 @@ import (
 	"github.com/enricher/enricher/changelog"
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/kafkaconf"
+	"github.com/enricher/enricher/producer"
 	"github.com/enricher/enricher/topology"
 )
 
@@ -32,7 +34,7 @@ type Config struct {
 	// StateDir holds the local LevelDB stores, one directory per table partition.
 	StateDir string
 	Limits   codecs.Limits
-	// CacheEntries is how many keys per partition the in-memory read cache in front of LevelDB
+	// CacheEntries is how many keys per partition the in-memory score cache in front of LevelDB
 	// holds; 0 turns it off.
 	CacheEntries int
 	// Standby keeps hot copies of the partitions this replica does not own (goka's hot standby).
@@ -76,6 +78,8 @@ type Runner struct {
 	log    *slog.Logger
 	stats  *Stats
 	enrich *Enricher
+	sink   *currentProducer
+	caches *scoreCaches
 }
 
 // New returns a Runner for cfg.
@@ -95,12 +99,10 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 30 * time.Second
 	}
-	return &Runner{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		stats:  cfg.Stats,
-		enrich: NewEnricher(cfg.Topics, cfg.Limits, cfg.Stats, cfg.Logger),
-	}, nil
+	sink, caches := &currentProducer{}, &scoreCaches{}
+	enrich := NewEnricher(cfg.Topics, cfg.Limits, cfg.Stats, sink, cfg.Logger)
+	enrich.scores = caches
+	return &Runner{cfg: cfg, log: cfg.Logger, stats: cfg.Stats, enrich: enrich, sink: sink, caches: caches}, nil
 }
 
 // Stats returns the runner's counters.
@@ -129,7 +131,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		"standby", r.cfg.Standby)
 
 	guard := &storeGuard{dir: r.cfg.StateDir, offsets: changelogOffsets(adm), log: r.log, stats: r.stats, cache: r.cfg.CacheEntries,
-		read: r.partitionReader(), ctx: ctx}
+		caches: r.caches, read: r.partitionReader(), ctx: ctx}
 	backoff := time.Second
 	for {
 		started := time.Now()
@@ -198,7 +200,7 @@ func (r *Runner) options(layout topology.Layout, guard *storeGuard) ([]goka.Proc
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(configs[0], tm)),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(configs[1])),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(configs[2])),
-		goka.WithProducerBuilder(r.producerBuilder),
+		goka.WithProducerBuilder(r.buildProducer),
 		goka.WithHasher(r.cfg.Kafka.Partitioner.GokaHasher(layout.Partitions)),
 		goka.WithNilHandling(goka.NilProcess),
 		goka.WithRebalanceCallback(r.onRebalance),
@@ -209,15 +211,31 @@ func (r *Runner) options(layout topology.Layout, guard *storeGuard) ([]goka.Proc
 	return append(opts, r.cfg.Options...), nil
 }
 
-// producerBuilder ignores goka's hasher: the sarama config carries enricher's partitioner, which
-// also honours the partition pin on changelog writes.
-func (r *Runner) producerBuilder(brokers []string, clientID string, _ func() hash.Hash32) (goka.Producer, error) {
-	cfg, err := r.cfg.Kafka.Sarama()
+// buildProducer is goka's producer builder: a franz-go producer with kafkaconf's settings and
+// goka's client id (goka's hasher goes unused: the configured scheme partitions the records). It
+// also becomes the Enricher's sink for the processor being built.
+func (r *Runner) buildProducer(_ []string, clientID string, _ func() hash.Hash32) (goka.Producer, error) {
+	kc := r.cfg.Kafka
+	kc.ClientID = clientID
+	p, err := producer.New(kc)
 	if err != nil {
 		return nil, err
 	}
-	cfg.ClientID = clientID
-	return goka.NewProducer(brokers, cfg)
+	r.sink.p.Store(p)
+	return p, nil
+}
+
+// currentProducer is a Runner's Sink: the producer goka built for the processor running now.
+type currentProducer struct {
+	p atomic.Pointer[producer.Producer]
+}
+
+func (c *currentProducer) Produce(r *kgo.Record, done func(error)) {
+	if p := c.p.Load(); p != nil {
+		p.Produce(r, done)
+		return
+	}
+	done(errors.New("no producer: the processor is not running"))
 }
 
 func (r *Runner) onRebalance(a goka.Assignment) {

@@ -34,7 +34,9 @@ type storeGuard struct {
 	offsets OffsetRange
 	log     *slog.Logger
 	stats   *Stats
-	cache   int // read cache entries per partition, 0 for none
+	cache   int // score cache entries per partition, 0 for none
+	// caches, if set, receives each partition's score cache for the callbacks.
+	caches *scoreCaches
 	// read, if set, restores a store ahead of goka (preRestore); ctx ends it on a stop.
 	read PartitionReader
 	ctx  context.Context
@@ -95,7 +97,11 @@ func (g *storeGuard) builder() storage.Builder {
 				}
 			}
 		}
-		r := newRestoringStore(newReadCache(st, g.cache), db, log, g.stats, local)
+		cache := newScoreCache(st, g.cache)
+		if g.caches != nil {
+			g.caches.add(partition, cache)
+		}
+		r := newRestoringStore(cache, db, log, g.stats, local)
 		r.start = began
 		if g.read != nil && end-1 > local {
 			from := max(local+1, start)
