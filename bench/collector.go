@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -65,12 +64,13 @@ func (c *collector) run(ctx context.Context) error {
 
 // check verifies one output. c.mu is held.
 func (c *collector) check(r *kgo.Record, now time.Time) {
-	var out codecs.Output
 	k := keyIndex(r.Key)
-	if err := json.Unmarshal(r.Value, &out); err != nil {
+	v, err := codecs.OutputCodec{}.Decode(r.Value)
+	if err != nil {
 		c.fail("undecodable output %.80q: %v", r.Value, err)
 		return
 	}
+	out := v.(codecs.Output)
 	seq, at, err := parseMessage(out.Message)
 	switch {
 	case err != nil:

@@ -58,6 +58,44 @@ func fastInput(b []byte) (wireInput, bool) {
 	return wireInput{Key: &key, Message: &msg}, true
 }
 
+// fastOutput reads `{"key":"K","message":"M","score":N}` with N an integer as encoding/json
+// writes it.
+func fastOutput(b []byte) (Output, bool) {
+	key, rest, ok := cutField(b, `{"key":"`)
+	if !ok {
+		return Output{}, false
+	}
+	msg, rest, ok := cutField(rest, `,"message":"`)
+	if !ok {
+		return Output{}, false
+	}
+	num, ok := bytes.CutPrefix(rest, []byte(`,"score":`))
+	if !ok {
+		return Output{}, false
+	}
+	n, ok := cutInt(num)
+	return Output{Key: key, Message: msg, Score: n}, ok
+}
+
+// cutInt reads `N}` with N an integer as encoding/json writes it, and nothing after the brace.
+func cutInt(b []byte) (int64, bool) {
+	if len(b) < 2 || b[len(b)-1] != '}' {
+		return 0, false
+	}
+	num := b[:len(b)-1]
+	digits := bytes.TrimPrefix(num, []byte("-"))
+	if len(digits) == 0 || len(digits) > 19 || (digits[0] == '0' && len(digits) > 1) {
+		return 0, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(string(num), 10, 64)
+	return n, err == nil
+}
+
 // spliceOutput appends the Output of input value with score to dst when value is
 // `{"key":"K","message":"M"}` with K equal to recordKey: that Output's JSON is value without its
 // closing brace, then the score. It reports false, having appended nothing, for any other value.
@@ -82,21 +120,11 @@ func fastScore(b []byte) (wireScore, bool) {
 		return wireScore{}, false
 	}
 	num, ok := bytes.CutPrefix(rest, []byte(`,"score":`))
-	if !ok || len(num) < 2 || num[len(num)-1] != '}' {
+	if !ok {
 		return wireScore{}, false
 	}
-	num = num[:len(num)-1]
-	digits := bytes.TrimPrefix(num, []byte("-"))
-	if len(digits) == 0 || len(digits) > 19 || (digits[0] == '0' && len(digits) > 1) {
-		return wireScore{}, false
-	}
-	for _, c := range digits {
-		if c < '0' || c > '9' {
-			return wireScore{}, false
-		}
-	}
-	n, err := strconv.ParseInt(string(num), 10, 64)
-	if err != nil {
+	n, ok := cutInt(num)
+	if !ok {
 		return wireScore{}, false
 	}
 	return wireScore{Key: &key, Score: &n}, true

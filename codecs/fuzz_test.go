@@ -63,7 +63,8 @@ func FuzzDecodeScore(f *testing.F) {
 // general path decodes to the same fields.
 func FuzzFastPaths(f *testing.F) {
 	for _, s := range []string{`{"key":"k","message":"m"}`, `{"key":"k","score":-0}`, `{"key":"k","score":01}`,
-		`{"key":"k","score":9223372036854775808}`, `{"key":"\u00e9","message":"m"}`, `{"key":"k","message":"m","key":"j"}`} {
+		`{"key":"k","score":9223372036854775808}`, `{"key":"\u00e9","message":"m"}`, `{"key":"k","message":"m","key":"j"}`,
+		`{"key":"k","message":"m","score":-1}`, `{"key":"k","message":"m","score":1e3}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, value []byte) {
@@ -75,6 +76,12 @@ func FuzzFastPaths(f *testing.F) {
 			if err := unmarshal(value, &slow); err != nil || slow.Key == nil || slow.Message == nil ||
 				*slow.Key != *fast.Key || *slow.Message != *fast.Message {
 				t.Fatalf("%s: fast %q %q, general %+v %v", value, *fast.Key, *fast.Message, slow, err)
+			}
+		}
+		if fast, ok := fastOutput(value); ok {
+			var slow Output
+			if err := json.Unmarshal(value, &slow); err != nil || slow != fast {
+				t.Fatalf("%s: fast %+v, encoding/json %+v %v", value, fast, slow, err)
 			}
 		}
 		if fast, ok := fastScore(value); ok {

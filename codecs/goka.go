@@ -50,6 +50,9 @@ func (OutputCodec) Encode(value any) ([]byte, error) {
 
 // Decode returns an Output.
 func (OutputCodec) Decode(data []byte) (any, error) {
+	if o, ok := fastOutput(data); ok {
+		return o, nil
+	}
 	var o Output
 	if err := json.Unmarshal(data, &o); err != nil {
 		return nil, fmt.Errorf("output codec: %w", err)
