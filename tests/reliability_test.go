@@ -291,9 +291,13 @@ func TestBrokerKilledInCluster(t *testing.T) {
 	addr, dir := ownCluster(t)
 	j := newJobOn(t, addr)
 	j.createTopics(partitions)
-	for _, info := range j.describe() {
-		require.Equal(t, 3, info.Replicas, "topic %s has replication 3", info.Name)
-	}
+	// A created topic reaches the other brokers' metadata a moment after the controller
+	// confirms it, and `topics describe` may ask one of those.
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		for _, info := range j.describe() {
+			assert.Equal(c, 3, info.Replicas, "topic %s has replication 3", info.Name)
+		}
+	}, 30*time.Second, 200*time.Millisecond)
 	p := j.start(t.TempDir())
 	p.waitRunning(partitions)
 	j.scoreRound(60, 2000)
