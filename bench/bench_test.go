@@ -30,8 +30,11 @@ func TestMessageRoundTrip(t *testing.T) {
 		assert.Equal(t, seq, gotSeq)
 		assert.True(t, at.Equal(gotAt))
 	}
-	_, _, err := parseMessage("no separators")
-	assert.Error(t, err)
+	for _, bad := range []string{"no separators", "7;1732000000123456789;xxxyxx", "07;1732000000123456789;xxx",
+		"+7;1732000000123456789;xxx", "7;01732000000123456789;xxx"} {
+		_, _, err := parseMessage(bad)
+		assert.Error(t, err, bad)
+	}
 }
 
 func TestScoresLatestWins(t *testing.T) {

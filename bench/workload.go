@@ -88,10 +88,12 @@ func (w workload) message(seq int64, at time.Time) string {
 	return b.String()
 }
 
-// parseMessage returns the sequence number and produce time a message carries.
+// parseMessage returns the sequence number and produce time a message carries, and fails unless
+// m is exactly what message wrote for them (the numbers in their canonical form, the padding all
+// x), so an output's message is checked byte for byte without building the expected one.
 func parseMessage(m string) (seq int64, at time.Time, err error) {
 	s, rest, ok := strings.Cut(m, ";")
-	t, _, ok2 := strings.Cut(rest, ";")
+	t, pad, ok2 := strings.Cut(rest, ";")
 	if !ok || !ok2 {
 		return 0, time.Time{}, fmt.Errorf("message %.40q has no sequence and time", m)
 	}
@@ -101,6 +103,11 @@ func parseMessage(m string) (seq int64, at time.Time, err error) {
 	ns, err := strconv.ParseInt(t, 10, 64)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("message time: %w", err)
+	}
+	var buf [20]byte
+	if string(strconv.AppendInt(buf[:0], seq, 10)) != s || string(strconv.AppendInt(buf[:0], ns, 10)) != t ||
+		strings.Trim(pad, "x") != "" {
+		return 0, time.Time{}, fmt.Errorf("message %.40q is not one the workload wrote", m)
 	}
 	return seq, time.Unix(0, ns), nil
 }
