@@ -47,11 +47,7 @@ func cutField(b []byte, prefix string) (string, []byte, bool) {
 
 // fastInput reads `{"key":"K","message":"M"}`.
 func fastInput(b []byte) (wireInput, bool) {
-	key, rest, ok := cutField(b, `{"key":"`)
-	if !ok {
-		return wireInput{}, false
-	}
-	msg, rest, ok := cutField(rest, `,"message":"`)
+	key, msg, rest, ok := cutKeyMessage(b)
 	if !ok || string(rest) != "}" {
 		return wireInput{}, false
 	}
@@ -61,28 +57,31 @@ func fastInput(b []byte) (wireInput, bool) {
 // fastOutput reads `{"key":"K","message":"M","score":N}` with N an integer as encoding/json
 // writes it.
 func fastOutput(b []byte) (Output, bool) {
-	key, rest, ok := cutField(b, `{"key":"`)
+	key, msg, rest, ok := cutKeyMessage(b)
 	if !ok {
 		return Output{}, false
 	}
-	msg, rest, ok := cutField(rest, `,"message":"`)
-	if !ok {
-		return Output{}, false
-	}
-	num, ok := bytes.CutPrefix(rest, []byte(`,"score":`))
-	if !ok {
-		return Output{}, false
-	}
-	n, ok := cutInt(num)
+	n, ok := cutScore(rest)
 	return Output{Key: key, Message: msg, Score: n}, ok
 }
 
-// cutInt reads `N}` with N an integer as encoding/json writes it, and nothing after the brace.
-func cutInt(b []byte) (int64, bool) {
-	if len(b) < 2 || b[len(b)-1] != '}' {
+// cutKeyMessage reads `{"key":"K","message":"M"` and returns K, M and the rest after them.
+func cutKeyMessage(b []byte) (key, msg string, rest []byte, ok bool) {
+	if key, rest, ok = cutField(b, `{"key":"`); !ok {
+		return "", "", nil, false
+	}
+	msg, rest, ok = cutField(rest, `,"message":"`)
+	return key, msg, rest, ok
+}
+
+// cutScore reads `,"score":N}` with N an integer as encoding/json writes it, and nothing after
+// the brace.
+func cutScore(b []byte) (int64, bool) {
+	num, ok := bytes.CutPrefix(b, []byte(`,"score":`))
+	if !ok || len(num) < 2 || num[len(num)-1] != '}' {
 		return 0, false
 	}
-	num := b[:len(b)-1]
+	num = num[:len(num)-1]
 	digits := bytes.TrimPrefix(num, []byte("-"))
 	if len(digits) == 0 || len(digits) > 19 || (digits[0] == '0' && len(digits) > 1) {
 		return 0, false
@@ -119,11 +118,7 @@ func fastScore(b []byte) (wireScore, bool) {
 	if !ok {
 		return wireScore{}, false
 	}
-	num, ok := bytes.CutPrefix(rest, []byte(`,"score":`))
-	if !ok {
-		return wireScore{}, false
-	}
-	n, ok := cutInt(num)
+	n, ok := cutScore(rest)
 	if !ok {
 		return wireScore{}, false
 	}
