@@ -235,6 +235,10 @@ func commit(ctx context.Context, adm *kadm.Client, sp *Savepoint, group string, 
 
 // members returns how many live members group has (0 for a group that does not exist).
 func members(ctx context.Context, adm *kadm.Client, group string) (int, error) {
+	return whileCoordinatorStarts(ctx, func() (int, error) { return membersOnce(ctx, adm, group) })
+}
+
+func membersOnce(ctx context.Context, adm *kadm.Client, group string) (int, error) {
 	groups, err := adm.DescribeGroups(ctx, group)
 	if err != nil {
 		return 0, fmt.Errorf("describe group %q: %w", group, err)
@@ -255,6 +259,12 @@ func members(ctx context.Context, adm *kadm.Client, group string) (int, error) {
 // committedOffsets returns group's committed offset per topic and partition, NoOffset where
 // there is none.
 func committedOffsets(ctx context.Context, adm *kadm.Client, group string, topics ...string) (map[string]map[int32]int64, error) {
+	return whileCoordinatorStarts(ctx, func() (map[string]map[int32]int64, error) {
+		return committedOffsetsOnce(ctx, adm, group, topics...)
+	})
+}
+
+func committedOffsetsOnce(ctx context.Context, adm *kadm.Client, group string, topics ...string) (map[string]map[int32]int64, error) {
 	resp, err := adm.FetchOffsetsForTopics(ctx, group, topics...)
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		err, resp = nil, nil // a group that never committed: some brokers say so with an error
@@ -295,4 +305,32 @@ func committedOffsets(ctx context.Context, adm *kadm.Client, group string, topic
 		}
 	}
 	return out, nil
+}
+
+// coordinatorWait bounds how long a call waits for the group coordinator to come up.
+const coordinatorWait = 30 * time.Second
+
+// whileCoordinatorStarts calls fn again, with backoff, while it fails because the group
+// coordinator is not there yet: on a fresh cluster the broker creates __consumer_offsets on the
+// first group request and answers COORDINATOR_NOT_AVAILABLE until it is loaded.
+func whileCoordinatorStarts[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	deadline := time.Now().Add(coordinatorWait)
+	wait := 100 * time.Millisecond
+	for {
+		v, err := fn()
+		if err == nil || !coordinatorStarting(err) || time.Now().After(deadline) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+func coordinatorStarting(err error) bool {
+	return errors.Is(err, kerr.CoordinatorNotAvailable) || errors.Is(err, kerr.CoordinatorLoadInProgress) ||
+		errors.Is(err, kerr.NotCoordinator)
 }
