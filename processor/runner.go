@@ -18,6 +18,7 @@ import (
 
 	"github.com/enricher/enricher/changelog"
 	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/consumergroup"
 	"github.com/enricher/enricher/kafkaconf"
 	"github.com/enricher/enricher/producer"
 	"github.com/enricher/enricher/topology"
@@ -37,6 +38,9 @@ type Config struct {
 	// CacheEntries is how many keys per partition the in-memory score cache in front of LevelDB
 	// holds; 0 turns it off.
 	CacheEntries int
+	// MaxIdle is the timestamp alignment of each partition's input and scores records
+	// (consumergroup.Config.MaxIdle): negative for none.
+	MaxIdle time.Duration
 	// Standby keeps hot copies of the partitions this replica does not own (goka's hot standby).
 	Standby bool
 	Logger  *slog.Logger
@@ -128,7 +132,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.log.Info("starting", "group", r.cfg.Topics.Group, "input", r.cfg.Topics.Input, "scores", r.cfg.Topics.Scores,
 		"output", r.cfg.Topics.Output, "table", r.cfg.Topics.Table(), "dlq", r.cfg.Topics.DLQ(),
 		"partitions", layout.Partitions, "state_dir", r.cfg.StateDir, "partitioner", string(r.cfg.Kafka.Partitioner),
-		"standby", r.cfg.Standby)
+		"standby", r.cfg.Standby, "max_idle", r.cfg.MaxIdle.String())
 
 	guard := &storeGuard{dir: r.cfg.StateDir, offsets: changelogOffsets(adm), log: r.log, stats: r.stats, cache: r.cfg.CacheEntries,
 		caches: r.caches, read: r.partitionReader(), ctx: ctx}
@@ -187,6 +191,11 @@ func (r *Runner) options(layout topology.Layout, guard *storeGuard) ([]goka.Proc
 		}
 		configs[i] = c
 	}
+	group, err := consumergroup.Builder(configs[1], consumergroup.Config{MaxIdle: r.cfg.MaxIdle, First: r.cfg.Topics.Scores,
+		Stats: r.stats.Alignment, Logger: r.log.With("component", "consumergroup")})
+	if err != nil {
+		return nil, err
+	}
 	tm := goka.NewTopicManagerConfig()
 	// The topology package created and checked every topic; goka must neither create one with
 	// its own defaults (replication 2) nor second-guess the replication we were given.
@@ -198,7 +207,7 @@ func (r *Runner) options(layout topology.Layout, guard *storeGuard) ([]goka.Proc
 		goka.WithLogger(gokaLogger{r.log.With("component", "goka")}),
 		goka.WithStorageBuilder(guard.builder()),
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(configs[0], tm)),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(configs[1])),
+		goka.WithConsumerGroupBuilder(group),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(configs[2])),
 		goka.WithProducerBuilder(r.buildProducer),
 		goka.WithHasher(r.cfg.Kafka.Partitioner.GokaHasher(layout.Partitions)),

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/consumergroup"
 )
 
 // Stats counts what the processor did. It is safe for concurrent use; a metrics endpoint reads it.
@@ -18,6 +19,8 @@ type Stats struct {
 	Restarts          atomic.Int64
 	Rebalances        atomic.Int64
 	RecordsRestored   atomic.Int64
+	// Alignment counts the consumer group's sessions and each partition's timestamp alignment.
+	Alignment *consumergroup.Stats
 
 	mu        sync.Mutex
 	dlq       map[codecs.Reason]int64
@@ -54,7 +57,9 @@ func (s *Stats) Restoring(partition int32) (RestoreProgress, bool) {
 }
 
 // NewStats returns empty stats.
-func NewStats() *Stats { return &Stats{dlq: map[codecs.Reason]int64{}} }
+func NewStats() *Stats {
+	return &Stats{dlq: map[codecs.Reason]int64{}, Alignment: consumergroup.NewStats()}
+}
 
 func (s *Stats) deadLettered(r codecs.Reason) {
 	s.mu.Lock()

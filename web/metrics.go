@@ -24,6 +24,8 @@ type metrics struct {
 	lag       *prometheus.Desc
 	remaining *prometheus.Desc
 	state     *prometheus.Desc
+
+	streamTime, waiting, waits, waitSeconds, waitsExpired, noTimestamp *prometheus.Desc
 }
 
 func newMetrics(stats *processor.Stats, current func() *goka.Processor) *metrics {
@@ -36,6 +38,18 @@ func newMetrics(stats *processor.Stats, current func() *goka.Processor) *metrics
 		remaining: prometheus.NewDesc("enricher_changelog_records_remaining", "Changelog records still to restore, by owned partition.",
 			[]string{"partition"}, nil),
 		state: prometheus.NewDesc("enricher_partition_running", "1 when an owned partition is recovered and running, 0 while it recovers.",
+			[]string{"partition"}, nil),
+		streamTime: prometheus.NewDesc("enricher_stream_time_seconds", "Highest record timestamp handed to the callbacks, by partition (Unix seconds).",
+			[]string{"partition"}, nil),
+		waiting: prometheus.NewDesc("enricher_alignment_waiting", "1 while a partition holds a record back for its other topic, by the topic waited for.",
+			[]string{"partition", "topic"}, nil),
+		waits: prometheus.NewDesc("enricher_alignment_waits_total", "Spells in which a partition held a record back for its other topic (timestamp alignment).",
+			[]string{"partition"}, nil),
+		waitSeconds: prometheus.NewDesc("enricher_alignment_wait_seconds_total", "Time partitions held records back for their other topic.",
+			[]string{"partition"}, nil),
+		waitsExpired: prometheus.NewDesc("enricher_alignment_waits_expired_total", "Waits that ran out: for records on the broker that did not arrive (lag), or for --max-idle (idle).",
+			[]string{"partition", "kind"}, nil),
+		noTimestamp: prometheus.NewDesc("enricher_records_without_timestamp_total", "Records without a timestamp, handed on in offset order.",
 			[]string{"partition"}, nil),
 	}
 	counter := func(name, help string, read func() int64) prometheus.Collector {
@@ -58,6 +72,7 @@ func newMetrics(stats *processor.Stats, current func() *goka.Processor) *metrics
 		counter("enricher_changelog_records_restored_total", "Changelog records applied while restoring partitions.", stats.RecordsRestored.Load),
 		counter("enricher_rebalances_total", "Partition assignments received.", stats.Rebalances.Load),
 		counter("enricher_processor_restarts_total", "Processors rebuilt after a failure.", stats.Restarts.Load),
+		counter("enricher_consumer_group_sessions_total", "Consumer-group sessions that ended in a rebalance.", stats.Alignment.Sessions.Load),
 		latency,
 		m,
 	)
@@ -74,6 +89,9 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.lag
 	ch <- m.remaining
 	ch <- m.state
+	for _, d := range []*prometheus.Desc{m.streamTime, m.waiting, m.waits, m.waitSeconds, m.waitsExpired, m.noTimestamp} {
+		ch <- d
+	}
 }
 
 // Collect implements prometheus.Collector.
@@ -82,6 +100,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range codecs.Reasons {
 		ch <- prometheus.MustNewConstMetric(m.dlq, prometheus.CounterValue, float64(dlq[r]), string(r))
 	}
+	m.collectAlignment(ch)
 	p := m.current()
 	if p == nil {
 		return
@@ -98,5 +117,23 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(m.remaining, prometheus.GaugeValue, float64(remaining), label)
 		ch <- prometheus.MustNewConstMetric(m.state, prometheus.GaugeValue, running, label)
+	}
+}
+
+// collectAlignment reports each partition's timestamp alignment.
+func (m *metrics) collectAlignment(ch chan<- prometheus.Metric) {
+	for _, ps := range m.stats.Alignment.Partitions() {
+		label := strconv.Itoa(int(ps.ID()))
+		if st := ps.StreamTime(); !st.IsZero() {
+			ch <- prometheus.MustNewConstMetric(m.streamTime, prometheus.GaugeValue, float64(st.UnixMilli())/1000, label)
+		}
+		if w := ps.Waiting(); w != nil {
+			ch <- prometheus.MustNewConstMetric(m.waiting, prometheus.GaugeValue, 1, label, w.Topic)
+		}
+		ch <- prometheus.MustNewConstMetric(m.waits, prometheus.CounterValue, float64(ps.Waits.Load()), label)
+		ch <- prometheus.MustNewConstMetric(m.waitSeconds, prometheus.CounterValue, time.Duration(ps.WaitNanos.Load()).Seconds(), label)
+		ch <- prometheus.MustNewConstMetric(m.waitsExpired, prometheus.CounterValue, float64(ps.LagWaitsExpired.Load()), label, "lag")
+		ch <- prometheus.MustNewConstMetric(m.waitsExpired, prometheus.CounterValue, float64(ps.IdleWaitsExpired.Load()), label, "idle")
+		ch <- prometheus.MustNewConstMetric(m.noTimestamp, prometheus.CounterValue, float64(ps.MissingTimestamps.Load()), label)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/lovoo/goka/web/monitor"
 	"github.com/lovoo/goka/web/query"
 
+	"github.com/enricher/enricher/consumergroup"
 	"github.com/enricher/enricher/processor"
 )
 
@@ -177,6 +178,12 @@ func monitorBounds(next http.Handler) http.Handler {
 	})
 }
 
+// waitingPartition is a partition of /readyz's body that holds a record back for one topic.
+type waitingPartition struct {
+	Partition int32 `json:"partition"`
+	consumergroup.Wait
+}
+
 // partitionState is one partition of /readyz's body.
 type partitionState struct {
 	Partition int32  `json:"partition"`
@@ -219,7 +226,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		Reason     string           `json:"reason,omitempty"`
 		Owned      []int32          `json:"owned"`
 		Recovering []partitionState `json:"recovering"`
-	}{Owned: []int32{}, Recovering: []partitionState{}}
+		// Waiting lists owned partitions holding a record back for their other topic
+		// (timestamp alignment); a waiting partition is still ready.
+		Waiting []waitingPartition `json:"waiting"`
+	}{Owned: []int32{}, Recovering: []partitionState{}, Waiting: []waitingPartition{}}
 	p := s.current()
 	switch {
 	case p == nil:
@@ -232,6 +242,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			body.Owned = append(body.Owned, part)
 			if st, _ := tableState(part, ps, s.cfg.Stats); st.State != "running" {
 				body.Recovering = append(body.Recovering, st)
+			}
+		}
+		for _, ps := range s.cfg.Stats.Alignment.Partitions() {
+			if _, owned := stats.Group[ps.ID()]; owned {
+				if w := ps.Waiting(); w != nil {
+					body.Waiting = append(body.Waiting, waitingPartition{Partition: ps.ID(), Wait: *w})
+				}
 			}
 		}
 		sort.Slice(body.Owned, func(i, j int) bool { return body.Owned[i] < body.Owned[j] })

@@ -28,6 +28,7 @@ type processorFlags struct {
 	partitions      int
 	replication     int
 	standby         bool
+	maxIdle         maxIdle
 	maxMessage      int
 	connectTimeout  time.Duration
 	shutdownTimeout time.Duration
@@ -47,6 +48,7 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.IntVar(&p.replication, "replication-factor", -1, "replication factor of topics created (-1: the broker's default)")
 	fs.IntVar(&p.cacheEntries, "cache-entries", processor.DefaultCacheEntries, "keys per partition whose scores are cached in memory in front of LevelDB (0: no cache)")
 	fs.BoolVar(&p.standby, "standby", false, "keep hot standby copies of the partitions this replica does not own")
+	fs.Var(&p.maxIdle, "max-idle", "timestamp alignment of input and scores per partition: 0 waits only for records already on the broker, a duration also waits that long for a topic with none, -1 turns alignment off")
 	fs.IntVar(&p.maxMessage, "max-message-bytes", 900*1024, "inputs and scores larger than this go to the dead-letter topic")
 	fs.DurationVar(&p.connectTimeout, "connect-timeout", time.Minute, "how long start-up waits for the brokers")
 	fs.DurationVar(&p.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop may take to flush and commit")
@@ -90,10 +92,34 @@ func (p *processorFlags) config(log *slog.Logger) (processor.Config, error) {
 		StateDir:       p.stateDir,
 		Limits:         codecs.Limits{MaxValueBytes: p.maxMessage},
 		Standby:        p.standby,
+		MaxIdle:        time.Duration(p.maxIdle),
 		CacheEntries:   p.cacheEntries,
 		Logger:         log,
 		ConnectTimeout: p.connectTimeout,
 	}, nil
+}
+
+// maxIdle is --max-idle: a duration of at least 0, or -1 for no alignment.
+type maxIdle time.Duration
+
+func (m *maxIdle) String() string {
+	if *m < 0 {
+		return "-1"
+	}
+	return time.Duration(*m).String()
+}
+
+func (m *maxIdle) Set(s string) error {
+	if s == "-1" {
+		*m = -1
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return fmt.Errorf("want -1 or a duration of at least 0, like 0, 500ms or 2s")
+	}
+	*m = maxIdle(d)
+	return nil
 }
 
 func cmdRun(ctx context.Context, env *environment, args []string) error {

@@ -1,0 +1,19 @@
+// Package consumergroup is the sarama.ConsumerGroup enricher hands goka
+// (goka.WithConsumerGroupBuilder): the one seam under goka where sessions, claims and offset
+// marks pass.
+//
+// It does two jobs there. Its Consume runs consumer-group sessions back to back until its
+// context ends, so goka's rebalance loop, which sleeps a fixed 5 s whenever Consume returns
+// nil, never pauses a rebalance; errors still return at once, and goka stops on them. And
+// within a session it merges each partition's claims (input and scores) into one stream in
+// record-timestamp order, as Kafka Streams does across a task's partitions (max.task.idle.ms,
+// KIP-353 and KIP-695): goka consumes each claim in its own goroutine, so without the merge
+// whichever fetch returns first is processed first, and a backfill or a replay joins inputs
+// with scores from their future.
+//
+// The merge holds a record back while another topic of its partition may still deliver an
+// earlier one: when that topic has records on the broker not yet received (by the claim's
+// high-water mark), and, with a positive MaxIdle, for up to MaxIdle when it has none at all.
+// Equal timestamps go to Config.First (the scores) first. A record without a timestamp goes
+// at once, in its topic's offset order. Each topic keeps its offset order always.
+package consumergroup

@@ -1,0 +1,114 @@
+package consumergroup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+)
+
+// Config configures the consumer group goka runs.
+type Config struct {
+	// MaxIdle sets the timestamp alignment of a partition's topics:
+	//   - negative: none; each topic's records reach goka as they are fetched;
+	//   - 0: a record waits only for another topic whose records are already on the broker;
+	//   - positive: it also waits up to MaxIdle for a topic that has none at all.
+	MaxIdle time.Duration
+	// First is the topic whose record goes first on equal timestamps.
+	First string
+	// LagWait bounds a wait for records the broker holds (by the claim's high-water mark) that
+	// do not arrive: the mark can stay above the last record for good (transaction markers).
+	LagWait time.Duration
+	// Stats receives the counters; nil counts nothing.
+	Stats *Stats
+	// Logger logs session changes and long waits.
+	Logger *slog.Logger
+}
+
+// DefaultLagWait is Config.LagWait's default: many fetches' worth, yet short next to a rebalance.
+const DefaultLagWait = 2 * time.Second
+
+// Validate reports the first setting that is wrong.
+func (c *Config) Validate() error {
+	if c.LagWait < 0 {
+		return fmt.Errorf("lag wait: must not be negative, got %s", c.LagWait)
+	}
+	return nil
+}
+
+// Builder returns a goka.ConsumerGroupBuilder whose groups run on cfg, a sarama config the
+// builder owns (it sets the client id).
+func Builder(cfg *sarama.Config, c Config) (goka.ConsumerGroupBuilder, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if c.LagWait == 0 {
+		c.LagWait = DefaultLagWait
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
+		cfg.ClientID = clientID
+		client, err := sarama.NewClient(brokers, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("consumer group client: %w", err)
+		}
+		cg, err := sarama.NewConsumerGroupFromClient(group, client)
+		if err != nil {
+			_ = client.Close()
+			return nil, fmt.Errorf("consumer group %s: %w", group, err)
+		}
+		return &Group{ConsumerGroup: cg, client: client, cfg: c}, nil
+	}, nil
+}
+
+// Group is the sarama.ConsumerGroup goka runs (goka.WithConsumerGroupBuilder). Its Consume runs
+// session after session until its context ends: goka's rebalance loop, which sleeps 5 s after
+// every Consume that returns nil, then never reaches that sleep. Within a session, each
+// partition's claims reach goka merged into one timestamp-ordered stream (Config.MaxIdle).
+type Group struct {
+	sarama.ConsumerGroup
+	client sarama.Client
+	cfg    Config
+}
+
+// Consume runs sessions until ctx ends (then it returns nil) or one fails (then it returns its
+// error at once: goka stops on it). Sessions that end straight after they began are spaced by
+// a short backoff, so a group that cannot settle does not spin.
+func (g *Group) Consume(ctx context.Context, topics []string, handler sarama.ConsumerGroupHandler) error {
+	h := &sessionHandler{goka: handler, cfg: &g.cfg, client: g.client}
+	var backoff time.Duration
+	for {
+		began := time.Now()
+		err := g.ConsumerGroup.Consume(ctx, topics, h)
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if g.cfg.Stats != nil {
+			g.cfg.Stats.Sessions.Add(1)
+		}
+		if time.Since(began) > time.Second {
+			backoff = 0
+			continue
+		}
+		backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// Close leaves the group and closes the client the group was built on.
+func (g *Group) Close() error {
+	return errors.Join(g.ConsumerGroup.Close(), g.client.Close())
+}

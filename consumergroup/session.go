@@ -1,0 +1,155 @@
+package consumergroup
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/IBM/sarama"
+)
+
+// sessionHandler stands between sarama's session and goka's handler. sarama calls ConsumeClaim
+// once per topic-partition; goka's ConsumeClaim takes each record's topic from the record and
+// finds the partition's processor by the claim's partition, so one merged stream per partition,
+// handed to goka once, reaches the right callbacks. A ConsumeClaim that returns ends sarama's
+// session, so every call here blocks until its partition's stream ends.
+type sessionHandler struct {
+	goka   sarama.ConsumerGroupHandler
+	cfg    *Config
+	client sarama.Client
+
+	mu    sync.Mutex
+	parts map[int32]*partitionClaims
+}
+
+// partitionClaims gathers one partition's claims of a session.
+type partitionClaims struct {
+	want   int
+	claims []sarama.ConsumerGroupClaim
+	done   chan struct{} // closed when the merged stream has ended
+}
+
+func (h *sessionHandler) aligned() bool { return h.cfg.MaxIdle >= 0 }
+
+// Setup notes which topics each partition is claimed for, then runs goka's Setup.
+func (h *sessionHandler) Setup(sess sarama.ConsumerGroupSession) error {
+	parts := make(map[int32]*partitionClaims)
+	for _, ps := range sess.Claims() {
+		for _, p := range ps {
+			if parts[p] == nil {
+				parts[p] = &partitionClaims{done: make(chan struct{})}
+			}
+			parts[p].want++
+		}
+	}
+	if h.aligned() {
+		for p, pc := range parts {
+			if pc.want > 2 {
+				return fmt.Errorf("partition %d is claimed for %d topics: timestamp alignment merges two; run with --max-idle -1", p, pc.want)
+			}
+		}
+	}
+	h.mu.Lock()
+	h.parts = parts
+	h.mu.Unlock()
+	h.cfg.Logger.Info("consumer group session", "generation", sess.GenerationID(), "member", sess.MemberID(),
+		"partitions", sortedPartitions(parts))
+	return h.goka.Setup(sess)
+}
+
+// Cleanup runs goka's Cleanup once every stream of the session has ended.
+func (h *sessionHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	h.mu.Lock()
+	h.parts = nil
+	h.mu.Unlock()
+	return h.goka.Cleanup(sess)
+}
+
+// ConsumeClaim hands the claim to goka as it is when alignment is off or the partition has one
+// topic. Otherwise the last of a partition's claims to arrive runs the merge and goka's
+// ConsumeClaim on the merged stream, and the others wait for it to end.
+func (h *sessionHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	if !h.aligned() {
+		return h.goka.ConsumeClaim(sess, claim)
+	}
+	h.mu.Lock()
+	pc := h.parts[claim.Partition()]
+	if pc == nil {
+		h.mu.Unlock()
+		return fmt.Errorf("claim %s/%d was not in the session's assignment", claim.Topic(), claim.Partition())
+	}
+	pc.claims = append(pc.claims, claim)
+	last := len(pc.claims) == pc.want
+	h.mu.Unlock()
+	if pc.want == 1 {
+		defer close(pc.done)
+		return h.goka.ConsumeClaim(sess, claim)
+	}
+	if !last {
+		select {
+		case <-pc.done:
+		case <-sess.Context().Done():
+		}
+		return nil
+	}
+	defer close(pc.done)
+	return h.merge(sess, pc.claims)
+}
+
+// merge runs goka's ConsumeClaim on the merged stream of claims until it ends.
+func (h *sessionHandler) merge(sess sarama.ConsumerGroupSession, claims []sarama.ConsumerGroupClaim) error {
+	sort.Slice(claims, func(i, j int) bool { return claims[i].Topic() < claims[j].Topic() })
+	next := make([]int64, len(claims))
+	for i, c := range claims {
+		n, err := h.startOffset(c)
+		if err != nil {
+			return err
+		}
+		next[i] = n
+	}
+	m := newMerger(claims, next, h.cfg.First, h.cfg.MaxIdle, h.cfg.LagWait, h.cfg.Stats.Partition(claims[0].Partition()), h.cfg.Logger)
+	merged := &mergedClaim{ConsumerGroupClaim: claims[0], out: make(chan *sarama.ConsumerMessage, 256)}
+	gokaDone := make(chan struct{})
+	var gokaErr error
+	go func() {
+		defer close(gokaDone)
+		gokaErr = h.goka.ConsumeClaim(sess, merged)
+	}()
+	m.run(sess.Context(), merged.out, gokaDone)
+	close(merged.out)
+	<-gokaDone
+	return gokaErr
+}
+
+// startOffset resolves the offset a claim starts at, for its lag: sarama starts a partition
+// without a committed offset at OffsetOldest or OffsetNewest.
+func (h *sessionHandler) startOffset(c sarama.ConsumerGroupClaim) (int64, error) {
+	switch off := c.InitialOffset(); off {
+	case sarama.OffsetOldest, sarama.OffsetNewest:
+		n, err := h.client.GetOffset(c.Topic(), c.Partition(), off)
+		if err != nil {
+			return 0, fmt.Errorf("start offset of %s/%d: %w", c.Topic(), c.Partition(), err)
+		}
+		return n, nil
+	default:
+		return off, nil
+	}
+}
+
+// mergedClaim is a partition's claim as goka sees it: the first topic's claim, with the merged
+// stream for its messages.
+type mergedClaim struct {
+	sarama.ConsumerGroupClaim
+	out chan *sarama.ConsumerMessage
+}
+
+func (c *mergedClaim) Messages() <-chan *sarama.ConsumerMessage { return c.out }
+
+func sortedPartitions(parts map[int32]*partitionClaims) []int32 {
+	out := make([]int32, 0, len(parts))
+	for p := range parts {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}

@@ -1,0 +1,264 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/enricher/enricher/codecs"
+)
+
+// timeline is what a test wrote, by record timestamp: the score an input must carry is the
+// latest score of its key stamped at or before the input (a score at the same millisecond
+// counts), whatever order the records reached the processor in.
+type timeline struct {
+	scores map[string][]stampedScore // by key, in the order written
+	inputs map[outputID]time.Time    // (key, message) -> the input's timestamp
+}
+
+type stampedScore struct {
+	ts    time.Time
+	score int64
+}
+
+type outputID struct{ key, message string }
+
+func newTimeline() *timeline {
+	return &timeline{scores: map[string][]stampedScore{}, inputs: map[outputID]time.Time{}}
+}
+
+// expected returns the score the input (key, message) must carry.
+func (tl *timeline) expected(id outputID) int64 {
+	ts, best, score := tl.inputs[id], time.Time{}, int64(codecs.NoScore)
+	for _, s := range tl.scores[id.key] {
+		if !s.ts.After(ts) && !s.ts.Before(best) {
+			best, score = s.ts, s.score
+		}
+	}
+	return score
+}
+
+// scoreWave writes score for keys k0..k(n-1), stamped at ts.
+func (j *job) scoreWave(tl *timeline, n int, score int64, ts time.Time) {
+	j.t.Helper()
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		key := fmt.Sprintf("k%d", i)
+		recs[i] = &kgo.Record{Key: []byte(key), Value: []byte(scoreLine(key, int(score))), Timestamp: ts}
+		tl.scores[key] = append(tl.scores[key], stampedScore{ts: ts, score: score})
+	}
+	j.produceRaw(j.topics.Scores, recs...)
+}
+
+// inputWave writes an input with message for keys k0..k(n-1), stamped at ts.
+func (j *job) inputWave(tl *timeline, n int, message string, ts time.Time) {
+	j.t.Helper()
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		key := fmt.Sprintf("k%d", i)
+		recs[i] = &kgo.Record{Key: []byte(key), Value: []byte(inputLine(key, message)), Timestamp: ts}
+		tl.inputs[outputID{key, message}] = ts
+	}
+	j.produceRaw(j.topics.Input, recs...)
+}
+
+// joined is what a run of the job wrote to an output topic.
+type joined struct {
+	outputs map[outputID][]int64 // every output of each input, in the order written
+	records int
+}
+
+// readJoined reads output until it holds an output for every input of tl (or 90 s pass).
+func (j *job) readJoined(output string, tl *timeline) joined {
+	j.t.Helper()
+	got := joined{outputs: map[outputID][]int64{}}
+	deadline := time.Now().Add(90 * time.Second)
+	for len(got.outputs) < len(tl.inputs) && time.Now().Before(deadline) {
+		got = joined{outputs: map[outputID][]int64{}}
+		for _, r := range j.records(output, 1<<30, 2*time.Second) {
+			var o codecs.Output
+			require.NoError(j.t, json.Unmarshal(r.Value, &o))
+			id := outputID{o.Key, o.Message}
+			got.outputs[id] = append(got.outputs[id], o.Score)
+			got.records++
+		}
+	}
+	return got
+}
+
+// joinVerdict counts the outputs whose score was not valid at their input's time, the inputs
+// without an output, and the duplicate outputs (at-least-once).
+type joinVerdict struct{ wrong, lost, duplicates int }
+
+func (tl *timeline) check(got joined) joinVerdict {
+	var v joinVerdict
+	for id := range tl.inputs {
+		scores := got.outputs[id]
+		if len(scores) == 0 {
+			v.lost++
+			continue
+		}
+		v.duplicates += len(scores) - 1
+		for _, s := range scores {
+			if s != tl.expected(id) {
+				v.wrong++
+			}
+		}
+	}
+	return v
+}
+
+// multiset lists a run's outputs as sorted "key message score" lines.
+func (got joined) multiset() []string {
+	var out []string
+	for id, scores := range got.outputs {
+		for _, s := range scores {
+			out = append(out, id.key+" "+id.message+" "+strconv.FormatInt(s, 10))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// backfill writes the four waves for n keys, stamped a few milliseconds apart and an
+// hour in the past: score 1, input "a", score 2, input "b".
+func (j *job) backfill(n int) *timeline {
+	j.t.Helper()
+	tl := newTimeline()
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	j.scoreWave(tl, n, 1, base)
+	j.inputWave(tl, n, "a", base.Add(5*time.Millisecond))
+	j.scoreWave(tl, n, 2, base.Add(10*time.Millisecond))
+	j.inputWave(tl, n, "b", base.Add(15*time.Millisecond))
+	return tl
+}
+
+// newGroupFrom restores savepoint sp into a new group of the job, writing to its own output
+// topic, and returns the flags that run it and its output topic.
+func (j *job) newGroupFrom(sp, suffix string, restore ...string) ([]string, string) {
+	j.t.Helper()
+	group, output := j.topics.Group+"-"+suffix, j.topics.Output+"-"+suffix
+	j.t.Cleanup(func() {
+		_, _ = j.adm.DeleteTopics(context.Background(), group+"-table", group+"-dlq", output)
+	})
+	_, err := j.adm.CreateTopic(context.Background(), partitions, 1, nil, output)
+	require.NoError(j.t, err)
+	args := append([]string{"savepoint", "restore", sp, "--brokers", j.brokers, "--group", group, "--input", j.topics.Input,
+		"--scores", j.topics.Scores, "--output", output}, restore...)
+	code, _, stderr := j.enricher("", args...)
+	require.Equal(j.t, 0, code, stderr)
+	return []string{"--group", group, "--output", output}, output
+}
+
+// Backfill and replay: waves written before the first start come out as a time-ordered run
+// would produce them, and a savepoint taken before the waves, restored into a new group,
+// gives the same outputs. A run without alignment (--max-idle -1) is the control.
+func TestAlignedBackfillAndReplay(t *testing.T) {
+	t.Parallel()
+	const keys = 2000
+	j := newJob(t)
+	j.createTopics(partitions)
+	sp := filepath.Join(t.TempDir(), "before-the-waves.json")
+	j.savepoint(sp)
+	tl := j.backfill(keys)
+
+	p := j.start(t.TempDir())
+	first := j.readJoined(j.topics.Output, tl)
+	v := tl.check(first)
+	assert.Equal(t, joinVerdict{}, v, "backfill: wrong scores, lost inputs, duplicates")
+	require.Equal(t, 0, p.stop(syscall.SIGTERM))
+
+	replayArgs, replayOut := j.newGroupFrom(sp, "replay")
+	p = j.start(t.TempDir(), replayArgs...)
+	replay := j.readJoined(replayOut, tl)
+	require.Equal(t, 0, p.stop(syscall.SIGTERM))
+	assert.Equal(t, joinVerdict{}, tl.check(replay), "replay")
+	assert.Equal(t, first.multiset(), replay.multiset(), "the replay's outputs equal the first run's")
+
+	controlArgs, controlOut := j.newGroupFrom(sp, "unaligned")
+	p = j.start(t.TempDir(), append(controlArgs, "--max-idle", "-1")...)
+	control := tl.check(j.readJoined(controlOut, tl))
+	require.Equal(t, 0, p.stop(syscall.SIGTERM))
+	assert.Zero(t, control.lost, "control run")
+	t.Logf("%d inputs: aligned %d wrong; --max-idle -1 (goka's own order) %d wrong", 2*keys, v.wrong, control.wrong)
+}
+
+// A crash in the middle of the waves, then the savepoint from before them restored with
+// --scores-from cut into a new group: its outputs are those of a time-ordered run.
+func TestAlignedReplayAfterCrash(t *testing.T) {
+	t.Parallel()
+	const keys = 1500
+	j := newJob(t)
+	j.createTopics(partitions)
+	sp := filepath.Join(t.TempDir(), "before-the-waves.json")
+	j.savepoint(sp)
+
+	p := j.start(t.TempDir())
+	p.waitRunning(partitions)
+	tl := newTimeline()
+	base := time.Now().Truncate(time.Millisecond)
+	j.scoreWave(tl, keys, 1, base)
+	j.inputWave(tl, keys, "a", base.Add(5*time.Millisecond))
+	require.Eventually(t, func() bool { return j.endOffsets(j.topics.Output) > 0 }, 60*time.Second, 20*time.Millisecond)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
+	<-p.done
+	j.scoreWave(tl, keys, 2, base.Add(10*time.Millisecond))
+	j.inputWave(tl, keys, "b", base.Add(15*time.Millisecond))
+
+	args, out := j.newGroupFrom(sp, "after-crash", "--scores-from", "cut")
+	p = j.start(t.TempDir(), args...)
+	got := j.readJoined(out, tl)
+	require.Equal(t, 0, p.stop(syscall.SIGTERM))
+	assert.Equal(t, joinVerdict{}, tl.check(got), "replay after a crash")
+}
+
+// Idle partitions: with --max-idle, inputs of a partition whose scores never get a record are
+// held back about --max-idle once, not for good; a scores producer that stops does not stall
+// the inputs that follow.
+func TestAlignedIdleScores(t *testing.T) {
+	t.Parallel()
+	const maxIdle = 2 * time.Second
+	j := newJob(t)
+	j.createTopics(partitions)
+	p := j.start(t.TempDir(), "--max-idle", maxIdle.String())
+	p.waitRunning(partitions)
+
+	// Scores for a few keys, then the scores producer stops for good.
+	tl := newTimeline()
+	j.scoreWave(tl, 20, 7, time.Now())
+	// Inputs for 200 keys, sent a few at a time: most of their partitions' scores are idle.
+	for round := 0; round < 10; round++ {
+		recs := make([]*kgo.Record, 0, 20)
+		for i := round * 20; i < (round+1)*20; i++ {
+			key := fmt.Sprintf("k%d", i)
+			ts := time.Now()
+			recs = append(recs, &kgo.Record{Key: []byte(key), Value: []byte(inputLine(key, "idle")), Timestamp: ts})
+			tl.inputs[outputID{key, "idle"}] = ts
+		}
+		j.produceRaw(j.topics.Input, recs...)
+		time.Sleep(300 * time.Millisecond)
+	}
+	got := j.readJoined(j.topics.Output, tl)
+	assert.Equal(t, joinVerdict{}, tl.check(got))
+
+	var worst time.Duration
+	for _, r := range j.records(j.topics.Output, got.records, 10*time.Second) {
+		var o codecs.Output
+		require.NoError(t, json.Unmarshal(r.Value, &o))
+		worst = max(worst, r.Timestamp.Sub(tl.inputs[outputID{o.Key, o.Message}]))
+	}
+	t.Logf("longest time from an input's timestamp to its output: %s (--max-idle %s)", worst, maxIdle)
+	// A held input waits --max-idle; the slack covers a fetch and a loaded CI machine.
+	assert.Less(t, worst, maxIdle+3*time.Second, "inputs held back longer than --max-idle")
+	require.Equal(t, 0, p.stop(syscall.SIGTERM))
+}
