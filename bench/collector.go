@@ -39,6 +39,10 @@ type phase struct {
 	gapFrom    time.Time // gaps are tracked from here on, if set
 	maxGap     time.Duration
 	prev       time.Time // previous output of any phase
+	// maxStall is the longest time one output partition went without an output, once gaps are
+	// tracked; prevByPartition holds each partition's previous output.
+	maxStall        time.Duration
+	prevByPartition map[int32]time.Time
 }
 
 func newCollector(w workload, cl *kgo.Client) *collector {
@@ -103,6 +107,13 @@ func (c *collector) check(r *kgo.Record, now time.Time) {
 			from = ph.gapFrom
 		}
 		ph.maxGap = max(ph.maxGap, now.Sub(from))
+		if prev, ok := ph.prevByPartition[r.Partition]; ok {
+			if prev.Before(ph.gapFrom) {
+				prev = ph.gapFrom
+			}
+			ph.maxStall = max(ph.maxStall, now.Sub(prev))
+		}
+		ph.prevByPartition[r.Partition] = now
 	}
 	ph.prev = now
 	i := seq - ph.lo
@@ -148,6 +159,7 @@ func (c *collector) trackGaps() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ph.gapFrom = time.Now()
+	c.ph.prevByPartition = map[int32]time.Time{}
 }
 
 // progress returns the phase's distinct outputs so far.

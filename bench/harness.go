@@ -177,10 +177,10 @@ func (h *harness) measure(ctx context.Context) (result, error) {
 		if err != nil {
 			return res, fmt.Errorf("rebalance: %w", err)
 		}
-		gap := ph.maxGap.Seconds()
-		res.RebalancePauseSeconds = &gap
+		gap, stall := ph.maxGap.Seconds(), ph.maxStall.Seconds()
+		res.RebalancePauseSeconds, res.RebalanceStallSeconds = &gap, &stall
 		res.Duplicates += ph.duplicates
-		say("  longest gap in outputs: %.2fs", gap)
+		say("  longest gap in outputs: %.2fs; longest stall of one partition: %.2fs", gap, stall)
 		if err := b.stop(time.Minute); err != nil {
 			return res, err
 		}

@@ -18,6 +18,10 @@ type result struct {
 	Load           []loadPoint `json:"load"`
 	// RebalancePauseSeconds is the longest gap between outputs after a second replica started.
 	RebalancePauseSeconds *float64 `json:"rebalance_pause_seconds,omitempty"`
+	// RebalanceStallSeconds is the longest time one output partition went without an output
+	// after the second replica started: a partition stopped by the rebalance shows here even
+	// while others go on.
+	RebalanceStallSeconds *float64 `json:"rebalance_stall_seconds,omitempty"`
 	// Cold restore: a replica started with no local state, from its start until probes of
 	// every partition came back right; records are the changelog's at that time.
 	RestoredRecords    int64    `json:"restored_records,omitempty"`
@@ -115,6 +119,7 @@ func figures() []figure {
 	}
 	return append(f,
 		figure{"rebalance pause (longest output gap), s", false, opt(func(r result) *float64 { return r.RebalancePauseSeconds }), "%.2f"},
+		figure{"rebalance stall (longest gap of one partition), s", false, opt(func(r result) *float64 { return r.RebalanceStallSeconds }), "%.2f"},
 		figure{"cold restore, changelog records/s", true, opt(func(r result) *float64 { return r.ColdRestorePerSec }), "%.0f"},
 		figure{"warm restart to processing, s", false, opt(func(r result) *float64 { return r.WarmRestartSeconds }), "%.3f"},
 		figure{"first start to processing, s", false, func(r result) (float64, bool) { return r.StartupSeconds, r.StartupSeconds > 0 }, "%.2f"},

@@ -45,18 +45,25 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 	var out []system
 	for _, id := range ids {
 		switch id {
-		case "enricher":
+		case "enricher", "enricher-unaligned":
 			bin := filepath.Join(work, "enricher")
-			progress("building enricher")
-			if err := run(ctx, "go", "build", "-o", bin, "./cmd/enricher"); err != nil {
-				return nil, fmt.Errorf("build enricher (run the benchmark from the repository's root): %w", err)
+			if _, err := os.Stat(bin); err != nil {
+				progress("building enricher")
+				if err := run(ctx, "go", "build", "-o", bin, "./cmd/enricher"); err != nil {
+					return nil, fmt.Errorf("build enricher (run the benchmark from the repository's root): %w", err)
+				}
 			}
-			out = append(out, system{id: id, name: "enricher", replicas: true,
+			name, args := "enricher", enricherArgs
+			if id == "enricher-unaligned" {
+				// the same binary without timestamp alignment: what alignment costs, in one run
+				name, args = "enricher --max-idle -1", append([]string{"--max-idle", "-1"}, enricherArgs...)
+			}
+			out = append(out, system{id: id, name: name, replicas: true,
 				changelog: func(t topics) string { return t.group + "-table" },
 				command: func(i instance) []string {
 					return append([]string{bin, "run", "--brokers", i.brokers, "--group", i.group, "--input", i.input,
 						"--scores", i.scores, "--output", i.output, "--state-dir", i.stateDir,
-						"--web-addr", i.webAddr, "--pprof"}, enricherArgs...)
+						"--web-addr", i.webAddr, "--pprof"}, args...)
 				}})
 		case "loop":
 			out = append(out, system{id: id, name: "franz-go loop", replicas: true,
@@ -95,7 +102,7 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 				},
 				note: "Flink: a local MiniCluster in one JVM; its state lives in Flink checkpoints, not in a Kafka changelog, and it rescales by restarting from a savepoint, not by adding a replica"})
 		default:
-			return nil, fmt.Errorf("unknown system %q (want enricher, loop, kstreams, flink)", id)
+			return nil, fmt.Errorf("unknown system %q (want enricher, enricher-unaligned, loop, kstreams, flink)", id)
 		}
 	}
 	return out, nil
