@@ -35,8 +35,12 @@ type Config struct {
 	// declares the member dead and moves its partitions: the failover time after a crash.
 	SessionTimeout time.Duration
 	// HeartbeatInterval is how often members heartbeat; a member learns of a rebalance on its
-	// next heartbeat, so this bounds how late survivors start one.
+	// next heartbeat, and a rebalance waits for the last member to learn of it, so this bounds
+	// how long a rebalance stops the partitions of the members that learnt first.
 	HeartbeatInterval time.Duration
+	// RebalanceTimeout is how long the coordinator waits for every member to rejoin a
+	// rebalance; a member that died during one holds it up this long.
+	RebalanceTimeout time.Duration
 	// InstanceID, when set, makes the member static (KIP-345): a replica that restarts with the
 	// same id within the session timeout takes its partitions back without a rebalance.
 	InstanceID string
@@ -52,8 +56,12 @@ func Defaults() Config {
 		Version:     DefaultVersion,
 		Partitioner: partition.Murmur2,
 
-		SessionTimeout:    10 * time.Second,
-		HeartbeatInterval: time.Second,
+		// A crash costs the session timeout: 6 s is the broker's default minimum
+		// (group.min.session.timeout.ms). sarama heartbeats from its own goroutine, so a busy
+		// processor does not miss them; twelve would have to go missing in a row.
+		SessionTimeout:    6 * time.Second,
+		HeartbeatInterval: 500 * time.Millisecond,
+		RebalanceTimeout:  15 * time.Second,
 	}
 }
 
@@ -93,6 +101,9 @@ func (c Config) Validate() error {
 	if err := c.Security.validate(); err != nil {
 		return err
 	}
+	if c.RebalanceTimeout < time.Second {
+		return fmt.Errorf("rebalance-timeout %s must be at least 1s", c.RebalanceTimeout)
+	}
 	if c.SessionTimeout <= 0 || c.HeartbeatInterval <= 0 || c.HeartbeatInterval*3 > c.SessionTimeout {
 		return fmt.Errorf("heartbeat-interval %s must be positive and at most a third of session-timeout %s",
 			c.HeartbeatInterval, c.SessionTimeout)
@@ -123,6 +134,7 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{goka.CopartitioningStrategy}
 	cfg.Consumer.Group.Session.Timeout = c.SessionTimeout
 	cfg.Consumer.Group.Heartbeat.Interval = c.HeartbeatInterval
+	cfg.Consumer.Group.Rebalance.Timeout = c.RebalanceTimeout
 	cfg.Consumer.Group.InstanceId = c.InstanceID
 	if err := c.Security.applySarama(cfg); err != nil {
 		return nil, err
@@ -156,8 +168,7 @@ func (c Config) Client(opts ...kgo.Opt) (*kgo.Client, error) {
 	return cl, nil
 }
 
-// Admin returns an admin client and the client it wraps; closing the admin closes both.
-// Its metadata cache lives 100ms instead of franz-go's 5s, so a topic it just created is listed.
+// Admin returns an admin client; closing it closes the client it wraps. Its metadata cache lives 100ms instead of franz-go's 5s, so a topic it just created is listed.
 func (c Config) Admin() (*kadm.Client, error) {
 	cl, err := c.Client(kgo.MetadataMinAge(100 * time.Millisecond))
 	if err != nil {

@@ -43,8 +43,9 @@ func TestSaramaIsHardened(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, sarama.OffsetOldest, cfg.Consumer.Offsets.Initial, "new groups read from the start")
 	assert.False(t, cfg.Metadata.AllowAutoTopicCreation)
-	assert.Equal(t, 10*time.Second, cfg.Consumer.Group.Session.Timeout)
-	assert.Equal(t, time.Second, cfg.Consumer.Group.Heartbeat.Interval)
+	assert.Equal(t, 6*time.Second, cfg.Consumer.Group.Session.Timeout)
+	assert.Equal(t, 500*time.Millisecond, cfg.Consumer.Group.Heartbeat.Interval)
+	assert.Equal(t, 15*time.Second, cfg.Consumer.Group.Rebalance.Timeout)
 	assert.Equal(t, "replica-1", cfg.Consumer.Group.InstanceId)
 	assert.False(t, cfg.Net.TLS.Enable)
 	assert.False(t, cfg.Net.SASL.Enable)
@@ -62,6 +63,7 @@ func TestValidate(t *testing.T) {
 		"bad partitioner":        func(c *Config) { c.Partitioner = "random" },
 		"negative linger":        func(c *Config) { c.Linger = -time.Second },
 		"heartbeat too slow":     func(c *Config) { c.HeartbeatInterval = 5 * time.Second },
+		"rebalance timeout zero": func(c *Config) { c.RebalanceTimeout = 0 },
 		"cert without key":       func(c *Config) { c.Security.CertFile = "c.pem" },
 		"unknown SASL mechanism": func(c *Config) { c.Security.SASLMechanism = "GSSAPI"; c.Security.SASLUser = "u" },
 		"SASL without a user":    func(c *Config) { c.Security.SASLMechanism = SASLPlain },

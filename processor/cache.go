@@ -131,10 +131,16 @@ func (c *scoreCache) MarkRecovered() error {
 
 // Close closes the store; the cache is not used after.
 func (c *scoreCache) Close() error {
+	c.detach()
+	return c.Storage.Close()
+}
+
+// detach takes the cache out of the callbacks' sight: its store is closing, or kept open
+// without it (keptStores).
+func (c *scoreCache) detach() {
 	if c.closed != nil {
 		c.closed()
 	}
-	return c.Storage.Close()
 }
 
 // len is the number of cached keys; c.mu is held.

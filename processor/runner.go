@@ -41,6 +41,10 @@ type Config struct {
 	// MaxIdle is the timestamp alignment of each partition's input and scores records
 	// (consumergroup.Config.MaxIdle): negative for none.
 	MaxIdle time.Duration
+	// RecoverAhead restores every partition of the table before the replica joins the group
+	// (goka's WithRecoverAhead), so the partitions it takes over do not stop for their restore
+	// while the group waits; the replica joins later by that restore.
+	RecoverAhead bool
 	// Standby keeps hot copies of the partitions this replica does not own (goka's hot standby).
 	Standby bool
 	Logger  *slog.Logger
@@ -132,10 +136,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.log.Info("starting", "group", r.cfg.Topics.Group, "input", r.cfg.Topics.Input, "scores", r.cfg.Topics.Scores,
 		"output", r.cfg.Topics.Output, "table", r.cfg.Topics.Table(), "dlq", r.cfg.Topics.DLQ(),
 		"partitions", layout.Partitions, "state_dir", r.cfg.StateDir, "partitioner", string(r.cfg.Kafka.Partitioner),
-		"standby", r.cfg.Standby, "max_idle", r.cfg.MaxIdle.String())
+		"standby", r.cfg.Standby, "recover_ahead", r.cfg.RecoverAhead, "max_idle", r.cfg.MaxIdle.String())
 
 	guard := &storeGuard{dir: r.cfg.StateDir, offsets: changelogOffsets(adm), log: r.log, stats: r.stats, cache: r.cfg.CacheEntries,
-		caches: r.caches, read: r.partitionReader(), ctx: ctx}
+		caches: r.caches, read: r.partitionReader(), ctx: ctx, kept: newKeptStores(keptStoreTTL, r.log)}
 	backoff := time.Second
 	for {
 		started := time.Now()
@@ -178,8 +182,17 @@ func (r *Runner) runOnce(ctx context.Context, layout topology.Layout, guard *sto
 	if r.cfg.OnProcessor != nil {
 		r.cfg.OnProcessor(p)
 	}
-	return p.Run(ctx)
+	err = p.Run(ctx)
+	// goka has closed every store; the ones kept for a next session are closed for real.
+	if cerr := guard.kept.closeAll(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
 }
+
+// keptStoreTTL is how long a store whose partition went to another replica stays open, in
+// case a rebalance soon after gives it back.
+const keptStoreTTL = time.Minute
 
 func (r *Runner) options(layout topology.Layout, guard *storeGuard) ([]goka.ProcessorOption, error) {
 	// goka's builders write into the config they are given: each gets its own.
@@ -216,6 +229,9 @@ func (r *Runner) options(layout topology.Layout, guard *storeGuard) ([]goka.Proc
 	}
 	if r.cfg.Standby {
 		opts = append(opts, goka.WithHotStandby())
+	}
+	if r.cfg.RecoverAhead {
+		opts = append(opts, goka.WithRecoverAhead())
 	}
 	return append(opts, r.cfg.Options...), nil
 }

@@ -40,6 +40,8 @@ type storeGuard struct {
 	// read, if set, restores a store ahead of goka (preRestore); ctx ends it on a stop.
 	read PartitionReader
 	ctx  context.Context
+	// kept, if set, holds stores open between consumer-group sessions.
+	kept *keptStores
 	// fatal holds an ErrStateUnrecoverable: goka flattens the errors of a storage builder, so the
 	// Runner reads it from here to stop instead of restarting.
 	fatal atomic.Pointer[error]
@@ -59,7 +61,7 @@ func (g *storeGuard) builder() storage.Builder {
 		began := time.Now()
 		path := StorePath(g.dir, topic, partition)
 		log := g.log.With("topic", topic, "partition", partition)
-		st, db, local, err := g.open(path, log)
+		st, db, local, err := g.takeOrOpen(path, log)
 		if err != nil {
 			return nil, err
 		}
@@ -103,6 +105,12 @@ func (g *storeGuard) builder() storage.Builder {
 		}
 		r := newRestoringStore(cache, db, log, g.stats, local)
 		r.start = began
+		if g.kept != nil {
+			r.keep = func() bool {
+				cache.detach()
+				return g.kept.keep(path, db)
+			}
+		}
 		if g.read != nil && end-1 > local {
 			from := max(local+1, start)
 			g.stats.restoreProgress(partition, from-1, end)
@@ -125,6 +133,23 @@ func (g *storeGuard) context() context.Context {
 		return g.ctx
 	}
 	return context.Background()
+}
+
+// takeOrOpen takes back the store kept open at path (see keptStores), or opens it.
+func (g *storeGuard) takeOrOpen(path string, log *slog.Logger) (storage.Storage, *leveldb.DB, int64, error) {
+	db := g.kept.take(path)
+	if db == nil {
+		return g.open(path, log)
+	}
+	st, err := storage.New(db)
+	if err == nil {
+		var local int64
+		if local, err = st.GetOffset(-1); err == nil {
+			return st, db, local, nil
+		}
+	}
+	_ = closeDB(db)
+	return nil, nil, 0, fmt.Errorf("local store %s: %w", path, err)
 }
 
 // open opens the LevelDB store at path; a corrupt store is moved aside and a fresh one opened.

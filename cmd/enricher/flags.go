@@ -82,6 +82,7 @@ type kafkaFlags struct {
 	linger      time.Duration
 	session     time.Duration
 	heartbeat   time.Duration
+	rebalance   time.Duration
 	instanceID  string
 	security    kafkaconf.Security
 }
@@ -96,7 +97,8 @@ func (k *kafkaFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.StringVar(&k.clientID, "client-id", d.ClientID, "Kafka client id")
 	fs.DurationVar(&k.linger, "linger", d.Linger, "how long the producer waits to fill a batch")
 	fs.DurationVar(&k.session, "session-timeout", d.SessionTimeout, "consumer group session timeout: how soon a crashed replica's partitions move (broker minimum: group.min.session.timeout.ms, 6s by default)")
-	fs.DurationVar(&k.heartbeat, "heartbeat-interval", d.HeartbeatInterval, "consumer group heartbeat interval: how soon members notice a rebalance")
+	fs.DurationVar(&k.heartbeat, "heartbeat-interval", d.HeartbeatInterval, "consumer group heartbeat interval: how soon members notice a rebalance (at most a third of --session-timeout)")
+	fs.DurationVar(&k.rebalance, "rebalance-timeout", d.RebalanceTimeout, "how long a rebalance waits for every member to rejoin")
 	fs.BoolVar(&k.security.TLS, "tls", false, "connect with TLS, trusting the system's CAs (implied by --tls-ca, --tls-cert, --tls-key)")
 	fs.StringVar(&k.security.CAFile, "tls-ca", "", "PEM file of the CA that signed the brokers' certificates")
 	fs.StringVar(&k.security.CertFile, "tls-cert", "", "PEM client certificate for mutual TLS (with --tls-key)")
@@ -121,7 +123,7 @@ func (k *kafkaFlags) config() (kafkaconf.Config, error) {
 		return c, usagef("--partitioner: %v", err)
 	}
 	c.Partitioner, c.Version, c.ClientID, c.Linger = scheme, k.version, k.clientID, k.linger
-	c.SessionTimeout, c.HeartbeatInterval, c.InstanceID = k.session, k.heartbeat, k.instanceID
+	c.SessionTimeout, c.HeartbeatInterval, c.RebalanceTimeout, c.InstanceID = k.session, k.heartbeat, k.rebalance, k.instanceID
 	c.Security = k.security
 	if err := c.Validate(); err != nil {
 		return c, usagef("%v", err)

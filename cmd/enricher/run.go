@@ -28,6 +28,7 @@ type processorFlags struct {
 	partitions      int
 	replication     int
 	standby         bool
+	recoverAhead    bool
 	maxIdle         maxIdle
 	maxMessage      int
 	connectTimeout  time.Duration
@@ -48,6 +49,7 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.IntVar(&p.replication, "replication-factor", -1, "replication factor of topics created (-1: the broker's default)")
 	fs.IntVar(&p.cacheEntries, "cache-entries", processor.DefaultCacheEntries, "keys per partition whose scores are cached in memory in front of LevelDB (0: no cache)")
 	fs.BoolVar(&p.standby, "standby", false, "keep hot standby copies of the partitions this replica does not own")
+	fs.BoolVar(&p.recoverAhead, "recover-ahead", true, "restore every partition of the table before joining the group, so the partitions this replica takes do not stop for their restore")
 	fs.Var(&p.maxIdle, "max-idle", "timestamp alignment of input and scores per partition: 0 waits only for records already on the broker, a duration also waits that long for a topic with none, -1 turns alignment off")
 	fs.IntVar(&p.maxMessage, "max-message-bytes", 900*1024, "inputs and scores larger than this go to the dead-letter topic")
 	fs.DurationVar(&p.connectTimeout, "connect-timeout", time.Minute, "how long start-up waits for the brokers")
@@ -92,6 +94,7 @@ func (p *processorFlags) config(log *slog.Logger) (processor.Config, error) {
 		StateDir:       p.stateDir,
 		Limits:         codecs.Limits{MaxValueBytes: p.maxMessage},
 		Standby:        p.standby,
+		RecoverAhead:   p.recoverAhead,
 		MaxIdle:        time.Duration(p.maxIdle),
 		CacheEntries:   p.cacheEntries,
 		Logger:         log,
