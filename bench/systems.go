@@ -44,6 +44,14 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 	}
 	var out []system
 	for _, id := range ids {
+		if rev, ok := strings.CutPrefix(id, "enricher@"); ok {
+			sys, err := enricherAt(ctx, id, rev, work, enricherArgs)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sys)
+			continue
+		}
 		switch id {
 		case "enricher", "enricher-unaligned":
 			bin := filepath.Join(work, "enricher")
@@ -58,13 +66,7 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 				// the same binary without timestamp alignment: what alignment costs, in one run
 				name, args = "enricher --max-idle -1", append([]string{"--max-idle", "-1"}, enricherArgs...)
 			}
-			out = append(out, system{id: id, name: name, replicas: true,
-				changelog: func(t topics) string { return t.group + "-table" },
-				command: func(i instance) []string {
-					return append([]string{bin, "run", "--brokers", i.brokers, "--group", i.group, "--input", i.input,
-						"--scores", i.scores, "--output", i.output, "--state-dir", i.stateDir,
-						"--web-addr", i.webAddr, "--pprof"}, args...)
-				}})
+			out = append(out, enricherSystem(id, name, bin, args))
 		case "loop":
 			out = append(out, system{id: id, name: "franz-go loop", replicas: true,
 				changelog: func(t topics) string { return t.scores },
@@ -102,10 +104,38 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 				},
 				note: "Flink: a local MiniCluster in one JVM; its state lives in Flink checkpoints, not in a Kafka changelog, and it rescales by restarting from a savepoint, not by adding a replica"})
 		default:
-			return nil, fmt.Errorf("unknown system %q (want enricher, enricher-unaligned, loop, kstreams, flink)", id)
+			return nil, fmt.Errorf("unknown system %q (want enricher, enricher-unaligned, enricher@REV, loop, kstreams, flink)", id)
 		}
 	}
 	return out, nil
+}
+
+// enricherAt builds enricher at git revision rev (a work tree of its own under work) as system
+// id, so a change and the code before it are measured in one run.
+func enricherAt(ctx context.Context, id, rev, work string, args []string) (system, error) {
+	src, bin := filepath.Join(work, "src-"+rev), filepath.Join(work, "enricher-"+rev)
+	progress("building enricher at %s", rev)
+	if err := run(ctx, "git", "worktree", "add", "--detach", src, rev); err != nil {
+		return system{}, err
+	}
+	defer func() { _ = run(context.Background(), "git", "worktree", "remove", "--force", src) }()
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/enricher")
+	build.Dir, build.Stdout, build.Stderr = src, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return system{}, fmt.Errorf("build enricher at %s: %w", rev, err)
+	}
+	return enricherSystem(id, id, bin, args), nil
+}
+
+// enricherSystem is the enricher binary bin, run with extra flags args.
+func enricherSystem(id, name, bin string, args []string) system {
+	return system{id: id, name: name, replicas: true,
+		changelog: func(t topics) string { return t.group + "-table" },
+		command: func(i instance) []string {
+			return append([]string{bin, "run", "--brokers", i.brokers, "--group", i.group, "--input", i.input,
+				"--scores", i.scores, "--output", i.output, "--state-dir", i.stateDir,
+				"--web-addr", i.webAddr, "--pprof"}, args...)
+		}}
 }
 
 // jvmHeap bounds both Java peers' heaps alike, so their peak RSS compares.

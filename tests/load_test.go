@@ -148,6 +148,11 @@ type verdict struct {
 	unique, duplicates, noScore int
 	longestGap                  time.Duration
 	gapAt                       time.Time
+	// stall is the longest time one source partition went without an output, between two of
+	// its outputs: a rebalance that stops a partition shows here even when others go on.
+	stall          time.Duration
+	stallPartition int
+	stallAt        time.Time
 }
 
 func (c *collector) wait(t *testing.T, sent int) verdict {
@@ -173,12 +178,40 @@ func (c *collector) judge() verdict {
 	v.unique = len(seen)
 	v.duplicates = len(outs) - len(seen)
 	sort.Slice(outs, func(i, j int) bool { return outs[i].at.Before(outs[j].at) })
-	for i := 1; i < len(outs); i++ {
-		if g := outs[i].at.Sub(outs[i-1].at); g > v.longestGap {
-			v.longestGap, v.gapAt = g, outs[i-1].at
+	last := map[int]time.Time{}
+	for i, o := range outs {
+		if i > 0 {
+			if g := o.at.Sub(outs[i-1].at); g > v.longestGap {
+				v.longestGap, v.gapAt = g, outs[i-1].at
+			}
 		}
+		if prev, ok := last[o.partition]; ok {
+			if g := o.at.Sub(prev); g > v.stall {
+				v.stall, v.stallPartition, v.stallAt = g, o.partition, prev
+			}
+		}
+		last[o.partition] = o.at
 	}
 	return v
+}
+
+// stallIn returns the longest per-partition stall that overlaps [from, to): a partition that
+// stops at an event had its last output just before it.
+func (c *collector) stallIn(from, to time.Time) (time.Duration, int) {
+	outs := c.snapshot()
+	sort.Slice(outs, func(i, j int) bool { return outs[i].at.Before(outs[j].at) })
+	last := map[int]time.Time{}
+	var worst time.Duration
+	part := -1
+	for _, o := range outs {
+		if prev, ok := last[o.partition]; ok && o.at.After(from) && prev.Before(to) {
+			if g := o.at.Sub(prev); g > worst {
+				worst, part = g, o.partition
+			}
+		}
+		last[o.partition] = o.at
+	}
+	return worst, part
 }
 
 // firstAfter returns when the first output from one of partitions was produced after t0.

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/enricher/enricher/kafkaconf"
 )
 
 var assignedRE = regexp.MustCompile(`msg="partitions assigned".*partitions="?\[([0-9 ]*)\]`)
@@ -64,8 +68,8 @@ func (c *collector) waitProgress(t *testing.T, n int) {
 }
 
 func (v verdict) report(t *testing.T, sent int) {
-	t.Logf("inputs %d, outputs for %d of them, duplicates %d, outputs with -1 %d, longest gap between outputs %s",
-		sent, v.unique, v.duplicates, v.noScore, v.longestGap.Round(time.Millisecond))
+	t.Logf("inputs %d, outputs for %d of them, duplicates %d, outputs with -1 %d, longest gap between outputs %s, longest stall of one partition %s (partition %d)",
+		sent, v.unique, v.duplicates, v.noScore, v.longestGap.Round(time.Millisecond), v.stall.Round(time.Millisecond), v.stallPartition)
 }
 
 const scalePartitions = 6
@@ -154,4 +158,126 @@ func keys(m map[int]bool) []int {
 		out = append(out, k)
 	}
 	return out
+}
+
+// stallEvent runs event under the collector's watch and returns the longest stall of any one
+// partition that began while it ran, once processing has gone on for settle more outputs.
+func stallEvent(t *testing.T, c *collector, name string, event func()) time.Duration {
+	t.Helper()
+	from := time.Now()
+	event()
+	c.waitProgress(t, 300)
+	stall, part := c.stallIn(from, time.Now())
+	t.Logf("%s: longest stall of one partition %s (partition %d)", name, stall.Round(time.Millisecond), part)
+	return stall
+}
+
+// Issue 11's proof: per-partition stalls under a steady load while replicas join and leave,
+// and when one is killed. A graceful change of membership stops no partition for a second; a
+// SIGKILL costs the session timeout and at most a second more.
+func TestScalingStalls(t *testing.T) {
+	t.Parallel()
+	session := kafkaconf.Defaults().SessionTimeout // the defaults are what is proven
+	j := newJob(t)
+	j.createTopics(scalePartitions)
+	var flags []string
+	p1 := j.start(t.TempDir(), flags...)
+	p1.waitRunning(scalePartitions)
+	j.scoreRound(600, 1000)
+	j.waitChangelog(600)
+	c := j.collect()
+	l := j.startLoad(600, 10*time.Millisecond)
+	c.waitProgress(t, 300)
+
+	var p2, p3 *proc
+	stalls := map[string]time.Duration{}
+	stalls["replica 2 joins"] = stallEvent(t, c, "replica 2 joins", func() {
+		p2 = j.start(t.TempDir(), flags...)
+		waitBalanced(t, scalePartitions, p1, p2)
+	})
+	stalls["replica 3 joins"] = stallEvent(t, c, "replica 3 joins", func() {
+		p3 = j.start(t.TempDir(), flags...)
+		waitBalanced(t, scalePartitions, p1, p2, p3)
+	})
+	killed := stallEvent(t, c, "replica 2 SIGKILLed", func() {
+		p2.stop(syscall.SIGKILL)
+		waitBalanced(t, scalePartitions, p1, p3)
+	})
+	stalls["replica 3 leaves (SIGTERM)"] = stallEvent(t, c, "replica 3 leaves (SIGTERM)", func() {
+		require.Equal(t, 0, p3.stop(syscall.SIGTERM))
+		waitBalanced(t, scalePartitions, p1)
+	})
+
+	sent := l.stop()
+	v := c.wait(t, sent)
+	v.report(t, sent)
+	assert.Zero(t, v.noScore, "no output misses the score of its key")
+	for name, s := range stalls {
+		assert.Less(t, s, time.Second, "%s: a partition stalled", name)
+	}
+	assert.LessOrEqual(t, killed, session+time.Second, "SIGKILL: a partition stalled past the session timeout")
+	require.Equal(t, 0, p1.stop(syscall.SIGTERM))
+}
+
+// scoreBulk writes one score for each of keys k0..k(n-1), score = index, in batches.
+func (j *job) scoreBulk(n int) {
+	j.t.Helper()
+	partitions := j.partitions(j.topics.Scores)
+	const batch = 20_000
+	for lo := 0; lo < n; lo += batch {
+		recs := make([]*kgo.Record, 0, batch)
+		for i := lo; i < min(n, lo+batch); i++ {
+			key := fmt.Sprintf("k%d", i)
+			r := &kgo.Record{Topic: j.topics.Scores, Key: []byte(key), Value: []byte(scoreLine(key, i))}
+			j.kc.PartitionRecord(r, partitions)
+			recs = append(recs, r)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		require.NoError(j.t, j.cl.ProduceSync(ctx, recs...).FirstErr())
+		cancel()
+	}
+}
+
+// Issue 11's proof at 1M keys: a replica that joins restores the whole table before it joins
+// (--recover-ahead, the default), so no partition stalls for that restore; with --standby, a
+// SIGKILL costs the session timeout and at most a second more, without a restore.
+func TestScalingLargeTable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a 1M-key table")
+	}
+	const keys = 1_000_000
+	session := kafkaconf.Defaults().SessionTimeout
+	j := newJob(t)
+	j.createTopics(scalePartitions)
+	p1 := j.start(t.TempDir(), "--standby")
+	p1.waitRunning(scalePartitions)
+	j.scoreBulk(keys)
+	j.waitChangelog(keys)
+	c := j.collect()
+	l := j.startLoad(keys, 10*time.Millisecond)
+	c.waitProgress(t, 300)
+
+	var p2, p3 *proc
+	joined := stallEvent(t, c, "replica 2 joins a 1M-key table", func() {
+		p2 = j.start(t.TempDir(), "--standby")
+		waitBalanced(t, scalePartitions, p1, p2)
+	})
+	assert.Less(t, joined, time.Second, "a partition stalled while replica 2 took it over")
+	assert.Contains(t, p2.logs(), "partition restored", "replica 2 restored the table")
+	stallEvent(t, c, "replica 3 joins", func() {
+		p3 = j.start(t.TempDir(), "--standby")
+		waitBalanced(t, scalePartitions, p1, p2, p3)
+	})
+	killed := stallEvent(t, c, "replica 2 SIGKILLed, --standby", func() {
+		p2.stop(syscall.SIGKILL)
+		waitBalanced(t, scalePartitions, p1, p3)
+	})
+	assert.LessOrEqual(t, killed, session+time.Second, "SIGKILL with --standby: a partition stalled past the session timeout")
+
+	sent := l.stop()
+	v := c.wait(t, sent)
+	v.report(t, sent)
+	assert.Zero(t, v.noScore, "no output misses the score of its key")
+	require.Equal(t, 0, p1.stop(syscall.SIGTERM))
+	require.Equal(t, 0, p3.stop(syscall.SIGTERM))
 }
