@@ -133,7 +133,11 @@ func (m *merger) run(ctx context.Context, out chan<- *sarama.ConsumerMessage, do
 			return
 		}
 		m.refresh()
-		now := time.Now()
+		// Reading the clock was the merge's largest cost: it is needed only for a wait.
+		var now time.Time
+		if waiting || m.mayWait() {
+			now = time.Now()
+		}
 		d := order(m.sides, now, m.maxIdle, m.lagWait)
 		var send chan<- *sarama.ConsumerMessage
 		var msg *sarama.ConsumerMessage
@@ -189,6 +193,18 @@ func (m *merger) run(ctx context.Context, out chan<- *sarama.ConsumerMessage, do
 		}
 		timer.Stop()
 	}
+}
+
+// mayWait reports whether order may hold a record back for a side: one with nothing buffered
+// that has records on the broker, or any empty one when MaxIdle is set.
+func (m *merger) mayWait() bool {
+	for i := range m.sides {
+		s := &m.sides[i]
+		if !s.buffered && !s.closed && (s.lagging || m.maxIdle > 0) {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *merger) received(i int, msg *sarama.ConsumerMessage, ok bool) {
