@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -67,7 +68,9 @@ func Offsets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]Bou
 	return out, nil
 }
 
-// Progress observes a read: records read so far and records to read in all.
+// Progress observes a read: how many of the offsets to read it is through, and how many there
+// are in all. Compaction leaves gaps in a changelog's offsets, so fewer records than that are
+// read; read reaches total when the read is complete.
 type Progress func(read, total int64)
 
 // Read reads every partition of topic from its start up to, not including, until[p] (a
@@ -137,25 +140,60 @@ func Scan(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic stri
 		return bounds, nil
 	}
 	start := map[int32]kgo.Offset{}
+	pos := newPositions(bounds, targets)
 	for p := range targets {
 		start[p] = kgo.NewOffset().AtStart()
 	}
-	var read int64
-	err = consume(ctx, kc, topic, start, targets, func(records []*kgo.Record) error {
+	report := func() {
+		if progress != nil {
+			progress(pos.read, total)
+		}
+	}
+	err = consume(ctx, kc, topic, start, maps.Clone(targets), func(records []*kgo.Record) error {
 		for _, r := range records {
 			fn(r)
 		}
-		read += int64(len(records))
+		last := records[len(records)-1]
+		pos.advance(last.Partition, last.Offset+1)
 		return nil
-	}, func() {
-		if progress != nil {
-			progress(read, total)
-		}
-	})
+	}, report)
 	if err != nil {
 		return nil, err
 	}
+	pos.complete()
+	report()
 	return bounds, nil
+}
+
+// positions tracks how far a scan is through the offsets it reads, per partition.
+type positions struct {
+	at, target map[int32]int64
+	read       int64
+}
+
+func newPositions(bounds map[int32]Bounds, targets map[int32]int64) *positions {
+	p := &positions{at: map[int32]int64{}, target: targets}
+	for part := range targets {
+		p.at[part] = bounds[part].Start
+	}
+	return p
+}
+
+// advance notes that partition part was read up to, not including, offset next.
+func (p *positions) advance(part int32, next int64) {
+	next = min(next, p.target[part])
+	if next > p.at[part] {
+		p.read += next - p.at[part]
+		p.at[part] = next
+	}
+}
+
+// complete notes that every partition was read to its target: records after the last one read
+// were compacted away.
+func (p *positions) complete() {
+	for part, t := range p.target {
+		p.advance(part, t)
+	}
 }
 
 // Diff returns the records that turn table current into want: a value for every key whose

@@ -37,3 +37,17 @@ func TestPartitionsKeys(t *testing.T) {
 	assert.Equal(t, 3, Partitions{0: {"a": nil, "b": nil}, 1: {"c": nil}}.Keys())
 	assert.Equal(t, 0, Partitions{}.Keys())
 }
+
+// A compacted changelog has gaps in its offsets: progress counts offsets, so it reaches the
+// total when the read is done, however many records were read.
+func TestPositions(t *testing.T) {
+	p := newPositions(map[int32]Bounds{0: {Start: 2, End: 12}, 1: {Start: 0, End: 5}}, map[int32]int64{0: 12, 1: 5})
+	p.advance(0, 4) // records 2 and 3
+	p.advance(0, 9) // offset 8 after a gap
+	assert.Equal(t, int64(7), p.read)
+	p.advance(0, 9) // nothing new
+	p.advance(1, 7) // past the target is capped
+	assert.Equal(t, int64(12), p.read)
+	p.complete() // offsets 9..11 were compacted away
+	assert.Equal(t, int64(15), p.read, "the offsets of both partitions")
+}

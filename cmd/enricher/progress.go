@@ -11,8 +11,9 @@ import (
 	"github.com/enricher/enricher/changelog"
 )
 
-// progressReporter shows the progress of a changelog read: a bar with records/s and the
-// records remaining on a terminal, a plain line every few seconds otherwise.
+// progressReporter shows the progress of a changelog read, in offsets (a compacted changelog
+// holds fewer records than its offsets span): a bar with offsets/s and the offsets remaining
+// on a terminal, a plain line every few seconds otherwise.
 type progressReporter struct {
 	mu       sync.Mutex
 	w        io.Writer
@@ -63,13 +64,13 @@ func (p *progressReporter) observe(read, total int64) {
 	if p.terminal {
 		const width = 30
 		filled := int(pct / 100 * width)
-		fmt.Fprintf(p.w, "\r%s [%s%s] %5.1f%% %d/%d records, %.0f records/s, %d remaining ",
+		fmt.Fprintf(p.w, "\r%s [%s%s] %5.1f%% %d/%d offsets, %.0f offsets/s, %d remaining ",
 			p.label, strings.Repeat("=", filled), strings.Repeat(" ", width-filled), pct, read, total, rate, remaining)
 		if finished {
 			fmt.Fprintln(p.w)
 		}
 	} else {
-		fmt.Fprintf(p.w, "%s: %d/%d records (%.1f%%), %.0f records/s, %d remaining\n", p.label, read, total, pct, rate, remaining)
+		fmt.Fprintf(p.w, "%s: %d/%d offsets (%.1f%%), %.0f offsets/s, %d remaining\n", p.label, read, total, pct, rate, remaining)
 	}
 	p.done = finished
 }
