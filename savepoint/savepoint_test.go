@@ -77,7 +77,7 @@ func TestSummary(t *testing.T) {
 	assert.Contains(t, out, `savepoint of group "g"`)
 	assert.Contains(t, out, "at-least-once cut")
 	assert.Contains(t, out, "none", "a partition without a commit")
-	assert.Contains(t, out, "changelog records up to the cut: 7")
+	assert.Contains(t, out, "changelog end offsets at the cut, summed over partitions: 7")
 }
 
 // FuzzParse: no input panics or is accepted without being valid.
