@@ -94,7 +94,8 @@ type Spec struct {
 	CreateStreams bool
 }
 
-// Layout is what Check found: the partition count shared by input, scores and table.
+// Layout is what Check found: the partition count input, scores and table share, and the
+// output and dead-letter topics' own counts.
 type Layout struct {
 	Partitions       int32
 	OutputPartitions int32
@@ -116,6 +117,12 @@ func Ensure(ctx context.Context, adm *kadm.Client, t Topics, spec Spec) (Layout,
 	}
 	if n <= 0 {
 		return Layout{}, fmt.Errorf("partitions: must be positive to create topics, got %d", n)
+	}
+	if !spec.CreateStreams {
+		// Refuse before creating the job's own topics, so a refused start changes nothing.
+		if missing := absent(details, t.Input, t.Scores, t.Output); len(missing) > 0 {
+			return Layout{}, missingTopics(missing)
+		}
 	}
 	var created []string
 	create := func(name string, partitions int32, configs map[string]string) error {
@@ -187,15 +194,8 @@ func Check(ctx context.Context, adm *kadm.Client, t Topics) (Layout, error) {
 	if err != nil {
 		return Layout{}, err
 	}
-	var missing []string
-	for _, name := range []string{t.Input, t.Scores, t.Output, t.Table(), t.DLQ()} {
-		if _, ok := details[name]; !ok {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) > 0 {
-		return Layout{}, fmt.Errorf("%w: %s (create them with `enricher topics create`, or run with --create-topics)",
-			ErrMissingTopic, strings.Join(missing, ", "))
+	if missing := absent(details, t.Input, t.Scores, t.Output, t.Table(), t.DLQ()); len(missing) > 0 {
+		return Layout{}, missingTopics(missing)
 	}
 	in, sc, tb := details[t.Input], details[t.Scores], details[t.Table()]
 	if in != sc {
@@ -215,6 +215,22 @@ func Check(ctx context.Context, adm *kadm.Client, t Topics) (Layout, error) {
 			ErrBadTable, t.Table(), policy)
 	}
 	return Layout{Partitions: in, OutputPartitions: details[t.Output], DLQPartitions: details[t.DLQ()]}, nil
+}
+
+// absent returns the names that details does not list.
+func absent(details map[string]int32, names ...string) []string {
+	var missing []string
+	for _, name := range names {
+		if _, ok := details[name]; !ok {
+			missing = append(missing, name)
+		}
+	}
+	return missing
+}
+
+func missingTopics(names []string) error {
+	return fmt.Errorf("%w: %s (create them with `enricher topics create`, or run with --create-topics)",
+		ErrMissingTopic, strings.Join(names, ", "))
 }
 
 // Permanent tells whether err is a topology error that retrying cannot fix.

@@ -55,13 +55,18 @@ func TestEnsureCreatesAndChecks(t *testing.T) {
 
 	_, err = Ensure(ctx, adm, tp, Spec{Partitions: 3, ReplicationFactor: -1})
 	require.ErrorIs(t, err, ErrMissingTopic, "input, scores and output are not created without CreateStreams")
+	infos, err := Describe(ctx, adm, tp)
+	require.NoError(t, err)
+	for _, i := range infos {
+		assert.False(t, i.Exists, "%s was created by a refused Ensure", i.Name)
+	}
 
 	layout, err := Ensure(ctx, adm, tp, Spec{Partitions: 3, ReplicationFactor: -1, CreateStreams: true,
 		TableConfigs: map[string]string{"segment.ms": "100"}})
 	require.NoError(t, err)
 	assert.Equal(t, Layout{Partitions: 3, OutputPartitions: 3, DLQPartitions: 3}, layout)
 
-	infos, err := Describe(ctx, adm, tp)
+	infos, err = Describe(ctx, adm, tp)
 	require.NoError(t, err)
 	require.Len(t, infos, 5)
 	for _, i := range infos {
