@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/enricher/enricher/changelog"
+	"github.com/enricher/enricher/topology"
 )
 
 // harness measures one system on topics of its own.
@@ -37,7 +39,8 @@ type harness struct {
 }
 
 func newHarness(ctx context.Context, o options, w workload, sys system, work, stamp string) (*harness, error) {
-	prefix := "bench-" + stamp + "-" + sys.id
+	// Kafka topic names take letters, digits, '.', '_' and '-' only (a system id may hold '@').
+	prefix := "bench-" + stamp + "-" + strings.NewReplacer("@", "-at-").Replace(sys.id)
 	h := &harness{o: o, w: w, sys: sys, work: work, probe: -1, outErr: make(chan error, 1),
 		t: topics{group: prefix, input: prefix + "-input", scores: prefix + "-scores", output: prefix + "-output"}}
 	var err error
@@ -77,8 +80,8 @@ func (h *harness) close() {
 	if c := h.sys.changelog(h.t); c != "" && c != h.t.scores {
 		topics = append(topics, c)
 	}
-	if h.sys.id == "enricher" {
-		topics = append(topics, h.t.group+"-dlq")
+	if strings.HasPrefix(h.sys.id, "enricher") {
+		topics = append(topics, (topology.Topics{Group: h.t.group}).DLQ())
 	}
 	_, _ = h.adm.DeleteTopics(context.Background(), topics...)
 	h.cl.Close()
@@ -181,6 +184,12 @@ func (h *harness) measure(ctx context.Context) (result, error) {
 		res.RebalancePauseSeconds, res.RebalanceStallSeconds = &gap, &stall
 		res.Duplicates += ph.duplicates
 		say("  longest gap in outputs: %.2fs; longest stall of one partition: %.2fs", gap, stall)
+		owners, err := h.inputOwners(ctx)
+		if err != nil {
+			return res, fmt.Errorf("rebalance: %w", err)
+		}
+		res.RebalanceInputOwners = &owners
+		say("  replicas owning input partitions at the phase's end: %d of 2", owners)
 		if err := b.stop(time.Minute); err != nil {
 			return res, err
 		}
@@ -450,3 +459,31 @@ func (h *harness) fetchProfile(ctx context.Context, addr, path, name string, wai
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// inputOwners counts the members of the system's consumer group that are assigned partitions of
+// its input topic: 2 at the end of the rebalance phase means the new replica took work within
+// it (Kafka Streams moves an active task only once the new replica has warmed its state up).
+func (h *harness) inputOwners(ctx context.Context) (int, error) {
+	groups, err := h.adm.DescribeGroups(ctx, h.t.group)
+	if err != nil {
+		return 0, fmt.Errorf("describe group %s: %w", h.t.group, err)
+	}
+	g, ok := groups[h.t.group]
+	if !ok || g.Err != nil {
+		return 0, fmt.Errorf("describe group %s: %v", h.t.group, g.Err)
+	}
+	owners := 0
+	for _, m := range g.Members {
+		a, ok := m.Assigned.AsConsumer()
+		if !ok {
+			continue
+		}
+		for _, t := range a.Topics {
+			if t.Topic == h.t.input && len(t.Partitions) > 0 {
+				owners++
+				break
+			}
+		}
+	}
+	return owners, nil
+}

@@ -22,6 +22,9 @@ type result struct {
 	// after the second replica started: a partition stopped by the rebalance shows here even
 	// while others go on.
 	RebalanceStallSeconds *float64 `json:"rebalance_stall_seconds,omitempty"`
+	// RebalanceInputOwners is how many replicas were assigned input partitions when the
+	// rebalance phase ended: 2 means the new replica took work within the phase.
+	RebalanceInputOwners *int `json:"rebalance_input_owners,omitempty"`
 	// Cold restore: a replica started with no local state, from its start until probes of
 	// every partition came back right; records are the changelog's at that time.
 	RestoredRecords    int64    `json:"restored_records,omitempty"`
@@ -206,6 +209,9 @@ func (r *report) print(w io.Writer) {
 		if s.RawChangelogReadPerSec != nil && s.ColdRestorePerSec != nil {
 			fmt.Fprintf(w, "%s cold restore against one franz-go client reading the same changelog (%.0f records/s): %.2fx\n",
 				s.System, *s.RawChangelogReadPerSec, *s.ColdRestorePerSec / *s.RawChangelogReadPerSec)
+		}
+		if s.RebalanceInputOwners != nil {
+			fmt.Fprintf(w, "%s: %d of 2 replicas owned input partitions when the rebalance phase ended\n", s.System, *s.RebalanceInputOwners)
 		}
 		if s.Duplicates > 0 {
 			fmt.Fprintf(w, "%s: %d duplicate outputs (at-least-once redelivery; none lost, none wrong)\n", s.System, s.Duplicates)

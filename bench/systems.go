@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/enricher/enricher/topology"
 )
 
 // topics are one system's fresh topics for one run.
@@ -36,7 +38,7 @@ type system struct {
 	note string
 }
 
-// systems returns the systems by id, their programs built into work.
+// buildSystems returns the systems by id, their programs built into work.
 func buildSystems(ctx context.Context, ids []string, work string, enricherArgs []string) ([]system, error) {
 	self, err := os.Executable()
 	if err != nil {
@@ -130,7 +132,7 @@ func enricherAt(ctx context.Context, id, rev, work string, args []string) (syste
 // enricherSystem is the enricher binary bin, run with extra flags args.
 func enricherSystem(id, name, bin string, args []string) system {
 	return system{id: id, name: name, replicas: true,
-		changelog: func(t topics) string { return t.group + "-table" },
+		changelog: func(t topics) string { return (topology.Topics{Group: t.group}).Table() },
 		command: func(i instance) []string {
 			return append([]string{bin, "run", "--brokers", i.brokers, "--group", i.group, "--input", i.input,
 				"--scores", i.scores, "--output", i.output, "--state-dir", i.stateDir,

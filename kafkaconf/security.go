@@ -27,7 +27,7 @@ const (
 	SASLScramSHA512 = "SCRAM-SHA-512"
 )
 
-// Security holds TLS and SASL settings. TLS is on when Enabled or any file is set.
+// Security holds TLS and SASL settings. TLS is on when TLS is set or any file is.
 type Security struct {
 	TLS           bool
 	CAFile        string

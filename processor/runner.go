@@ -316,29 +316,18 @@ func (r *Runner) partitionReader() PartitionReader {
 	}
 }
 
-// changelogOffsets reads a partition's log start offset and high-water mark through the admin client.
+// changelogOffsets reads a partition's log start offset and high-water mark.
 func changelogOffsets(adm *kadm.Client) OffsetRange {
 	return func(ctx context.Context, topic string, partition int32) (int64, int64, error) {
-		starts, err := adm.ListStartOffsets(ctx, topic)
+		bounds, err := changelog.Offsets(ctx, adm, topic)
 		if err != nil {
 			return 0, 0, err
 		}
-		ends, err := adm.ListEndOffsets(ctx, topic)
-		if err != nil {
-			return 0, 0, err
-		}
-		s, ok1 := starts.Lookup(topic, partition)
-		e, ok2 := ends.Lookup(topic, partition)
-		if !ok1 || !ok2 {
+		b, ok := bounds[partition]
+		if !ok {
 			return 0, 0, fmt.Errorf("no offsets for %s/%d", topic, partition)
 		}
-		if s.Err != nil {
-			return 0, 0, s.Err
-		}
-		if e.Err != nil {
-			return 0, 0, e.Err
-		}
-		return s.Offset, e.Offset, nil
+		return b.Start, b.End, nil
 	}
 }
 

@@ -63,6 +63,9 @@ func NewStats() *Stats {
 
 func (s *Stats) deadLettered(r codecs.Reason) {
 	s.mu.Lock()
+	if s.dlq == nil {
+		s.dlq = map[codecs.Reason]int64{}
+	}
 	s.dlq[r]++
 	s.mu.Unlock()
 }

@@ -62,7 +62,8 @@ func (j *job) savepoint(path string) {
 	require.Contains(j.t, stdout, "savepoint of group")
 }
 
-// inputsFor sends one input per key k0..k(n-1) and returns the outputs on topic by key.
+// enrichOn sends one input per key k0..k(n-1), tagged tag, and returns the scores of their
+// outputs on output by key.
 func (j *job) enrichOn(output string, n int, tag string) map[string]int64 {
 	j.t.Helper()
 	lines := make([]string, n)

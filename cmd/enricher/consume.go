@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -72,7 +73,7 @@ func cmdConsume(ctx context.Context, env *environment, args []string) error {
 			return nil
 		}
 		for _, fe := range fetches.Errors() {
-			if fe.Err != context.DeadlineExceeded && fe.Err != context.Canceled {
+			if !errors.Is(fe.Err, context.DeadlineExceeded) && !errors.Is(fe.Err, context.Canceled) {
 				return fmt.Errorf("consume %s: %w", topic, fe.Err)
 			}
 		}
