@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -199,22 +200,25 @@ func runProcessor(ctx context.Context, cfg processor.Config, pf processorFlags) 
 	if err != nil {
 		return usagef("%v", err)
 	}
+	// The processor has a context of its own: a web server that fails stops it as a signal
+	// does (flush, commit, close the stores), then the failure is returned.
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
 	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
+	go func() { done <- r.Run(pctx) }()
+	var failure error
 	select {
 	case err := <-done:
 		return err
-	case err := <-webErr:
-		if err != nil {
-			return err
-		}
+	case failure = <-webErr:
 	case <-ctx.Done():
 	}
+	stop()
 	cfg.Logger.Info("stopping: flushing outputs and committing offsets", "timeout", shutdownTimeout.String())
 	select {
 	case err := <-done:
-		return err
+		return errors.Join(failure, err)
 	case <-time.After(shutdownTimeout):
-		return fmt.Errorf("processor did not stop within %s", shutdownTimeout)
+		return errors.Join(failure, fmt.Errorf("processor did not stop within %s", shutdownTimeout))
 	}
 }
