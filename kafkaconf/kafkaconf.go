@@ -56,11 +56,12 @@ func Defaults() Config {
 		Version:     DefaultVersion,
 		Partitioner: partition.Murmur2,
 
-		// A crash costs the session timeout: 6 s is the broker's default minimum
-		// (group.min.session.timeout.ms). sarama heartbeats from its own goroutine, so a busy
-		// processor does not miss them; twelve would have to go missing in a row.
+		// A crash costs the session timeout, then up to a heartbeat until the survivors hear of
+		// the rebalance: 6 s is the broker's default minimum (group.min.session.timeout.ms).
+		// sarama heartbeats from its own goroutine, so a busy processor does not miss them; 20
+		// would have to go missing in a row.
 		SessionTimeout:    6 * time.Second,
-		HeartbeatInterval: 500 * time.Millisecond,
+		HeartbeatInterval: 300 * time.Millisecond,
 		RebalanceTimeout:  15 * time.Second,
 	}
 }

@@ -44,7 +44,7 @@ func TestSaramaIsHardened(t *testing.T) {
 	assert.Equal(t, sarama.OffsetOldest, cfg.Consumer.Offsets.Initial, "new groups read from the start")
 	assert.False(t, cfg.Metadata.AllowAutoTopicCreation)
 	assert.Equal(t, 6*time.Second, cfg.Consumer.Group.Session.Timeout)
-	assert.Equal(t, 500*time.Millisecond, cfg.Consumer.Group.Heartbeat.Interval)
+	assert.Equal(t, 300*time.Millisecond, cfg.Consumer.Group.Heartbeat.Interval)
 	assert.Equal(t, 15*time.Second, cfg.Consumer.Group.Rebalance.Timeout)
 	assert.Equal(t, "replica-1", cfg.Consumer.Group.InstanceId)
 	assert.False(t, cfg.Net.TLS.Enable)
