@@ -90,6 +90,7 @@ func (l *load) stop() int {
 
 // output is one consumed output.
 type output struct {
+	key       string
 	message   string
 	score     int64
 	partition int // source partition
@@ -127,7 +128,7 @@ func (j *job) collect() *collector {
 					}
 				}
 				c.mu.Lock()
-				c.out = append(c.out, output{message: o.Message, score: o.Score, partition: p, at: r.Timestamp})
+				c.out = append(c.out, output{key: o.Key, message: o.Message, score: o.Score, partition: p, at: r.Timestamp})
 				c.mu.Unlock()
 			})
 		}
@@ -193,6 +194,17 @@ func (c *collector) judge() verdict {
 		last[o.partition] = o.at
 	}
 	return v
+}
+
+// wrongScores counts the outputs whose score is not their key's in want.
+func (c *collector) wrongScores(want map[string]int64) int {
+	n := 0
+	for _, o := range c.snapshot() {
+		if o.score != want[o.key] {
+			n++
+		}
+	}
+	return n
 }
 
 // stallIn returns the longest per-partition stall that overlaps [from, to): a partition that

@@ -189,23 +189,32 @@ func TestScalingStalls(t *testing.T) {
 	l := j.startLoad(600, 10*time.Millisecond)
 	c.waitProgress(t, 300)
 
-	var p2, p3 *proc
+	// 1 -> 2 -> 3 -> 2 -> 1 replicas, graceful; then 3 again, and one of them is killed.
 	stalls := map[string]time.Duration{}
-	stalls["replica 2 joins"] = stallEvent(t, c, "replica 2 joins", func() {
+	graceful := func(name string, event func()) { stalls[name] = stallEvent(t, c, name, event) }
+	var p2, p3 *proc
+	graceful("replica 2 joins", func() {
 		p2 = j.start(t.TempDir(), flags...)
 		waitBalanced(t, scalePartitions, p1, p2)
 	})
-	stalls["replica 3 joins"] = stallEvent(t, c, "replica 3 joins", func() {
+	graceful("replica 3 joins", func() {
 		p3 = j.start(t.TempDir(), flags...)
 		waitBalanced(t, scalePartitions, p1, p2, p3)
 	})
+	graceful("replica 3 leaves (SIGTERM)", func() {
+		require.Equal(t, 0, p3.stop(syscall.SIGTERM))
+		waitBalanced(t, scalePartitions, p1, p2)
+	})
+	graceful("replica 2 leaves (SIGTERM)", func() {
+		require.Equal(t, 0, p2.stop(syscall.SIGTERM))
+		waitBalanced(t, scalePartitions, p1)
+	})
+	p2, p3 = j.start(t.TempDir(), flags...), j.start(t.TempDir(), flags...)
+	waitBalanced(t, scalePartitions, p1, p2, p3)
+	c.waitProgress(t, 300)
 	killed := stallEvent(t, c, "replica 2 SIGKILLed", func() {
 		p2.stop(syscall.SIGKILL)
 		waitBalanced(t, scalePartitions, p1, p3)
-	})
-	stalls["replica 3 leaves (SIGTERM)"] = stallEvent(t, c, "replica 3 leaves (SIGTERM)", func() {
-		require.Equal(t, 0, p3.stop(syscall.SIGTERM))
-		waitBalanced(t, scalePartitions, p1)
 	})
 
 	sent := l.stop()
@@ -216,7 +225,9 @@ func TestScalingStalls(t *testing.T) {
 		assert.Less(t, s, time.Second, "%s: a partition stalled", name)
 	}
 	assert.LessOrEqual(t, killed, session+time.Second, "SIGKILL: a partition stalled past the session timeout")
+	assert.Zero(t, c.wrongScores(want(600, 1000)), "outputs with a score other than their key's")
 	require.Equal(t, 0, p1.stop(syscall.SIGTERM))
+	require.Equal(t, 0, p3.stop(syscall.SIGTERM))
 }
 
 // scoreBulk writes one score for each of keys k0..k(n-1), score = index, in batches.
@@ -278,6 +289,7 @@ func TestScalingLargeTable(t *testing.T) {
 	v := c.wait(t, sent)
 	v.report(t, sent)
 	assert.Zero(t, v.noScore, "no output misses the score of its key")
+	assert.Zero(t, c.wrongScores(want(keys, 0)), "outputs with a score other than their key's")
 	require.Equal(t, 0, p1.stop(syscall.SIGTERM))
 	require.Equal(t, 0, p3.stop(syscall.SIGTERM))
 }
