@@ -12,5 +12,5 @@
 // The stores are also made fast where goka is slow: a store is restored ahead of goka with a
 // franz-go reader and batched LevelDB writes that carry their last offset, whatever goka still
 // restores is batched too, a graceful close writes the memtable out so the next start replays no
-// journal, and a read cache serves the scores inputs look up (see the README's Performance).
+// journal, and a read cache serves the scores inputs look up (see docs/performance.md).
 package processor
