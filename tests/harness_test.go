@@ -299,6 +299,19 @@ func (p *proc) waitLog(timeout time.Duration, parts ...string) string {
 	return found
 }
 
+// restoreLines returns the process's "partition restored" log lines. With --recover-ahead (the
+// default) a partition is restored before the replica joins and again when it is assigned, so
+// a start logs one line per partition at least.
+func (p *proc) restoreLines() []string {
+	var out []string
+	for _, line := range strings.Split(p.logs(), "\n") {
+		if strings.Contains(line, `msg="partition restored"`) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
 // waitRunning waits until the processor got its partitions and restored them all.
 func (p *proc) waitRunning(partitions int) {
 	p.t.Helper()

@@ -208,10 +208,12 @@ func TestReplayAfterCompactionAndRebuild(t *testing.T) {
 
 	p = j.start(rebuilt)
 	p.waitRunning(2)
-	logs := p.logs()
-	assert.Equal(t, 2, strings.Count(logs, "msg=\"partition restored\""), logs)
-	assert.Equal(t, 2, strings.Count(logs, "records=0 "), "a rebuilt store restores nothing: %s", logs)
-	assert.Equal(t, 2, strings.Count(logs, "warm=true"), logs)
+	restores := p.restoreLines()
+	assert.GreaterOrEqual(t, len(restores), 2, p.logs())
+	for _, line := range restores {
+		assert.Contains(t, line, "records=0 ", "a rebuilt store restores nothing: %s", line)
+		assert.Contains(t, line, "warm=true", line)
+	}
 	assert.Equal(t, want(3, 400)["k2"], j.enrichOn(j.topics.Output, 3, "after-rebuild")["k2"])
 }
 

@@ -37,10 +37,8 @@ func TestTakenWebPort(t *testing.T) {
 
 	again := j.start(state)
 	again.waitRunning(partitions)
-	for _, line := range strings.Split(again.logs(), "\n") {
-		if strings.Contains(line, "partition restored") {
-			assert.Contains(t, line, "records=0 ", "a store that was closed cleanly restores nothing")
-		}
+	for _, line := range again.restoreLines() {
+		assert.Contains(t, line, "records=0 ", "a store that was closed cleanly restores nothing: %s", line)
 	}
 	require.Equal(t, 0, again.stop(syscall.SIGTERM))
 }
