@@ -11,13 +11,21 @@ import (
 	"github.com/syndtr/goleveldb/leveldb"
 )
 
-// A store goka closes at the end of a session stays open, and the next session's builder gets
-// the same LevelDB handle back, checked against the changelog like any store.
-func TestKeptStoreIsTakenBack(t *testing.T) {
+// keepingGuard returns a state directory with a store at changelog offset 10, and a guard over
+// it that keeps stores open for ttl; the changelog runs from 0 to 20.
+func keepingGuard(t *testing.T, ttl time.Duration) (string, *storeGuard) {
+	t.Helper()
 	dir := t.TempDir()
 	seedStore(t, dir, 10)
 	g := guardWith(dir, 0, 20)
-	g.kept = newKeptStores(time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	g.kept = newKeptStores(ttl, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return dir, g
+}
+
+// A store goka closes at the end of a session stays open, and the next session's builder gets
+// the same LevelDB handle back, checked against the changelog like any store.
+func TestKeptStoreIsTakenBack(t *testing.T) {
+	dir, g := keepingGuard(t, time.Hour)
 	first, err := g.builder()(topic, 0)
 	require.NoError(t, err)
 	db := first.(*restoringStore).db
@@ -44,10 +52,7 @@ func TestKeptStoreIsTakenBack(t *testing.T) {
 
 // A kept store that the changelog no longer backs is not trusted: it is closed and rebuilt.
 func TestKeptStoreIsChecked(t *testing.T) {
-	dir := t.TempDir()
-	seedStore(t, dir, 10)
-	g := guardWith(dir, 0, 20)
-	g.kept = newKeptStores(time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	dir, g := keepingGuard(t, time.Hour)
 	st, err := g.builder()(topic, 0)
 	require.NoError(t, err)
 	require.NoError(t, st.Close())
@@ -63,10 +68,7 @@ func TestKeptStoreIsChecked(t *testing.T) {
 }
 
 func TestKeptStoreExpires(t *testing.T) {
-	dir := t.TempDir()
-	seedStore(t, dir, 10)
-	g := guardWith(dir, 0, 20)
-	g.kept = newKeptStores(50*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	dir, g := keepingGuard(t, 50*time.Millisecond)
 	st, err := g.builder()(topic, 0)
 	require.NoError(t, err)
 	db := st.(*restoringStore).db
@@ -81,10 +83,7 @@ func TestKeptStoreExpires(t *testing.T) {
 // A store closed before its partition recovered is closed for real: goka's storage still holds
 // its offset in memory then.
 func TestUnrecoveredStoreIsNotKept(t *testing.T) {
-	dir := t.TempDir()
-	seedStore(t, dir, 10)
-	g := guardWith(dir, 0, 20)
-	g.kept = newKeptStores(time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	dir, g := keepingGuard(t, time.Hour)
 	st, err := g.builder()(topic, 0)
 	require.NoError(t, err)
 	db := st.(*restoringStore).db

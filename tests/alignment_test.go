@@ -169,16 +169,24 @@ func (j *job) newGroupFrom(sp, suffix string, restore ...string) ([]string, stri
 	return []string{"--group", group, "--output", output}, output
 }
 
+// jobWithSavepoint returns a job with its topics created and the path of a savepoint taken
+// before anything was written.
+func jobWithSavepoint(t *testing.T) (*job, string) {
+	t.Helper()
+	j := newJob(t)
+	j.createTopics(partitions)
+	sp := filepath.Join(t.TempDir(), "before-the-waves.json")
+	j.savepoint(sp)
+	return j, sp
+}
+
 // Backfill and replay: waves written before the first start come out as a time-ordered run
 // would produce them, and a savepoint taken before the waves, restored into a new group,
 // gives the same outputs. A run without alignment (--max-idle -1) is the control.
 func TestAlignedBackfillAndReplay(t *testing.T) {
 	t.Parallel()
 	const keys = 2000
-	j := newJob(t)
-	j.createTopics(partitions)
-	sp := filepath.Join(t.TempDir(), "before-the-waves.json")
-	j.savepoint(sp)
+	j, sp := jobWithSavepoint(t)
 	tl := j.backfill(keys)
 
 	p := j.start(t.TempDir())
@@ -207,10 +215,7 @@ func TestAlignedBackfillAndReplay(t *testing.T) {
 func TestAlignedReplayAfterCrash(t *testing.T) {
 	t.Parallel()
 	const keys = 1500
-	j := newJob(t)
-	j.createTopics(partitions)
-	sp := filepath.Join(t.TempDir(), "before-the-waves.json")
-	j.savepoint(sp)
+	j, sp := jobWithSavepoint(t)
 
 	p := j.start(t.TempDir())
 	p.waitRunning(partitions)
