@@ -154,9 +154,9 @@ func (r *restoringStore) MarkRecovered() error {
 	return nil
 }
 
-// Close writes what a restore that was stopped half-way had batched. Then it hands the store
-// to keep, which may hold it open for the next consumer-group session (keptStores), or closes
-// it with closeStore.
+// Close writes what a restore that was stopped half-way had batched. A recovered store is then
+// offered to keep, which may hold it open for the next consumer-group session (keptStores);
+// otherwise its memtable is written out and it is closed.
 func (r *restoringStore) Close() error {
 	r.mu.Lock()
 	var err error
