@@ -44,11 +44,14 @@ const (
 	ReasonMissingKey   Reason = "missing_key"
 	ReasonKeyMismatch  Reason = "key_mismatch"
 	ReasonTooLarge     Reason = "too_large"
+	// ReasonMissingTimestamp is a score without a record timestamp under the as-of join: it
+	// cannot be placed in its key's history.
+	ReasonMissingTimestamp Reason = "missing_timestamp"
 )
 
 // Reasons lists every Reason, for metrics that want a series per reason from the start.
 var Reasons = []Reason{ReasonEmptyValue, ReasonInvalidUTF8, ReasonInvalidJSON, ReasonWrongType,
-	ReasonMissingField, ReasonMissingKey, ReasonKeyMismatch, ReasonTooLarge}
+	ReasonMissingField, ReasonMissingKey, ReasonKeyMismatch, ReasonTooLarge, ReasonMissingTimestamp}
 
 // DecodeError is a record that cannot be processed, with the reason why.
 type DecodeError struct {
