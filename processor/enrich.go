@@ -55,7 +55,15 @@ type Enricher struct {
 	scores *scoreCaches
 	// names holds the source-topic header value of each input topic, made once.
 	names map[string][]byte
+	// history, when positive, makes the join as-of (see asOf): the table keeps each key's
+	// scores of the last history by record timestamp.
+	history time.Duration
 }
+
+// asOf makes the join as-of: an input gets the score whose timestamp is the latest at or before
+// its own, even when scores are written out of timestamp order, from each key's scores of the
+// last history (codecs.Versions).
+func (e *Enricher) asOf(history time.Duration) { e.history = history }
 
 // NewEnricher returns the callbacks for topics, sending outputs and dead letters to sink; stats
 // may be shared with a metrics endpoint.
@@ -66,7 +74,11 @@ func NewEnricher(topics topology.Topics, limits codecs.Limits, stats *Stats, sin
 
 // Callbacks returns the callbacks for topology.Topics.Graph.
 func (e *Enricher) Callbacks() topology.Callbacks {
-	return topology.Callbacks{Input: e.onInput, Score: e.onScore}
+	cb := topology.Callbacks{Input: e.onInput, Score: e.onScore}
+	if e.history > 0 {
+		cb.Table = new(codecs.VersionsCodec)
+	}
+	return cb
 }
 
 // onScore applies a score record: a value sets the key's score, a tombstone deletes it. The
@@ -88,8 +100,61 @@ func (e *Enricher) onScore(ctx goka.Context, msg any) {
 		e.deadLetter(ctx, raw, err)
 		return
 	}
+	if e.history > 0 {
+		ts := ctx.Timestamp()
+		if noTimestamp(ts) {
+			e.deadLetter(ctx, raw, &codecs.DecodeError{Reason: codecs.ReasonMissingTimestamp,
+				Err: fmt.Errorf("score has no timestamp: the as-of join cannot place it in its key's history")})
+			return
+		}
+		v := e.versions(ctx)
+		v.Key = s.Key
+		v.Add(ts.UnixMilli(), s.Score)
+		v.Prune(e.history)
+		ctx.SetValue(v, pin)
+		e.stats.ScoresApplied.Add(1)
+		return
+	}
 	ctx.SetValue(s, pin)
 	e.stats.ScoresApplied.Add(1)
+}
+
+// noTimestamp reports a record whose timestamp Kafka marks as missing (-1; goka gives the zero
+// time).
+func noTimestamp(ts time.Time) bool { return ts.UnixMilli() < 0 }
+
+// versions returns the key's score history, empty for a key without one.
+func (e *Enricher) versions(ctx goka.Context) codecs.Versions {
+	switch v := ctx.Value().(type) {
+	case codecs.Versions:
+		return v
+	case nil:
+		return codecs.Versions{}
+	default:
+		ctx.Fail(fmt.Errorf("table value of key %q has type %T, want codecs.Versions", ctx.Key(), v))
+		return codecs.Versions{}
+	}
+}
+
+// scoreAsOf returns the score valid at the input's timestamp (the latest, for an input
+// without one), or codecs.NoScore.
+func (e *Enricher) scoreAsOf(ctx goka.Context) int64 {
+	v := e.versions(ctx)
+	if len(v.List) == 0 {
+		return codecs.NoScore
+	}
+	ts := ctx.Timestamp()
+	if noTimestamp(ts) {
+		return v.Latest().Score
+	}
+	score, found := v.ScoreAt(ts.UnixMilli())
+	if !found {
+		if v.Pruned {
+			e.stats.AsOfOutsideHistory.Add(1)
+		}
+		return codecs.NoScore
+	}
+	return score
 }
 
 // onInput sends one Output per input: the key's current score, or codecs.NoScore.
@@ -125,6 +190,9 @@ func (e *Enricher) onInput(ctx goka.Context, msg any) {
 // score returns the score of the record's key, or codecs.NoScore: from the partition's score
 // cache, or through goka's table where there is none.
 func (e *Enricher) score(ctx goka.Context) int64 {
+	if e.history > 0 {
+		return e.scoreAsOf(ctx)
+	}
 	if c := e.scores.get(ctx.Partition()); c != nil {
 		score, found, err := c.Score(ctx.Key())
 		switch {

@@ -66,7 +66,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
 
 // newHarnessWith runs the callbacks on goka's tester, with scores as the Runner's score caches.
-func newHarnessWith(t *testing.T, scores *scoreCaches) *harness {
+func newHarnessWith(t *testing.T, scores *scoreCaches, configure ...func(*Enricher)) *harness {
 	t.Helper()
 	tt := tester.New(t)
 	topics := topology.DefaultTopics()
@@ -74,6 +74,9 @@ func newHarnessWith(t *testing.T, scores *scoreCaches) *harness {
 	sink := &recordSink{}
 	e := NewEnricher(topics, codecs.Limits{MaxValueBytes: 1024}, stats, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	e.scores = scores
+	for _, c := range configure {
+		c(e)
+	}
 	p, err := goka.NewProcessor(nil, topics.Graph(e.Callbacks()), goka.WithTester(tt), goka.WithNilHandling(goka.NilProcess))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -41,6 +41,9 @@ type Config struct {
 	// MaxIdle is the timestamp alignment of each partition's input and scores records
 	// (consumergroup.Config.MaxIdle): negative for none.
 	MaxIdle time.Duration
+	// ScoreHistory, when positive, makes the join as-of: each key keeps its scores of the last
+	// ScoreHistory by record timestamp, and an input gets the one valid at its timestamp.
+	ScoreHistory time.Duration
 	// RecoverAhead restores every partition of the table before the replica joins the group
 	// (goka's WithRecoverAhead), so the partitions it takes over do not stop for their restore
 	// while the group waits; the replica joins later by that restore.
@@ -110,6 +113,9 @@ func New(cfg Config) (*Runner, error) {
 	sink, caches := &currentProducer{}, &scoreCaches{}
 	enrich := NewEnricher(cfg.Topics, cfg.Limits, cfg.Stats, sink, cfg.Logger)
 	enrich.scores = caches
+	if cfg.ScoreHistory > 0 {
+		enrich.asOf(cfg.ScoreHistory)
+	}
 	return &Runner{cfg: cfg, log: cfg.Logger, stats: cfg.Stats, enrich: enrich, sink: sink, caches: caches}, nil
 }
 
@@ -136,7 +142,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.log.Info("starting", "group", r.cfg.Topics.Group, "input", r.cfg.Topics.Input, "scores", r.cfg.Topics.Scores,
 		"output", r.cfg.Topics.Output, "table", r.cfg.Topics.Table(), "dlq", r.cfg.Topics.DLQ(),
 		"partitions", layout.Partitions, "state_dir", r.cfg.StateDir, "partitioner", string(r.cfg.Kafka.Partitioner),
-		"standby", r.cfg.Standby, "recover_ahead", r.cfg.RecoverAhead, "max_idle", r.cfg.MaxIdle.String())
+		"standby", r.cfg.Standby, "score_history", r.cfg.ScoreHistory.String(), "recover_ahead", r.cfg.RecoverAhead, "max_idle", r.cfg.MaxIdle.String())
 
 	guard := &storeGuard{dir: r.cfg.StateDir, offsets: changelogOffsets(adm), log: r.log, stats: r.stats, cache: r.cfg.CacheEntries,
 		caches: r.caches, read: r.partitionReader(), ctx: ctx, kept: newKeptStores(keptStoreTTL, r.log)}

@@ -19,6 +19,9 @@ type Stats struct {
 	Restarts          atomic.Int64
 	Rebalances        atomic.Int64
 	RecordsRestored   atomic.Int64
+	// AsOfOutsideHistory counts inputs of the as-of join stamped before their key's kept
+	// history: they got codecs.NoScore.
+	AsOfOutsideHistory atomic.Int64
 	// Alignment counts the consumer group's sessions and each partition's timestamp alignment.
 	Alignment *consumergroup.Stats
 

@@ -67,14 +67,20 @@ func (t Topics) Validate() error {
 type Callbacks struct {
 	Input goka.ProcessCallback
 	Score goka.ProcessCallback
+	// Table is the group table's codec; nil is codecs.ScoreCodec, the latest score per key.
+	Table goka.Codec
 }
 
 // Graph is the goka group graph of the job.
 func (t Topics) Graph(cb Callbacks) *goka.GroupGraph {
+	table := cb.Table
+	if table == nil {
+		table = new(codecs.ScoreCodec)
+	}
 	return goka.DefineGroup(goka.Group(t.Group),
 		goka.Input(goka.Stream(t.Input), new(codec.Bytes), cb.Input),
 		goka.Input(goka.Stream(t.Scores), new(codec.Bytes), cb.Score),
-		goka.Persist(new(codecs.ScoreCodec)),
+		goka.Persist(table),
 		goka.Output(goka.Stream(t.Output), new(codecs.OutputCodec)),
 		goka.Output(goka.Stream(t.DLQ()), new(codec.Bytes)),
 	)

@@ -72,6 +72,7 @@ func newMetrics(stats *processor.Stats, current func() *goka.Processor) *metrics
 		counter("enricher_changelog_records_restored_total", "Changelog records applied while restoring partitions.", stats.RecordsRestored.Load),
 		counter("enricher_rebalances_total", "Partition assignments received.", stats.Rebalances.Load),
 		counter("enricher_processor_restarts_total", "Processors rebuilt after a failure.", stats.Restarts.Load),
+		counter("enricher_asof_outside_history_total", "Inputs of the as-of join stamped before their key's kept history (they got -1).", stats.AsOfOutsideHistory.Load),
 		counter("enricher_consumer_group_sessions_total", "Consumer-group sessions that ended in a rebalance.", stats.Alignment.Sessions.Load),
 		latency,
 		m,

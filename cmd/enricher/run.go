@@ -31,6 +31,8 @@ type processorFlags struct {
 	standby         bool
 	recoverAhead    bool
 	maxIdle         maxIdle
+	join            string
+	scoreHistory    time.Duration
 	maxMessage      int
 	connectTimeout  time.Duration
 	shutdownTimeout time.Duration
@@ -52,6 +54,8 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.BoolVar(&p.standby, "standby", false, "keep hot standby copies of the partitions this replica does not own")
 	fs.BoolVar(&p.recoverAhead, "recover-ahead", true, "restore every partition of the table before joining the group, so the partitions this replica takes do not stop for their restore")
 	fs.Var(&p.maxIdle, "max-idle", "timestamp alignment of input and scores per partition: 0 waits only for records already on the broker, a duration also waits that long for a topic with none, -1 turns alignment off")
+	fs.StringVar(&p.join, "join", "latest", "latest: an input gets its key's latest score; as-of: the score whose timestamp is the latest at or before the input's, from the last --score-history")
+	fs.DurationVar(&p.scoreHistory, "score-history", time.Hour, "with --join as-of: how much of each key's score history, by record timestamp, the table keeps")
 	fs.IntVar(&p.maxMessage, "max-message-bytes", 900*1024, "inputs and scores larger than this go to the dead-letter topic")
 	fs.DurationVar(&p.connectTimeout, "connect-timeout", time.Minute, "how long start-up waits for the brokers")
 	fs.DurationVar(&p.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop may take to flush and commit")
@@ -82,6 +86,14 @@ func (p *processorFlags) config(log *slog.Logger) (processor.Config, error) {
 		return processor.Config{}, usagef("--connect-timeout: must be positive")
 	case p.shutdownTimeout <= 0:
 		return processor.Config{}, usagef("--shutdown-timeout: must be positive")
+	case p.join != "latest" && p.join != "as-of":
+		return processor.Config{}, usagef("--join: %q is not latest or as-of", p.join)
+	case p.join == "as-of" && p.scoreHistory <= 0:
+		return processor.Config{}, usagef("--score-history: must be positive with --join as-of")
+	}
+	var history time.Duration
+	if p.join == "as-of" {
+		history = p.scoreHistory
 	}
 	return processor.Config{
 		Kafka:  kc,
@@ -97,6 +109,7 @@ func (p *processorFlags) config(log *slog.Logger) (processor.Config, error) {
 		Standby:        p.standby,
 		RecoverAhead:   p.recoverAhead,
 		MaxIdle:        time.Duration(p.maxIdle),
+		ScoreHistory:   history,
 		CacheEntries:   p.cacheEntries,
 		Logger:         log,
 		ConnectTimeout: p.connectTimeout,
