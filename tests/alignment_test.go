@@ -86,7 +86,7 @@ func (j *job) readJoined(output string, tl *timeline) joined {
 	j.t.Helper()
 	got := joined{outputs: map[outputID][]int64{}}
 	deadline := time.Now().Add(90 * time.Second)
-	for len(got.outputs) < len(tl.inputs) && time.Now().Before(deadline) {
+	for !got.covers(tl) && time.Now().Before(deadline) {
 		got = joined{outputs: map[outputID][]int64{}}
 		for _, r := range j.records(output, 1<<30, 2*time.Second) {
 			var o codecs.Output
@@ -97,6 +97,16 @@ func (j *job) readJoined(output string, tl *timeline) joined {
 		}
 	}
 	return got
+}
+
+// covers reports whether every input of tl has an output.
+func (got joined) covers(tl *timeline) bool {
+	for id := range tl.inputs {
+		if len(got.outputs[id]) == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // joinVerdict counts the inputs whose first output carries a score that was not valid at the
