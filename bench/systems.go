@@ -55,7 +55,7 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 			continue
 		}
 		switch id {
-		case "enricher", "enricher-unaligned":
+		case "enricher", "enricher-unaligned", "enricher-asof":
 			bin := filepath.Join(work, "enricher")
 			if _, err := os.Stat(bin); err != nil {
 				progress("building enricher")
@@ -63,12 +63,8 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 					return nil, fmt.Errorf("build enricher (run the benchmark from the repository's root): %w", err)
 				}
 			}
-			name, args := "enricher", enricherArgs
-			if id == "enricher-unaligned" {
-				// the same binary without timestamp alignment: what alignment costs, in one run
-				name, args = "enricher --max-idle -1", append([]string{"--max-idle", "-1"}, enricherArgs...)
-			}
-			out = append(out, enricherSystem(id, name, bin, args))
+			v := enricherVariants[id]
+			out = append(out, enricherSystem(id, v.name, bin, append(v.flags, enricherArgs...)))
 		case "loop":
 			out = append(out, system{id: id, name: "franz-go loop", replicas: true,
 				changelog: func(t topics) string { return t.scores },
@@ -106,10 +102,21 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 				},
 				note: "Flink: a local MiniCluster in one JVM; its state lives in Flink checkpoints, not in a Kafka changelog, and it rescales by restarting from a savepoint, not by adding a replica"})
 		default:
-			return nil, fmt.Errorf("unknown system %q (want enricher, enricher-unaligned, enricher@REV, loop, kstreams, flink)", id)
+			return nil, fmt.Errorf("unknown system %q (want enricher, enricher-unaligned, enricher-asof, enricher@REV, loop, kstreams, flink)", id)
 		}
 	}
 	return out, nil
+}
+
+// enricherVariants are the enricher binary with other flags, so what a mode costs is measured
+// in one run.
+var enricherVariants = map[string]struct {
+	name  string
+	flags []string
+}{
+	"enricher":           {"enricher", nil},
+	"enricher-unaligned": {"enricher --max-idle -1", []string{"--max-idle", "-1"}},
+	"enricher-asof":      {"enricher --join as-of", []string{"--join", "as-of"}},
 }
 
 // enricherAt builds enricher at git revision rev (a work tree of its own under work) as system
