@@ -54,8 +54,7 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 			out = append(out, sys)
 			continue
 		}
-		switch id {
-		case "enricher", "enricher-unaligned", "enricher-asof":
+		if v, ok := enricherVariants[id]; ok {
 			bin := filepath.Join(work, "enricher")
 			if _, err := os.Stat(bin); err != nil {
 				progress("building enricher")
@@ -63,8 +62,10 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 					return nil, fmt.Errorf("build enricher (run the benchmark from the repository's root): %w", err)
 				}
 			}
-			v := enricherVariants[id]
 			out = append(out, enricherSystem(id, v.name, bin, append(v.flags, enricherArgs...)))
+			continue
+		}
+		switch id {
 		case "loop":
 			out = append(out, system{id: id, name: "franz-go loop", replicas: true,
 				changelog: func(t topics) string { return t.scores },

@@ -25,19 +25,24 @@ type feed struct {
 
 func (f *feed) buffered() bool { return f.head < len(f.queue) }
 
+// room reports whether the feed may take more records from its claim.
+func (f *feed) room() bool { return f.in != nil && len(f.queue)-f.head < queueMax }
+
+// push appends m. The records handed on are dropped from the queue's front once there are as
+// many as it may buffer: a queue that never runs empty (a steady backlog) stays bounded.
 func (f *feed) push(m *sarama.ConsumerMessage) {
-	if f.head == len(f.queue) {
-		f.queue, f.head = f.queue[:0], 0
+	if f.head > 0 && (f.head == len(f.queue) || f.head >= queueMax) {
+		n := copy(f.queue, f.queue[f.head:])
+		f.queue, f.head = f.queue[:n], 0
 	}
 	f.queue = append(f.queue, m)
 	f.next = m.Offset + 1
 }
 
-func (f *feed) pop() *sarama.ConsumerMessage {
-	m := f.queue[f.head]
+// pop drops the first buffered record, which was handed on.
+func (f *feed) pop() {
 	f.queue[f.head] = nil
 	f.head++
-	return m
 }
 
 // merger hands one partition's records of several topics to goka as one stream, in timestamp
@@ -67,26 +72,17 @@ func newMerger(claims []sarama.ConsumerGroupClaim, next []int64, first string, m
 	return m
 }
 
-// drain moves what feed i's claim has delivered into its queue without blocking, and reports
-// whether it received anything.
-func (m *merger) drain(i int) bool {
+// drain moves what feed i's claim has delivered into its queue, without blocking.
+func (m *merger) drain(i int) {
 	f := m.feeds[i]
-	got := false
-	for f.in != nil && len(f.queue)-f.head < queueMax {
+	for f.room() {
 		select {
 		case msg, ok := <-f.in:
-			if !ok {
-				f.in = nil
-				m.sides[i].closed = true
-				return got
-			}
-			f.push(msg)
-			got = true
+			m.received(i, msg, ok)
 		default:
-			return got
+			return
 		}
 	}
-	return got
 }
 
 // refresh brings the sides up to date with the feeds.
@@ -165,10 +161,10 @@ func (m *merger) run(ctx context.Context, out chan<- *sarama.ConsumerMessage, do
 		}
 		// Block until a record can be handed on, one arrives, a wait runs out, or the session ends.
 		var in0, in1 <-chan *sarama.ConsumerMessage
-		if m.feeds[0].in != nil && len(m.feeds[0].queue)-m.feeds[0].head < queueMax {
+		if m.feeds[0].room() {
 			in0 = m.feeds[0].in
 		}
-		if len(m.feeds) > 1 && m.feeds[1].in != nil && len(m.feeds[1].queue)-m.feeds[1].head < queueMax {
+		if len(m.feeds) > 1 && m.feeds[1].room() {
 			in1 = m.feeds[1].in
 		}
 		select {

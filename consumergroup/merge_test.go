@@ -216,3 +216,20 @@ func TestMergeEndsWhenClaimsClose(t *testing.T) {
 		t.Fatal("merge still running after every claim closed")
 	}
 }
+
+// A queue that never runs empty, as under a steady backlog, keeps a bounded array.
+func TestFeedQueueStaysBounded(t *testing.T) {
+	f := &feed{}
+	for i := range 100 * queueMax {
+		f.push(&sarama.ConsumerMessage{Offset: int64(i)})
+		if i > 0 {
+			f.pop()
+		}
+	}
+	if !f.buffered() || f.queue[f.head].Offset != int64(100*queueMax-1) {
+		t.Fatalf("the newest record is not the one buffered")
+	}
+	if cap(f.queue) > 4*queueMax {
+		t.Fatalf("queue array grew to %d slots with one record buffered", cap(f.queue))
+	}
+}

@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func (j *job) asOfRound(tl *timeline, keys int, tag string, stamps ...time.Time)
 func (tl *timeline) onlyTagged(tag string) *timeline {
 	out := &timeline{scores: tl.scores, inputs: map[outputID]time.Time{}}
 	for id, ts := range tl.inputs {
-		if len(id.message) >= len(tag) && id.message[:len(tag)] == tag {
+		if strings.HasPrefix(id.message, tag) {
 			out.inputs[id] = ts
 		}
 	}

@@ -153,7 +153,6 @@ type verdict struct {
 	// its outputs: a rebalance that stops a partition shows here even when others go on.
 	stall          time.Duration
 	stallPartition int
-	stallAt        time.Time
 }
 
 func (c *collector) wait(t *testing.T, sent int) verdict {
@@ -179,19 +178,13 @@ func (c *collector) judge() verdict {
 	v.unique = len(seen)
 	v.duplicates = len(outs) - len(seen)
 	sort.Slice(outs, func(i, j int) bool { return outs[i].at.Before(outs[j].at) })
-	last := map[int]time.Time{}
-	for i, o := range outs {
-		if i > 0 {
-			if g := o.at.Sub(outs[i-1].at); g > v.longestGap {
-				v.longestGap, v.gapAt = g, outs[i-1].at
-			}
+	for i := 1; i < len(outs); i++ {
+		if g := outs[i].at.Sub(outs[i-1].at); g > v.longestGap {
+			v.longestGap, v.gapAt = g, outs[i-1].at
 		}
-		if prev, ok := last[o.partition]; ok {
-			if g := o.at.Sub(prev); g > v.stall {
-				v.stall, v.stallPartition, v.stallAt = g, o.partition, prev
-			}
-		}
-		last[o.partition] = o.at
+	}
+	if len(outs) > 0 {
+		v.stall, v.stallPartition = longestStall(outs, time.Time{}, outs[len(outs)-1].at.Add(time.Second))
 	}
 	return v
 }
@@ -212,6 +205,12 @@ func (c *collector) wrongScores(want map[string]int64) int {
 func (c *collector) stallIn(from, to time.Time) (time.Duration, int) {
 	outs := c.snapshot()
 	sort.Slice(outs, func(i, j int) bool { return outs[i].at.Before(outs[j].at) })
+	return longestStall(outs, from, to)
+}
+
+// longestStall returns, among outputs sorted by time, the longest gap between two outputs of
+// one source partition that overlaps [from, to), and that partition (-1 for none).
+func longestStall(outs []output, from, to time.Time) (time.Duration, int) {
 	last := map[int]time.Time{}
 	var worst time.Duration
 	part := -1
