@@ -151,7 +151,9 @@ func Scan(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic stri
 	}
 	err = consume(ctx, kc, topic, start, maps.Clone(targets), func(records []*kgo.Record) error {
 		for _, r := range records {
-			fn(r)
+			if !r.Attrs.IsControl() {
+				fn(r)
+			}
 		}
 		last := records[len(records)-1]
 		pos.advance(last.Partition, last.Offset+1)
@@ -240,7 +242,8 @@ func sortedKeys(t Table) []string {
 }
 
 // ReadPartition calls fn with each record of one partition of topic from offset from up to, not
-// including, end, in offset order, one fetched batch at a time. It stops at the first error fn
+// including, end, in offset order, one fetched batch at a time. It reads committed records, and
+// hands fn transaction markers too (Attrs.IsControl), for their offsets. It stops at the first error fn
 // returns. A partition whose last records before end were removed (only a log truncation does
 // that) is read until ctx ends.
 func ReadPartition(ctx context.Context, kc kafkaconf.Config, topic string, partition int32, from, end int64, fn func([]*kgo.Record) error) error {
@@ -255,8 +258,12 @@ func ReadPartition(ctx context.Context, kc kafkaconf.Config, topic string, parti
 // called after every poll. A partition stops being fetched once it reaches its target.
 func consume(ctx context.Context, kc kafkaconf.Config, topic string, start map[int32]kgo.Offset, targets map[int32]int64,
 	fn func([]*kgo.Record) error, polled func()) error {
+	// Read committed: an aborted transaction's records never enter a table. Its control
+	// records are kept so the read sees its position reach a target that ends in a commit or
+	// abort marker; fn skips them (IsControl).
 	cl, err := kc.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
-		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))
+		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,10 @@ type Config struct {
 	Stats *Stats
 	// Logger logs session changes and long waits.
 	Logger *slog.Logger
+	// Commit, if set, makes the group exactly-once: offsets are committed only through it,
+	// together with what their records produced, every CommitInterval.
+	Commit         Committer
+	CommitInterval time.Duration
 }
 
 // DefaultLagWait is Config.LagWait's default: many fetches' worth, yet short next to a rebalance.
@@ -36,6 +40,9 @@ const DefaultLagWait = 2 * time.Second
 func (c *Config) Validate() error {
 	if c.LagWait < 0 {
 		return fmt.Errorf("lag wait: must not be negative, got %s", c.LagWait)
+	}
+	if c.CommitInterval < 0 {
+		return fmt.Errorf("commit interval: must not be negative, got %s", c.CommitInterval)
 	}
 	return nil
 }
@@ -52,6 +59,9 @@ func Builder(cfg *sarama.Config, c Config) (goka.ConsumerGroupBuilder, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = DefaultCommitInterval
+	}
 	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
 		cfg.ClientID = clientID
 		client, err := sarama.NewClient(brokers, cfg)
@@ -63,7 +73,7 @@ func Builder(cfg *sarama.Config, c Config) (goka.ConsumerGroupBuilder, error) {
 			_ = client.Close()
 			return nil, fmt.Errorf("consumer group %s: %w", group, err)
 		}
-		return &Group{ConsumerGroup: cg, client: client, cfg: c}, nil
+		return &Group{ConsumerGroup: cg, client: client, cfg: c, group: group, instanceID: cfg.Consumer.Group.InstanceId}, nil
 	}, nil
 }
 
@@ -73,24 +83,34 @@ func Builder(cfg *sarama.Config, c Config) (goka.ConsumerGroupBuilder, error) {
 // partition's claims reach goka merged into one timestamp-ordered stream (Config.MaxIdle).
 type Group struct {
 	sarama.ConsumerGroup
-	client sarama.Client
-	cfg    Config
+	client     sarama.Client
+	cfg        Config
+	group      string
+	instanceID string
 }
 
 // Consume runs sessions until ctx ends (then it returns nil) or one fails (then it returns its
 // error at once: goka stops on it). Sessions that end straight after they began are spaced by
 // a short backoff, so a group that cannot settle does not spin.
 func (g *Group) Consume(ctx context.Context, topics []string, handler sarama.ConsumerGroupHandler) error {
-	h := &sessionHandler{goka: handler, cfg: &g.cfg, client: g.client}
+	h := &sessionHandler{goka: handler, cfg: &g.cfg, client: g.client, group: g.group, instanceID: g.instanceID}
 	var backoff time.Duration
 	for {
 		began := time.Now()
-		err := g.ConsumerGroup.Consume(ctx, topics, h)
+		// A session under exactly-once ends itself, with the cause, when a commit fails.
+		sctx, end := context.WithCancelCause(ctx)
+		h.end = end
+		err := g.ConsumerGroup.Consume(sctx, topics, h)
+		cause := context.Cause(sctx)
+		end(nil)
 		if err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
 			return nil
+		}
+		if sctx.Err() != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+			return cause
 		}
 		if g.cfg.Stats != nil {
 			g.cfg.Stats.Sessions.Add(1)

@@ -1,6 +1,8 @@
 package consumergroup
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -14,12 +16,21 @@ import (
 // handed to goka once, reaches the right callbacks. A ConsumeClaim that returns ends sarama's
 // session, so every call here blocks until its partition's stream ends.
 type sessionHandler struct {
-	goka   sarama.ConsumerGroupHandler
-	cfg    *Config
-	client sarama.Client
+	goka       sarama.ConsumerGroupHandler
+	cfg        *Config
+	client     sarama.Client
+	group      string
+	instanceID string
+	// end ends the current session with a cause (set by Group.Consume before each session).
+	end context.CancelCauseFunc
 
 	mu    sync.Mutex
 	parts map[int32]*partitionClaims
+	// Under exactly-once: the session's transaction, the session goka sees, and the end of
+	// goka's context.
+	tx         *transaction
+	gs         sarama.ConsumerGroupSession
+	gokaCancel context.CancelCauseFunc
 }
 
 // partitionClaims gathers one partition's claims of a session.
@@ -49,20 +60,95 @@ func (h *sessionHandler) Setup(sess sarama.ConsumerGroupSession) error {
 			}
 		}
 	}
+	h.cfg.Logger.Info("consumer group session", "generation", sess.GenerationID(), "member", sess.MemberID(),
+		"partitions", sortedPartitions(parts))
+	gs := sess
+	if h.cfg.Commit != nil {
+		var instance *string
+		if h.instanceID != "" {
+			instance = &h.instanceID
+		}
+		// goka's partition processors run on the session's context: they outlive sarama's by
+		// the session's last commit, so they finish the records they were handed.
+		gctx, gcancel := context.WithCancelCause(context.WithoutCancel(sess.Context()))
+		end := h.end
+		tx := newTransaction(h.cfg.Commit, sarama.NewConsumerGroupMetadataFromSession(sess, h.group, instance),
+			claimedPartitions(sess), h.cfg.CommitInterval, h.cfg.Stats, h.cfg.Logger,
+			func(err error) { gcancel(err); end(err) })
+		if err := tx.begin(); err != nil {
+			gcancel(err)
+			return err
+		}
+		gs = &txnSession{ConsumerGroupSession: sess, tx: tx, ctx: gctx}
+		h.mu.Lock()
+		h.tx, h.gs, h.gokaCancel = tx, gs, gcancel
+		h.mu.Unlock()
+		go tx.run(sess.Context())
+	}
 	h.mu.Lock()
 	h.parts = parts
 	h.mu.Unlock()
-	h.cfg.Logger.Info("consumer group session", "generation", sess.GenerationID(), "member", sess.MemberID(),
-		"partitions", sortedPartitions(parts))
-	return h.goka.Setup(sess)
+	return h.goka.Setup(gs)
 }
 
-// Cleanup runs goka's Cleanup once every stream of the session has ended.
+// Cleanup runs goka's Cleanup once every stream of the session has ended; under exactly-once,
+// after the session's last commit.
 func (h *sessionHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	h.mu.Lock()
 	h.parts = nil
+	tx, gs, gcancel := h.tx, h.gs, h.gokaCancel
+	h.tx, h.gs, h.gokaCancel = nil, nil, nil
 	h.mu.Unlock()
-	return h.goka.Cleanup(sess)
+	if tx == nil {
+		return h.goka.Cleanup(sess)
+	}
+	err := tx.finish()
+	gcancel(context.Canceled)
+	return errors.Join(err, h.goka.Cleanup(gs))
+}
+
+// session returns the session goka sees.
+func (h *sessionHandler) session(sess sarama.ConsumerGroupSession) sarama.ConsumerGroupSession {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.gs != nil {
+		return h.gs
+	}
+	return sess
+}
+
+// toGoka runs goka's ConsumeClaim on claim until it ends. Under exactly-once each record goes
+// through the transaction, which holds it back while a commit is under way.
+func (h *sessionHandler) toGoka(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	h.mu.Lock()
+	tx, gs := h.tx, h.gs
+	h.mu.Unlock()
+	if tx == nil {
+		return h.goka.ConsumeClaim(sess, claim)
+	}
+	// Unbuffered: a record handed on is in goka's hands, not in a buffer goka may never read.
+	gated := &mergedClaim{ConsumerGroupClaim: claim, out: make(chan *sarama.ConsumerMessage)}
+	ctx, cancel := context.WithCancel(sess.Context())
+	done := make(chan error, 1)
+	go func() {
+		err := h.goka.ConsumeClaim(gs, gated)
+		cancel()
+		done <- err
+	}()
+	in := claim.Messages()
+forward:
+	for {
+		select {
+		case m, ok := <-in:
+			if !ok || !tx.forward(ctx, m, gated.out) {
+				break forward
+			}
+		case <-ctx.Done():
+			break forward
+		}
+	}
+	close(gated.out)
+	return <-done
 }
 
 // ConsumeClaim hands the claim to goka as it is when alignment is off or the partition has one
@@ -70,7 +156,7 @@ func (h *sessionHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 // ConsumeClaim on the merged stream, and the others wait for it to end.
 func (h *sessionHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	if !h.aligned() {
-		return h.goka.ConsumeClaim(sess, claim)
+		return h.toGoka(sess, claim)
 	}
 	h.mu.Lock()
 	pc := h.parts[claim.Partition()]
@@ -83,7 +169,7 @@ func (h *sessionHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sa
 	h.mu.Unlock()
 	if pc.want == 1 {
 		defer close(pc.done)
-		return h.goka.ConsumeClaim(sess, claim)
+		return h.toGoka(sess, claim)
 	}
 	if !last {
 		select {
@@ -113,7 +199,7 @@ func (h *sessionHandler) merge(sess sarama.ConsumerGroupSession, claims []sarama
 	var gokaErr error
 	go func() {
 		defer close(gokaDone)
-		gokaErr = h.goka.ConsumeClaim(sess, merged)
+		gokaErr = h.toGoka(sess, merged)
 	}()
 	m.run(sess.Context(), merged.out, gokaDone)
 	close(merged.out)

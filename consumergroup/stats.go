@@ -12,6 +12,13 @@ import (
 type Stats struct {
 	// Sessions counts the consumer-group sessions run (one per rebalance, plus the first).
 	Sessions atomic.Int64
+	// Commits counts the exactly-once transactions committed, CommitsFailed those that failed;
+	// CommitNanos is the time the commits held the records back, DrainNanos the part of it
+	// spent waiting for goka to finish the records it had been handed.
+	Commits       atomic.Int64
+	CommitsFailed atomic.Int64
+	CommitNanos   atomic.Int64
+	DrainNanos    atomic.Int64
 
 	mu    sync.Mutex
 	parts map[int32]*PartitionStats
@@ -19,6 +26,12 @@ type Stats struct {
 
 // NewStats returns empty Stats.
 func NewStats() *Stats { return &Stats{parts: make(map[int32]*PartitionStats)} }
+
+func (s *Stats) commitDone(took, drained time.Duration) {
+	s.Commits.Add(1)
+	s.CommitNanos.Add(int64(took))
+	s.DrainNanos.Add(int64(drained))
+}
 
 // Partition returns partition p's counters, made on first use.
 func (s *Stats) Partition(p int32) *PartitionStats {

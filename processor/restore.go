@@ -217,12 +217,18 @@ func preRestore(ctx context.Context, read PartitionReader, db *leveldb.DB, topic
 	}
 	err := read(ctx, topic, partition, from, end, func(records []*kgo.Record) error {
 		for i, r := range records {
-			if r.Value == nil {
+			switch {
+			case r.Attrs.IsControl():
+				// a transaction marker: no record, but its offset is read, so the store's
+				// offset can reach a changelog that ends in one (goka's recovery would wait
+				// for a record at it for good)
+			case r.Value == nil:
 				batch.Delete(r.Key)
-			} else {
+				n++
+			default:
 				batch.Put(r.Key, r.Value)
+				n++
 			}
-			n++
 			if batchFull(batch) || i == len(records)-1 {
 				if err := write(r.Offset); err != nil {
 					return err

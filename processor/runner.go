@@ -48,6 +48,15 @@ type Config struct {
 	// (goka's WithRecoverAhead), so the partitions it takes over do not stop for their restore
 	// while the group waits; the replica joins later by that restore.
 	RecoverAhead bool
+	// Guarantee is at-least-once (the zero value) or exactly-once.
+	Guarantee Guarantee
+	// CommitInterval is how often exactly-once commits a transaction.
+	CommitInterval time.Duration
+	// TransactionalID is the exactly-once producer's id; empty for one made by TransactionalID.
+	TransactionalID string
+	// TransactionTimeout is how long the broker keeps a transaction of a replica that died
+	// open: the longest a partition that fails over waits for it to abort.
+	TransactionTimeout time.Duration
 	// Standby keeps hot copies of the partitions this replica does not own (goka's hot standby).
 	Standby bool
 	Logger  *slog.Logger
@@ -77,6 +86,14 @@ func (c *Config) Validate() error {
 	if c.CacheEntries < 0 {
 		return fmt.Errorf("cache-entries: must not be negative, got %d", c.CacheEntries)
 	}
+	if c.Guarantee != "" {
+		if _, err := ParseGuarantee(string(c.Guarantee)); err != nil {
+			return fmt.Errorf("guarantee: %w", err)
+		}
+	}
+	if c.CommitInterval < 0 {
+		return fmt.Errorf("commit-interval: must not be negative, got %s", c.CommitInterval)
+	}
 	if c.Create && c.Spec.Partitions <= 0 {
 		return fmt.Errorf("partitions: must be positive, got %d", c.Spec.Partitions)
 	}
@@ -91,7 +108,11 @@ type Runner struct {
 	enrich *Enricher
 	sink   *currentProducer
 	caches *scoreCaches
+	// commit is the exactly-once committer; nil under at-least-once.
+	commit *committer
 }
+
+func (c *Config) exactlyOnce() bool { return c.Guarantee == ExactlyOnce }
 
 // New returns a Runner for cfg.
 func New(cfg Config) (*Runner, error) {
@@ -116,8 +137,19 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.ScoreHistory > 0 {
 		enrich.asOf(cfg.ScoreHistory)
 	}
-	return &Runner{cfg: cfg, log: cfg.Logger, stats: cfg.Stats, enrich: enrich, sink: sink, caches: caches}, nil
+	if cfg.TransactionTimeout <= 0 {
+		cfg.TransactionTimeout = DefaultTransactionTimeout
+	}
+	r := &Runner{cfg: cfg, log: cfg.Logger, stats: cfg.Stats, enrich: enrich, sink: sink, caches: caches}
+	if cfg.exactlyOnce() {
+		r.commit = &committer{stores: newTxnStores()}
+	}
+	return r, nil
 }
+
+// DefaultTransactionTimeout is Config.TransactionTimeout's default, Kafka Streams' under
+// exactly-once.
+const DefaultTransactionTimeout = 10 * time.Second
 
 // Stats returns the runner's counters.
 func (r *Runner) Stats() *Stats { return r.stats }
@@ -139,19 +171,34 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
+	if r.commit != nil {
+		if err := r.checkTransactions(ctx); err != nil {
+			return err
+		}
+	}
 	r.log.Info("starting", "group", r.cfg.Topics.Group, "input", r.cfg.Topics.Input, "scores", r.cfg.Topics.Scores,
 		"output", r.cfg.Topics.Output, "table", r.cfg.Topics.Table(), "dlq", r.cfg.Topics.DLQ(),
 		"partitions", layout.Partitions, "state_dir", r.cfg.StateDir, "partitioner", string(r.cfg.Kafka.Partitioner),
-		"standby", r.cfg.Standby, "score_history", r.cfg.ScoreHistory.String(), "recover_ahead", r.cfg.RecoverAhead, "max_idle", r.cfg.MaxIdle.String())
+		"standby", r.cfg.Standby, "score_history", r.cfg.ScoreHistory.String(), "recover_ahead", r.cfg.RecoverAhead, "max_idle", r.cfg.MaxIdle.String(),
+		"guarantee", string(r.guarantee()), "transactional_id", r.cfg.TransactionalID)
 
 	guard := &storeGuard{dir: r.cfg.StateDir, offsets: changelogOffsets(adm), log: r.log, stats: r.stats, cache: r.cfg.CacheEntries,
 		caches: r.caches, read: r.partitionReader(), ctx: ctx, kept: newKeptStores(keptStoreTTL, r.log)}
+	if r.commit != nil {
+		guard.txn = r.commit.stores
+	}
 	backoff := time.Second
 	for {
 		started := time.Now()
 		err := r.runOnce(ctx, layout, guard)
 		if fatal := guard.fatalErr(); fatal != nil {
 			return fatal
+		}
+		if r.commit != nil {
+			if fatal := r.commit.fatalErr(); fatal != nil {
+				return fmt.Errorf("exactly-once: another process runs with this replica's transactional id "+
+					"(the same --instance-id, or a copy of the state directory): %w", fatal)
+			}
 		}
 		if ctx.Err() != nil {
 			r.log.Info("stopped", "group", r.cfg.Topics.Group)
@@ -210,8 +257,17 @@ func (r *Runner) options(layout topology.Layout, guard *storeGuard) ([]goka.Proc
 		}
 		configs[i] = c
 	}
-	group, err := consumergroup.Builder(configs[1], consumergroup.Config{MaxIdle: r.cfg.MaxIdle, First: r.cfg.Topics.Scores,
-		Stats: r.stats.Alignment, Logger: r.log.With("component", "consumergroup")})
+	cg := consumergroup.Config{MaxIdle: r.cfg.MaxIdle, First: r.cfg.Topics.Scores,
+		Stats: r.stats.Alignment, Logger: r.log.With("component", "consumergroup")}
+	if r.commit != nil {
+		cg.Commit, cg.CommitInterval = r.commit, r.cfg.CommitInterval
+		// Inputs, scores and the changelog are read as committed: a transaction's records are
+		// seen once it committed, never if it aborted. sarama's offset fetch then waits for
+		// offsets a transaction is still committing (KIP-447's require_stable).
+		configs[1].Consumer.IsolationLevel = sarama.ReadCommitted
+		configs[2].Consumer.IsolationLevel = sarama.ReadCommitted
+	}
+	group, err := consumergroup.Builder(configs[1], cg)
 	if err != nil {
 		return nil, err
 	}
@@ -248,22 +304,80 @@ func (r *Runner) options(layout topology.Layout, guard *storeGuard) ([]goka.Proc
 func (r *Runner) buildProducer(_ []string, clientID string, _ func() hash.Hash32) (goka.Producer, error) {
 	kc := r.cfg.Kafka
 	kc.ClientID = clientID
+	if r.commit != nil {
+		cfg, err := producer.TransactionalConfig(kc, r.cfg.TransactionalID, r.cfg.TransactionTimeout)
+		if err != nil {
+			return nil, err
+		}
+		p, err := producer.NewTransactional(kc, cfg)
+		if err != nil {
+			return nil, err
+		}
+		r.commit.p.Store(p)
+		r.sink.set(p)
+		return p, nil
+	}
 	p, err := producer.New(kc)
 	if err != nil {
 		return nil, err
 	}
-	r.sink.p.Store(p)
+	r.sink.set(p)
 	return p, nil
+}
+
+// checkTransactions starts the exactly-once producer once before the processor, so a cluster
+// that cannot run transactions fails the start with its reason.
+func (r *Runner) checkTransactions(ctx context.Context) error {
+	if r.cfg.TransactionalID == "" {
+		id, err := TransactionalID(r.cfg.StateDir, r.cfg.Topics.Group, r.cfg.Kafka.InstanceID)
+		if err != nil {
+			return err
+		}
+		r.cfg.TransactionalID = id
+	}
+	cfg, err := producer.TransactionalConfig(r.cfg.Kafka, r.cfg.TransactionalID, r.cfg.TransactionTimeout)
+	if err != nil {
+		return err
+	}
+	// A fresh cluster creates its transaction state topic on the first transactional id, and
+	// answers COORDINATOR_NOT_AVAILABLE meanwhile; a cluster that cannot create it never stops.
+	deadline := time.Now().Add(min(r.cfg.ConnectTimeout, 30*time.Second))
+	for {
+		cctx, cancel := context.WithDeadline(ctx, deadline)
+		err := producer.InitCheck(cctx, r.cfg.Kafka, cfg)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("exactly-once: %w", err)
+		}
+		r.log.Warn("cannot start a transaction yet: retrying", "transactional_id", r.cfg.TransactionalID, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (r *Runner) guarantee() Guarantee {
+	if r.cfg.exactlyOnce() {
+		return ExactlyOnce
+	}
+	return AtLeastOnce
 }
 
 // currentProducer is a Runner's Sink: the producer goka built for the processor running now.
 type currentProducer struct {
-	p atomic.Pointer[producer.Producer]
+	p atomic.Pointer[Sink]
 }
+
+func (c *currentProducer) set(s Sink) { c.p.Store(&s) }
 
 func (c *currentProducer) Produce(r *kgo.Record, done func(error)) {
 	if p := c.p.Load(); p != nil {
-		p.Produce(r, done)
+		(*p).Produce(r, done)
 		return
 	}
 	done(errors.New("no producer: the processor is not running"))

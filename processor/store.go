@@ -42,6 +42,8 @@ type storeGuard struct {
 	ctx  context.Context
 	// kept, if set, holds stores open between consumer-group sessions.
 	kept *keptStores
+	// txn, if set, holds the table writes of the open transaction back (exactly-once).
+	txn *txnStores
 	// fatal holds an ErrStateUnrecoverable: goka flattens the errors of a storage builder, so the
 	// Runner reads it from here to stop instead of restarting.
 	fatal atomic.Pointer[error]
@@ -99,6 +101,11 @@ func (g *storeGuard) builder() storage.Builder {
 				}
 			}
 		}
+		var held *txnStore
+		if g.txn != nil {
+			held = g.txn.wrap(st, db, partition)
+			st = held
+		}
 		cache := newScoreCache(st, g.cache)
 		if g.caches != nil {
 			g.caches.add(partition, cache)
@@ -107,6 +114,9 @@ func (g *storeGuard) builder() storage.Builder {
 		r.start = began
 		if g.kept != nil {
 			r.keep = func() bool {
+				if held != nil {
+					held.release()
+				}
 				cache.detach()
 				return g.kept.keep(path, db)
 			}

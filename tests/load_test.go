@@ -105,9 +105,10 @@ type collector struct {
 	done   chan struct{}
 }
 
-func (j *job) collect() *collector {
+// collect starts a collector; opts (an isolation level) come after its own.
+func (j *job) collect(opts ...kgo.Opt) *collector {
 	j.t.Helper()
-	cl, err := j.kc.Client(kgo.ConsumeTopics(j.topics.Output), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := j.kc.Client(append([]kgo.Opt{kgo.ConsumeTopics(j.topics.Output), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	require.NoError(j.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &collector{cancel: cancel, done: make(chan struct{})}

@@ -33,6 +33,9 @@ type processorFlags struct {
 	maxIdle         maxIdle
 	join            string
 	scoreHistory    time.Duration
+	guarantee       string
+	commitInterval  time.Duration
+	txnTimeout      time.Duration
 	maxMessage      int
 	connectTimeout  time.Duration
 	shutdownTimeout time.Duration
@@ -56,6 +59,9 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.Var(&p.maxIdle, "max-idle", "timestamp alignment of input and scores per partition: 0 waits only for records already on the broker, a duration also waits that long for a topic with none, -1 turns alignment off")
 	fs.StringVar(&p.join, "join", "latest", "latest: an input gets its key's latest score; as-of: the score whose timestamp is the latest at or before the input's, from the last --score-history")
 	fs.DurationVar(&p.scoreHistory, "score-history", time.Hour, "with --join as-of: how much of each key's score history, by record timestamp, the table keeps")
+	fs.StringVar(&p.guarantee, "guarantee", string(processor.AtLeastOnce), "at-least-once: a crash can repeat outputs; exactly-once: outputs, dead letters, table writes and offsets commit in one Kafka transaction per --commit-interval (read the outputs with isolation.level=read_committed)")
+	fs.DurationVar(&p.commitInterval, "commit-interval", 100*time.Millisecond, "with --guarantee exactly-once: how often a transaction commits; outputs become visible this much later")
+	fs.DurationVar(&p.txnTimeout, "transaction-timeout", processor.DefaultTransactionTimeout, "with --guarantee exactly-once: how long the broker keeps a dead replica's transaction open, the longest its partitions wait for it when they fail over")
 	fs.IntVar(&p.maxMessage, "max-message-bytes", 900*1024, "inputs and scores larger than this go to the dead-letter topic")
 	fs.DurationVar(&p.connectTimeout, "connect-timeout", time.Minute, "how long start-up waits for the brokers")
 	fs.DurationVar(&p.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop may take to flush and commit")
@@ -90,6 +96,14 @@ func (p *processorFlags) config(log *slog.Logger) (processor.Config, error) {
 		return processor.Config{}, usagef("--join: %q is not latest or as-of", p.join)
 	case p.join == "as-of" && p.scoreHistory <= 0:
 		return processor.Config{}, usagef("--score-history: must be positive with --join as-of")
+	case p.commitInterval <= 0:
+		return processor.Config{}, usagef("--commit-interval: must be positive")
+	case p.txnTimeout < time.Second || p.txnTimeout < 2*p.commitInterval:
+		return processor.Config{}, usagef("--transaction-timeout: must be at least 1s and twice --commit-interval")
+	}
+	guarantee, err := processor.ParseGuarantee(p.guarantee)
+	if err != nil {
+		return processor.Config{}, usagef("--guarantee: %v", err)
 	}
 	var history time.Duration
 	if p.join == "as-of" {
@@ -104,15 +118,18 @@ func (p *processorFlags) config(log *slog.Logger) (processor.Config, error) {
 			ReplicationFactor: int16(p.replication),
 			CreateStreams:     p.create,
 		},
-		StateDir:       p.stateDir,
-		Limits:         codecs.Limits{MaxValueBytes: p.maxMessage},
-		Standby:        p.standby,
-		RecoverAhead:   p.recoverAhead,
-		MaxIdle:        time.Duration(p.maxIdle),
-		ScoreHistory:   history,
-		CacheEntries:   p.cacheEntries,
-		Logger:         log,
-		ConnectTimeout: p.connectTimeout,
+		StateDir:           p.stateDir,
+		Limits:             codecs.Limits{MaxValueBytes: p.maxMessage},
+		Standby:            p.standby,
+		RecoverAhead:       p.recoverAhead,
+		MaxIdle:            time.Duration(p.maxIdle),
+		ScoreHistory:       history,
+		Guarantee:          guarantee,
+		CommitInterval:     p.commitInterval,
+		TransactionTimeout: p.txnTimeout,
+		CacheEntries:       p.cacheEntries,
+		Logger:             log,
+		ConnectTimeout:     p.connectTimeout,
 	}, nil
 }
 
