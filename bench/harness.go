@@ -56,8 +56,10 @@ func newHarness(ctx context.Context, o options, w workload, sys system, work, st
 		h.cl.Close()
 		return nil, fmt.Errorf("create topics: %w", err)
 	}
+	// Read committed, as a consumer of an exactly-once system must: an output counts, and its
+	// latency ends, when its transaction commits.
 	reader, err := w.kc.Client(kgo.ConsumeTopics(h.t.output), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxWait(100*time.Millisecond))
+		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxWait(100*time.Millisecond), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		h.cl.Close()
 		return nil, err

@@ -74,16 +74,21 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 						"--scores", i.scores, "--output", i.output}
 				},
 				note: "franz-go loop: keeps the scores in a Go map, restores by reading the whole scores topic"})
-		case "kstreams":
+		case "kstreams", "kstreams-eos":
 			cp, err := buildPeer(ctx, "kstreams")
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, system{id: id, name: "Kafka Streams", replicas: true,
+			name, guarantee := "Kafka Streams", "at_least_once"
+			if id == "kstreams-eos" {
+				name, guarantee = "Kafka Streams exactly_once_v2", "exactly_once_v2"
+			}
+			out = append(out, system{id: id, name: name, replicas: true,
 				changelog: func(t topics) string { return t.group + "-scores-changelog" },
 				command: func(i instance) []string {
 					return append(javaArgs(cp, nil), "enricher.bench.KStreamsPeer", "--brokers", i.brokers, "--input", i.input,
-						"--scores", i.scores, "--output", i.output, "--app-id", i.group, "--state-dir", i.stateDir)
+						"--scores", i.scores, "--output", i.output, "--app-id", i.group, "--state-dir", i.stateDir,
+						"--guarantee", guarantee)
 				}})
 		case "flink":
 			cp, err := buildPeer(ctx, "flink")
@@ -103,7 +108,7 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 				},
 				note: "Flink: a local MiniCluster in one JVM; its state lives in Flink checkpoints, not in a Kafka changelog, and it rescales by restarting from a savepoint, not by adding a replica"})
 		default:
-			return nil, fmt.Errorf("unknown system %q (want enricher, enricher-unaligned, enricher-asof, enricher@REV, loop, kstreams, flink)", id)
+			return nil, fmt.Errorf("unknown system %q (want enricher, enricher-unaligned, enricher-asof, enricher-eos, enricher@REV, loop, kstreams, kstreams-eos, flink)", id)
 		}
 	}
 	return out, nil
@@ -118,6 +123,7 @@ var enricherVariants = map[string]struct {
 	"enricher":           {"enricher", nil},
 	"enricher-unaligned": {"enricher --max-idle -1", []string{"--max-idle", "-1"}},
 	"enricher-asof":      {"enricher --join as-of", []string{"--join", "as-of"}},
+	"enricher-eos":       {"enricher --guarantee exactly-once", []string{"--guarantee", "exactly-once"}},
 }
 
 // enricherAt builds enricher at git revision rev (a work tree of its own under work) as system

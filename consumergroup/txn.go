@@ -24,6 +24,9 @@ type Committer interface {
 	Commit(ctx context.Context, meta *sarama.ConsumerGroupMetadata, offsets map[string]map[int32]int64) error
 	// Abort ends the unit with nothing of it visible.
 	Abort() error
+	// Failed is closed once the open unit can no longer commit (a write of it failed): a
+	// commit stops waiting for goka's marks, which will not come.
+	Failed() <-chan struct{}
 }
 
 // DefaultCommitInterval is Config.CommitInterval's default: Kafka Streams' commit interval
@@ -47,6 +50,7 @@ type transaction struct {
 	meta       *sarama.ConsumerGroupMetadata
 	partitions []int32
 	interval   time.Duration
+	drain      time.Duration // bounds a commit's wait for goka's marks
 	log        *slog.Logger
 	stats      *Stats
 	// end ends the session with a cause: sarama's session and goka's partition processors.
@@ -66,7 +70,7 @@ type transaction struct {
 
 func newTransaction(c Committer, meta *sarama.ConsumerGroupMetadata, partitions []int32, interval time.Duration,
 	stats *Stats, log *slog.Logger, end context.CancelCauseFunc) *transaction {
-	t := &transaction{c: c, meta: meta, partitions: partitions, interval: interval, stats: stats, log: log, end: end,
+	t := &transaction{c: c, meta: meta, partitions: partitions, interval: interval, drain: drainTimeout, stats: stats, log: log, end: end,
 		forwarded: map[topicPartition]int64{}, marked: map[topicPartition]int64{}, committed: map[topicPartition]int64{},
 		loopDone: make(chan struct{})}
 	t.cond = sync.NewCond(&t.mu)
@@ -174,8 +178,15 @@ func (t *transaction) commit(ctx context.Context, last bool) error {
 		t.cond.Broadcast()
 		t.mu.Unlock()
 	}()
-	wctx, cancel := context.WithTimeout(ctx, drainTimeout)
+	wctx, cancel := context.WithTimeout(ctx, t.drain)
 	defer cancel()
+	go func() {
+		select {
+		case <-t.c.Failed():
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
 	stop := t.wake(wctx)
 	for !t.caughtUp() && wctx.Err() == nil {
 		t.cond.Wait()
@@ -183,7 +194,12 @@ func (t *transaction) commit(ctx context.Context, last bool) error {
 	stop()
 	if !t.caughtUp() {
 		t.mu.Unlock()
-		return fmt.Errorf("exactly-once commit: %w within %s", errNotDrained, drainTimeout)
+		select {
+		case <-t.c.Failed():
+			return errors.New("exactly-once commit: a write of the transaction failed")
+		default:
+		}
+		return fmt.Errorf("exactly-once commit: %w within %s", errNotDrained, t.drain)
 	}
 	offsets := map[string]map[int32]int64{}
 	for tp, next := range t.marked {
@@ -259,7 +275,7 @@ func (t *transaction) finish() error {
 	err := t.err
 	t.mu.Unlock()
 	if err == nil && t.open {
-		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), t.drain)
 		err = t.commit(ctx, true)
 		cancel()
 		if err == nil {

@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/IBM/sarama"
 
@@ -74,14 +76,38 @@ func TransactionalID(stateDir, group, instanceID string) (string, error) {
 type committer struct {
 	p      atomic.Pointer[producer.Transactional]
 	stores *txnStores
-	// fatal holds an ErrFenced: another process runs with this replica's transactional id, and
-	// restarting would fence it in turn.
+	// fatal holds an ErrFenced met too often to be one replica's own past: another process runs
+	// with this replica's transactional id, and each restart fences it in turn.
 	fatal atomic.Pointer[error]
+
+	mu     sync.Mutex
+	fenced []time.Time
 }
+
+// Fencing is a clash once it happens fencedClash times within fencedWindow. Once alone it is
+// the broker aborting a transaction that outlived its timeout (a replica paused that long):
+// the processor restarts with a new producer epoch.
+const (
+	fencedClash  = 3
+	fencedWindow = 2 * time.Minute
+)
 
 // check notes a fenced producer and returns err.
 func (c *committer) check(err error) error {
-	if errors.Is(err, producer.ErrFenced) {
+	if !errors.Is(err, producer.ErrFenced) {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	recent := c.fenced[:0]
+	for _, at := range c.fenced {
+		if now.Sub(at) < fencedWindow {
+			recent = append(recent, at)
+		}
+	}
+	c.fenced = append(recent, now)
+	if len(c.fenced) >= fencedClash {
 		c.fatal.CompareAndSwap(nil, &err)
 	}
 	return err
@@ -121,6 +147,14 @@ func (c *committer) Commit(_ context.Context, meta *sarama.ConsumerGroupMetadata
 		return c.check(err)
 	}
 	return c.stores.commitAll()
+}
+
+// Failed is the current producer's Failed, or a channel never closed without one.
+func (c *committer) Failed() <-chan struct{} {
+	if p := c.p.Load(); p != nil {
+		return p.Failed()
+	}
+	return nil
 }
 
 func (c *committer) Abort() error {

@@ -34,6 +34,9 @@ type Transactional struct {
 	scheme partition.Scheme
 	id     string
 	done   sync.WaitGroup
+	// failed is closed at the first record that fails: the open transaction cannot commit.
+	failed     chan struct{}
+	failedOnce sync.Once
 
 	mu     sync.Mutex
 	counts map[string]int32 // partitions per topic
@@ -87,7 +90,8 @@ func NewTransactional(kc kafkaconf.Config, cfg *sarama.Config) (*Transactional, 
 			"(transactions need transaction.state.log.replication.factor and min.isr the cluster can meet): %w",
 			cfg.Producer.Transaction.ID, err)
 	}
-	t := &Transactional{p: p, client: client, scheme: kc.Partitioner, id: cfg.Producer.Transaction.ID, counts: map[string]int32{}}
+	t := &Transactional{p: p, client: client, scheme: kc.Partitioner, id: cfg.Producer.Transaction.ID, counts: map[string]int32{},
+		failed: make(chan struct{})}
 	t.done.Add(2)
 	go func() {
 		defer t.done.Done()
@@ -98,11 +102,16 @@ func NewTransactional(kc kafkaconf.Config, cfg *sarama.Config) (*Transactional, 
 	go func() {
 		defer t.done.Done()
 		for e := range p.Errors() {
-			e.Msg.Metadata.(delivered)(nil, fmt.Errorf("produce to %s: %w", e.Msg.Topic, e.Err))
+			t.failedOnce.Do(func() { close(t.failed) })
+			e.Msg.Metadata.(delivered)(nil, fmt.Errorf("produce to %s: %w", e.Msg.Topic, t.wrap("write", e.Err)))
 		}
 	}()
 	return t, nil
 }
+
+// Failed is closed once a record failed: the open transaction can only abort, and the
+// records after it in the processor's partitions will not be written.
+func (t *Transactional) Failed() <-chan struct{} { return t.failed }
 
 // ID returns the transactional id.
 func (t *Transactional) ID() string { return t.id }
@@ -236,7 +245,7 @@ func (t *Transactional) Abort() error {
 }
 
 func (t *Transactional) wrap(what string, err error) error {
-	if errors.Is(err, sarama.ErrProducerFenced) {
+	if errors.Is(err, sarama.ErrProducerFenced) || errors.Is(err, sarama.ErrInvalidProducerEpoch) {
 		return fmt.Errorf("%s: %w (transactional id %s): %w", what, ErrFenced, t.id, err)
 	}
 	return fmt.Errorf("%s (transactional id %s): %w", what, t.id, err)

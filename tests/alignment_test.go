@@ -293,11 +293,22 @@ func TestAlignedIdleScores(t *testing.T) {
 // reach the broker after it.
 func TestAlignedLiveWithKill(t *testing.T) {
 	t.Parallel()
-	const keys = 200
 	j := newJob(t)
+	v := j.liveWithKills(nil, false)
+	assert.Zero(t, v.wrong, "first outputs with a score not valid at their input's time")
+	assert.Zero(t, v.lost, "inputs without an output")
+}
+
+// liveWithKills runs three replicas with flags under live scores and inputs for 45 s. A
+// replica is SIGKILLed after 20 s; with restart, it is started again on its state directory
+// and another one is killed and restarted 10 s later. It returns the verdict on the outputs.
+func (j *job) liveWithKills(flags []string, restart bool) joinVerdict {
+	t := j.t
+	const keys = 200
 	j.createTopics(scalePartitions)
-	flags := []string{"--max-idle", "500ms"}
-	reps := []*proc{j.start(t.TempDir(), flags...), j.start(t.TempDir(), flags...), j.start(t.TempDir(), flags...)}
+	flags = append([]string{"--max-idle", "500ms"}, flags...)
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	reps := []*proc{j.start(dirs[0], flags...), j.start(dirs[1], flags...), j.start(dirs[2], flags...)}
 	waitBalanced(t, scalePartitions, reps...)
 
 	tl := newTimeline()
@@ -342,7 +353,15 @@ func TestAlignedLiveWithKill(t *testing.T) {
 	})
 	time.Sleep(20 * time.Second)
 	reps[1].stop(syscall.SIGKILL)
-	time.Sleep(25 * time.Second)
+	if restart {
+		reps[1] = j.start(dirs[1], flags...)
+		time.Sleep(10 * time.Second)
+		reps[2].stop(syscall.SIGKILL)
+		reps[2] = j.start(dirs[2], flags...)
+		time.Sleep(15 * time.Second)
+	} else {
+		time.Sleep(25 * time.Second)
+	}
 	cancel()
 	wg.Wait()
 	require.Zero(t, produceErrs.Load(), "records that failed to produce")
@@ -351,8 +370,10 @@ func TestAlignedLiveWithKill(t *testing.T) {
 	v := tl.check(got)
 	t.Logf("%d inputs, %d scores: %d first outputs wrong, %d lost, %d duplicates (%d with a score newer than the input: the table had moved on when the input was redelivered)",
 		len(tl.inputs), scoresWritten.Load(), v.wrong, v.lost, v.duplicates, v.wrongDuplicates)
-	assert.Zero(t, v.wrong, "first outputs with a score not valid at their input's time")
-	assert.Zero(t, v.lost, "inputs without an output")
-	require.Equal(t, 0, reps[0].stop(syscall.SIGTERM))
-	require.Equal(t, 0, reps[2].stop(syscall.SIGTERM))
+	for i, p := range reps {
+		if restart || i != 1 {
+			require.Equal(t, 0, p.stop(syscall.SIGTERM))
+		}
+	}
+	return v
 }

@@ -1,19 +1,31 @@
 package tests
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // exactlyOnce are the flags of a replica under exactly-once.
 var exactlyOnce = []string{"--guarantee", "exactly-once"}
 
-// committed reads as read_committed consumers do: what aborted transactions wrote is never seen.
-var committed = kgo.FetchIsolationLevel(kgo.ReadCommitted())
+// eosJob is a job whose test readers read as read_committed consumers do: what an aborted
+// transaction wrote is never seen.
+func eosJob(t *testing.T) *job {
+	j := newJob(t)
+	j.readOpts = []kgo.Opt{kgo.FetchIsolationLevel(kgo.ReadCommitted())}
+	return j
+}
 
 // eosVerdict asserts what exactly-once promises a read_committed reader: every input once,
 // with its key's score.
@@ -26,28 +38,210 @@ func eosVerdict(t *testing.T, c *collector, sent int, scores map[string]int64) {
 	assert.Zero(t, c.wrongScores(scores), "every output has its key's score")
 }
 
+// startBadInputs writes an input that is not JSON every interval: each must reach the DLQ.
+func (j *job) startBadInputs(every time.Duration) *load {
+	return j.startWriting(j.topics.Input, every, func(seq int) (string, []byte) {
+		return fmt.Sprintf("k%d", seq%60), []byte(fmt.Sprintf("not json %d", seq))
+	})
+}
+
+// deadLetters waits for n dead letters, reads on a moment (a duplicate would come after them)
+// and counts each value.
+func (j *job) deadLetters(n int) map[string]int {
+	j.t.Helper()
+	require.Eventually(j.t, func() bool { return len(j.records(j.topics.DLQ(), n, 5*time.Second)) >= n },
+		60*time.Second, 100*time.Millisecond, "%d dead letters", n)
+	seen := map[string]int{}
+	for _, r := range j.records(j.topics.DLQ(), 1<<30, 3*time.Second) {
+		seen[string(r.Value)]++
+	}
+	return seen
+}
+
 // Ten SIGKILLs of a replica under a steady load, each replica restarted on its state
-// directory: a read_committed reader sees every input once, with the right score.
+// directory: a read_committed reader sees every input once, with the right score, and every
+// bad input's dead letter once. The same run at-least-once is the control: it has duplicates.
 func TestExactlyOnceKills(t *testing.T) {
 	t.Parallel()
-	j := newJob(t)
+	for _, tc := range []struct {
+		guarantee string
+		kills     int
+	}{{"exactly-once", 10}, {"at-least-once", 3}} {
+		t.Run(tc.guarantee, func(t *testing.T) {
+			t.Parallel()
+			j := eosJob(t)
+			flags := []string{"--guarantee", tc.guarantee}
+			j.createTopics(scalePartitions)
+			dirs := []string{t.TempDir(), t.TempDir()}
+			reps := []*proc{j.start(dirs[0], flags...), j.start(dirs[1], flags...)}
+			waitBalanced(t, scalePartitions, reps...)
+			j.scoreRound(60, 1000)
+			j.waitChangelog(60)
+			c := j.collect()
+			l := j.startLoad(60, 5*time.Millisecond)
+			bad := j.startBadInputs(100 * time.Millisecond)
+			c.waitProgress(t, 200)
+			for i := 0; i < tc.kills; i++ {
+				victim := i % 2
+				reps[victim].stop(syscall.SIGKILL)
+				reps[victim] = j.start(dirs[victim], flags...)
+				waitBalanced(t, scalePartitions, reps...)
+				c.waitProgress(t, 100)
+			}
+			sent, badSent := l.stop(), bad.stop()
+			if tc.guarantee == "at-least-once" {
+				v := c.wait(t, sent)
+				v.report(t, sent)
+				assert.Positive(t, v.duplicates, "at-least-once repeats outputs after a SIGKILL: the check sees duplicates")
+				return
+			}
+			eosVerdict(t, c, sent, want(60, 1000))
+			letters := j.deadLetters(badSent)
+			assert.Len(t, letters, badSent, "every bad input has a dead letter")
+			for v, n := range letters {
+				assert.Equal(t, 1, n, "dead letter %q appears once", v)
+			}
+			t.Logf("%d kills: %d inputs, %d bad inputs, %d distinct dead letters", tc.kills, sent, badSent, len(letters))
+		})
+	}
+}
+
+// A zombie: a replica SIGSTOPped past its session timeout while the other takes its
+// partitions, then SIGCONTed. Its open transaction cannot commit (its generation is stale), so
+// nothing it wrote becomes visible; it aborts, rejoins, and the outputs stay exact.
+func TestExactlyOnceZombie(t *testing.T) {
+	t.Parallel()
+	j := eosJob(t)
 	j.createTopics(scalePartitions)
-	dirs := []string{t.TempDir(), t.TempDir()}
-	reps := []*proc{j.start(dirs[0], exactlyOnce...), j.start(dirs[1], exactlyOnce...)}
+	reps := []*proc{j.start(t.TempDir(), exactlyOnce...), j.start(t.TempDir(), exactlyOnce...)}
 	waitBalanced(t, scalePartitions, reps...)
 	j.scoreRound(60, 1000)
 	j.waitChangelog(60)
-	c := j.collect(committed)
+	c := j.collect()
 	l := j.startLoad(60, 5*time.Millisecond)
 	c.waitProgress(t, 200)
-	for i := 0; i < 10; i++ {
-		victim := i % 2
-		reps[victim].stop(syscall.SIGKILL)
-		reps[victim] = j.start(dirs[victim], exactlyOnce...)
-		waitBalanced(t, scalePartitions, reps...)
-		c.waitProgress(t, 100)
-		t.Logf("kill %d of replica %d: balanced again", i+1, victim)
-	}
+
+	zombie := reps[1]
+	require.NoError(t, zombie.cmd.Process.Signal(syscall.SIGSTOP))
+	stopped := time.Now()
+	// Past the 6 s session timeout and within the 10 s transaction timeout: the zombie's
+	// transaction is still open when it wakes, and only its generation fences it.
+	waitBalanced(t, scalePartitions, reps[0])
+	c.waitProgress(t, 100)
+	time.Sleep(max(0, 8*time.Second-time.Since(stopped)))
+	require.NoError(t, zombie.cmd.Process.Signal(syscall.SIGCONT))
+	t.Logf("zombie stopped for %s", time.Since(stopped).Round(time.Millisecond))
+	zombie.waitLog(60*time.Second, "exactly-once commit")
+	waitBalanced(t, scalePartitions, reps...)
+	c.waitProgress(t, 200)
+
 	sent := l.stop()
 	eosVerdict(t, c, sent, want(60, 1000))
+	for _, line := range strings.Split(zombie.logs(), "\n") {
+		if strings.Contains(line, "exactly-once commit") {
+			t.Logf("zombie: %s", line)
+			break
+		}
+	}
+}
+
+// Scaling 1 -> 3 -> 1 replicas under load: every input once, with the right score.
+func TestExactlyOnceScale(t *testing.T) {
+	t.Parallel()
+	j := eosJob(t)
+	j.createTopics(scalePartitions)
+	p1 := j.start(t.TempDir(), exactlyOnce...)
+	p1.waitRunning(scalePartitions)
+	j.scoreRound(60, 1000)
+	j.waitChangelog(60)
+	c := j.collect()
+	l := j.startLoad(60, 5*time.Millisecond)
+	c.waitProgress(t, 100)
+	p2 := j.start(t.TempDir(), exactlyOnce...)
+	p3 := j.start(t.TempDir(), exactlyOnce...)
+	waitBalanced(t, scalePartitions, p1, p2, p3)
+	c.waitProgress(t, 200)
+	require.Equal(t, 0, p3.stop(syscall.SIGTERM))
+	require.Equal(t, 0, p2.stop(syscall.SIGTERM))
+	waitBalanced(t, scalePartitions, p1)
+	c.waitProgress(t, 200)
+	sent := l.stop()
+	eosVerdict(t, c, sent, want(60, 1000))
+}
+
+// Live scores and inputs, three replicas, two of them SIGKILLed and restarted: under
+// exactly-once no output at all, first or not, carries a score not valid at its input's time.
+// A replica killed between its LevelDB writes and their commit comes back with a store at its
+// last commit, not ahead of it, or a redone input would meet a score from its own future.
+func TestExactlyOnceLiveJoin(t *testing.T) {
+	t.Parallel()
+	j := eosJob(t)
+	v := j.liveWithKills(exactlyOnce, true)
+	assert.Equal(t, joinVerdict{}, v, "no output wrong, lost or repeated")
+}
+
+// One broker of three SIGKILLed under load and brought back: every input once, with the
+// right score.
+func TestExactlyOnceBrokerKilled(t *testing.T) {
+	t.Parallel()
+	addr, dir := ownCluster(t)
+	j := newJobOn(t, addr)
+	j.readOpts = []kgo.Opt{kgo.FetchIsolationLevel(kgo.ReadCommitted())}
+	j.createTopics(scalePartitions)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		for _, info := range j.describe() {
+			assert.Equal(c, 3, info.Replicas, "topic %s has replication 3", info.Name)
+		}
+	}, 30*time.Second, 200*time.Millisecond)
+	p := j.start(t.TempDir(), exactlyOnce...)
+	p.waitRunning(scalePartitions)
+	j.scoreRound(60, 1000)
+	j.waitChangelog(60)
+	c := j.collect()
+	l := j.startLoad(60, 5*time.Millisecond)
+	c.waitProgress(t, 200)
+
+	node := filepath.Join(dir, "node2")
+	pid, err := os.ReadFile(filepath.Join(node, "kafka.pid"))
+	require.NoError(t, err)
+	require.NoError(t, exec.Command("kill", "-KILL", strings.TrimSpace(string(pid))).Run())
+	killed := time.Now()
+	c.waitProgress(t, 300)
+	t.Logf("outputs flowing again with two brokers %s after the kill", time.Since(killed).Round(time.Millisecond))
+	kafkaScript(t, "restart", node)
+	c.waitProgress(t, 300)
+
+	sent := l.stop()
+	eosVerdict(t, c, sent, want(60, 1000))
+	assert.True(t, p.running())
+	t.Logf("processor restarts during the broker kill: %d", strings.Count(p.logs(), "processor failed"))
+}
+
+// Two replicas with one --instance-id share a transactional id: each start fences the other.
+// One of them stops with a line naming the clash instead of fencing the other for good.
+func TestExactlyOnceTransactionalIDClash(t *testing.T) {
+	t.Parallel()
+	j := eosJob(t)
+	j.createTopics(scalePartitions)
+	flags := append([]string{"--instance-id", "twin"}, exactlyOnce...)
+	a := j.start(t.TempDir(), flags...)
+	a.waitRunning(scalePartitions)
+	j.scoreRound(60, 1000)
+	b := j.start(t.TempDir(), flags...)
+	l := j.startLoad(60, 5*time.Millisecond)
+	defer l.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var clashed *proc
+	for clashed == nil && ctx.Err() == nil {
+		for _, p := range []*proc{a, b} {
+			if !p.running() {
+				clashed = p
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	require.NotNil(t, clashed, "neither replica stopped on the clash")
+	assert.Equal(t, 1, clashed.exited(time.Second))
+	assert.Contains(t, clashed.logs(), "another process runs with this replica's transactional id")
 }

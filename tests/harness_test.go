@@ -97,7 +97,9 @@ type job struct {
 	// flags and env are added to every enricher command of the job (security settings).
 	flags  []string
 	env    []string
-	topics topology.Topics
+	// readOpts are added to the test's readers of the job's topics (read_committed).
+	readOpts []kgo.Opt
+	topics   topology.Topics
 	kc     kafkaconf.Config
 	adm    *kadm.Client
 	cl     *kgo.Client
@@ -215,7 +217,7 @@ func (j *job) waitChangelog(n int64) {
 // records reads a topic from the start until it has n records or the timeout passes.
 func (j *job) records(topic string, n int, timeout time.Duration) []*kgo.Record {
 	j.t.Helper()
-	cl, err := j.kc.Client(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := j.kc.Client(append([]kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, j.readOpts...)...)
 	require.NoError(j.t, err)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)

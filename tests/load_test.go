@@ -105,10 +105,9 @@ type collector struct {
 	done   chan struct{}
 }
 
-// collect starts a collector; opts (an isolation level) come after its own.
-func (j *job) collect(opts ...kgo.Opt) *collector {
+func (j *job) collect() *collector {
 	j.t.Helper()
-	cl, err := j.kc.Client(append([]kgo.Opt{kgo.ConsumeTopics(j.topics.Output), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
+	cl, err := j.kc.Client(append([]kgo.Opt{kgo.ConsumeTopics(j.topics.Output), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, j.readOpts...)...)
 	require.NoError(j.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &collector{cancel: cancel, done: make(chan struct{})}

@@ -29,7 +29,7 @@ import org.apache.kafka.streams.processor.StateRestoreListener;
  * {"key","message","score"}, score -1 while the key has none.
  *
  * <pre>
- * KStreamsPeer --brokers B --input I --scores S --output O --app-id A --state-dir D [--threads N]
+ * KStreamsPeer --brokers B --input I --scores S --output O --app-id A --state-dir D [--threads N] [--guarantee at_least_once|exactly_once_v2]
  * </pre>
  */
 public final class KStreamsPeer {
@@ -54,6 +54,8 @@ public final class KStreamsPeer {
     props.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
     props.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
     props.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");
+    // at_least_once (Kafka Streams' default) or exactly_once_v2, whose commit interval is 100 ms.
+    props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, args.getOrDefault("guarantee", StreamsConfig.AT_LEAST_ONCE));
 
     KafkaStreams streams = new KafkaStreams(builder.build(), props);
     CountDownLatch stopped = new CountDownLatch(1);

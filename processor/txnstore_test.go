@@ -1,0 +1,94 @@
+package processor
+
+import (
+	"testing"
+
+	"github.com/lovoo/goka/storage"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/syndtr/goleveldb/leveldb"
+)
+
+// openTxnStore returns a recovered txnStore of partition 2 over a fresh LevelDB store, and that
+// store's database; owned says whether the session owns the partition.
+func openTxnStore(t *testing.T, owned bool) (*txnStore, *leveldb.DB) {
+	t.Helper()
+	db, err := leveldb.OpenFile(t.TempDir(), nil)
+	require.NoError(t, err)
+	st, err := storage.New(db)
+	require.NoError(t, err)
+	reg := newTxnStores()
+	if owned {
+		reg.own([]int32{2})
+	}
+	s := reg.wrap(st, db, 2)
+	require.NoError(t, s.Set("before", []byte("restored"))) // recovery writes go straight through
+	require.NoError(t, s.MarkRecovered())
+	t.Cleanup(func() { _ = s.Close() })
+	return s, db
+}
+
+func dbValue(t *testing.T, db *leveldb.DB, key string) string {
+	t.Helper()
+	v, err := db.Get([]byte(key), nil)
+	if err == leveldb.ErrNotFound {
+		return "<none>"
+	}
+	require.NoError(t, err)
+	return string(v)
+}
+
+func TestTxnStoreHoldsWritesUntilCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func(*txnStore) error
+		want map[string]string // in LevelDB after the unit ended
+	}{
+		{"commit", (*txnStore).commit, map[string]string{"before": "<none>", "k": "v2", offsetKey: "42"}},
+		{"abort", func(s *txnStore) error { s.discard(); return nil }, map[string]string{"before": "restored", "k": "<none>", offsetKey: "<none>"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, db := openTxnStore(t, true)
+			require.NoError(t, s.Set("k", []byte("v1")))
+			require.NoError(t, s.Set("k", []byte("v2")))
+			require.NoError(t, s.Delete("before"))
+			require.NoError(t, s.SetOffset(41))
+			require.NoError(t, s.SetOffset(42))
+
+			// The callbacks see the unit's writes; LevelDB does not yet.
+			v, err := s.Get("k")
+			require.NoError(t, err)
+			assert.Equal(t, "v2", string(v))
+			has, err := s.Has("before")
+			require.NoError(t, err)
+			assert.False(t, has)
+			assert.Equal(t, "<none>", dbValue(t, db, "k"))
+			assert.Equal(t, "restored", dbValue(t, db, "before"))
+
+			require.NoError(t, tc.end(s))
+			for k, want := range tc.want {
+				assert.Equal(t, want, dbValue(t, db, k), "key %s", k)
+			}
+		})
+	}
+}
+
+// A partition the session does not own (a hot-standby copy) applies committed changelog
+// records: its writes go straight to LevelDB, and commits do not touch it.
+func TestTxnStoreOfPartitionNotOwnedWritesThrough(t *testing.T) {
+	s, db := openTxnStore(t, false)
+	require.NoError(t, s.Set("k", []byte("v")))
+	assert.Equal(t, "v", dbValue(t, db, "k"))
+	s.reg.discardAll()
+	assert.Equal(t, "v", dbValue(t, db, "k"))
+}
+
+// A store released (kept open for a next session, or closed) leaves the transactions: a later
+// commit does not write what it still held.
+func TestTxnStoreReleased(t *testing.T) {
+	s, db := openTxnStore(t, true)
+	require.NoError(t, s.Set("k", []byte("v")))
+	s.release()
+	require.NoError(t, s.reg.commitAll())
+	assert.Equal(t, "<none>", dbValue(t, db, "k"))
+}
