@@ -68,6 +68,30 @@ func Offsets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]Bou
 	return out, nil
 }
 
+// StableEnds returns every partition's last stable offset: below it every record's
+// transaction has committed or aborted; a topic written without transactions has it at its end.
+func StableEnds(ctx context.Context, adm *kadm.Client, topic string) (map[int32]int64, error) {
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("stable offsets of %s: %w", topic, err)
+	}
+	out := map[int32]int64{}
+	var ferr error
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil && ferr == nil {
+			ferr = fmt.Errorf("stable offset of %s/%d: %w", topic, o.Partition, o.Err)
+		}
+		out[o.Partition] = o.Offset
+	})
+	if ferr != nil {
+		return nil, ferr
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("topic %s has no partitions (does it exist?)", topic)
+	}
+	return out, nil
+}
+
 // Progress observes a read: how many of the offsets to read it is through, and how many there
 // are in all. Compaction leaves gaps in a changelog's offsets, so fewer records than that are
 // read; read reaches total when the read is complete.

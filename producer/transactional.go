@@ -14,6 +14,7 @@ import (
 
 	"github.com/enricher/enricher/kafkaconf"
 	"github.com/enricher/enricher/partition"
+	"github.com/enricher/enricher/topology"
 )
 
 // ErrFenced means another producer started with this producer's transactional id: two
@@ -216,9 +217,10 @@ func (t *Transactional) Begin() error {
 func (t *Transactional) Commit(offsets map[string]map[int32]int64, meta *sarama.ConsumerGroupMetadata) error {
 	if len(offsets) > 0 {
 		add := make(map[string][]*sarama.PartitionOffsetMetadata, len(offsets))
+		mark := topology.TransactionalCommitMetadata
 		for topic, ps := range offsets {
 			for p, off := range ps {
-				add[topic] = append(add[topic], &sarama.PartitionOffsetMetadata{Partition: p, Offset: off})
+				add[topic] = append(add[topic], &sarama.PartitionOffsetMetadata{Partition: p, Offset: off, Metadata: &mark})
 			}
 		}
 		if err := t.p.AddOffsetsToTxnWithGroupMetadata(add, meta); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -38,12 +39,23 @@ func Create(ctx context.Context, c Cluster, topics topology.Topics, toolVersion 
 		return nil, err
 	}
 	// Committed offsets first, then the changelog's ends: every committed input's table writes
-	// are then inside the cut.
-	committed, err := committedOffsets(ctx, c.Admin, topics.Group, topics.Input, topics.Scores)
+	// are then inside the cut. A group that commits in transactions (exactly-once) is cut at
+	// its committed transactions instead, exactly, while it runs.
+	committed, transactional, err := committedOffsets(ctx, c.Admin, topics.Group, topics.Input, topics.Scores)
 	if err != nil {
 		return nil, err
 	}
-	bounds, err := changelog.Offsets(ctx, c.Admin, topics.Table())
+	var ends map[int32]int64
+	if transactional {
+		committed, ends, err = transactionCut(ctx, c.Admin, topics)
+	} else {
+		var bounds map[int32]changelog.Bounds
+		bounds, err = changelog.Offsets(ctx, c.Admin, topics.Table())
+		ends = map[int32]int64{}
+		for p, b := range bounds {
+			ends[p] = b.End
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +66,7 @@ func Create(ctx context.Context, c Cluster, topics topology.Topics, toolVersion 
 	n := layout.Partitions
 	sp := &Savepoint{
 		Format: FormatVersion, ToolVersion: toolVersion, Created: time.Now().UTC(), Group: topics.Group,
-		Exact: membersBefore == 0 && membersAfter == 0, Partitions: n,
+		Exact: transactional || membersBefore == 0 && membersAfter == 0, Transactional: transactional, Partitions: n,
 		Input:  Topic{Name: topics.Input, Offsets: make([]int64, n)},
 		Scores: Topic{Name: topics.Scores, Offsets: make([]int64, n)},
 		Table:  Topic{Name: topics.Table(), Offsets: make([]int64, n)},
@@ -62,7 +74,7 @@ func Create(ctx context.Context, c Cluster, topics topology.Topics, toolVersion 
 	for p := int32(0); p < n; p++ {
 		sp.Input.Offsets[p] = committed[topics.Input][p]
 		sp.Scores.Offsets[p] = committed[topics.Scores][p]
-		sp.Table.Offsets[p] = bounds[p].End
+		sp.Table.Offsets[p] = ends[p]
 	}
 	return sp, sp.Validate()
 }
@@ -173,7 +185,7 @@ func Restore(ctx context.Context, c Cluster, sp *Savepoint, target topology.Topi
 
 // checkFresh refuses a new version whose group already has offsets or a table, unless force.
 func checkFresh(ctx context.Context, c Cluster, sp *Savepoint, target topology.Topics, force bool) error {
-	committed, err := committedOffsets(ctx, c.Admin, target.Group, target.Input, target.Scores)
+	committed, _, err := committedOffsets(ctx, c.Admin, target.Group, target.Input, target.Scores)
 	if err != nil {
 		return err
 	}
@@ -257,26 +269,71 @@ func membersOnce(ctx context.Context, adm *kadm.Client, group string) (int, erro
 }
 
 // committedOffsets returns group's committed offset per topic and partition, NoOffset where
-// there is none.
-func committedOffsets(ctx context.Context, adm *kadm.Client, group string, topics ...string) (map[string]map[int32]int64, error) {
-	return whileCoordinatorStarts(ctx, func() (map[string]map[int32]int64, error) {
-		return committedOffsetsOnce(ctx, adm, group, topics...)
+// there is none, and whether every commit was made by an exactly-once transaction.
+func committedOffsets(ctx context.Context, adm *kadm.Client, group string, topics ...string) (map[string]map[int32]int64, bool, error) {
+	type result struct {
+		offsets       map[string]map[int32]int64
+		transactional bool
+	}
+	r, err := whileCoordinatorStarts(ctx, func() (result, error) {
+		o, tx, err := committedOffsetsOnce(ctx, adm, group, topics...)
+		return result{o, tx}, err
 	})
+	return r.offsets, r.transactional, err
 }
 
-func committedOffsetsOnce(ctx context.Context, adm *kadm.Client, group string, topics ...string) (map[string]map[int32]int64, error) {
+// transactionCut returns the group's committed offsets and the changelog's stable ends at one
+// point between two transactions: the ends read before and after the offsets are the same, so
+// no transaction committed table writes in between, and the changelog read committed up to
+// the ends holds exactly the table writes of the inputs and scores before the offsets.
+func transactionCut(ctx context.Context, adm *kadm.Client, topics topology.Topics) (map[string]map[int32]int64, map[int32]int64, error) {
+	for attempt := 0; ; attempt++ {
+		before, err := changelog.StableEnds(ctx, adm, topics.Table())
+		if err != nil {
+			return nil, nil, err
+		}
+		// require_stable: offsets a transaction is committing are waited for, not read stale.
+		committed, _, err := committedOffsets(kadm.RequireStable(ctx), adm, topics.Group, topics.Input, topics.Scores)
+		if err != nil {
+			return nil, nil, err
+		}
+		after, err := changelog.StableEnds(ctx, adm, topics.Table())
+		if err != nil {
+			return nil, nil, err
+		}
+		if maps.Equal(before, after) {
+			return committed, after, nil
+		}
+		if attempt == transactionCutAttempts {
+			return nil, nil, fmt.Errorf("no point between two transactions of group %q in %d attempts: "+
+				"the changelog moved every time the offsets were read", topics.Group, attempt+1)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(time.Duration(attempt%5+1) * 7 * time.Millisecond):
+		}
+	}
+}
+
+// transactionCutAttempts bounds the tries to read offsets between two transactions; at 100 ms
+// commit intervals the window between two commits is most of the interval.
+const transactionCutAttempts = 100
+
+func committedOffsetsOnce(ctx context.Context, adm *kadm.Client, group string, topics ...string) (map[string]map[int32]int64, bool, error) {
 	resp, err := adm.FetchOffsetsForTopics(ctx, group, topics...)
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		err, resp = nil, nil // a group that never committed: some brokers say so with an error
 	}
 	if err != nil {
-		return nil, fmt.Errorf("fetch committed offsets of group %q: %w", group, err)
+		return nil, false, fmt.Errorf("fetch committed offsets of group %q: %w", group, err)
 	}
 	out := map[string]map[int32]int64{}
 	for _, t := range topics {
 		out[t] = map[int32]int64{}
 	}
 	var ferr error
+	commits, transactional := 0, 0
 	resp.Each(func(o kadm.OffsetResponse) {
 		if o.Err != nil && ferr == nil {
 			ferr = fmt.Errorf("committed offset of %s/%d: %w", o.Topic, o.Partition, o.Err)
@@ -284,19 +341,24 @@ func committedOffsetsOnce(ctx context.Context, adm *kadm.Client, group string, t
 		at := o.At
 		if at < 0 {
 			at = NoOffset
+		} else {
+			commits++
+			if o.Metadata == topology.TransactionalCommitMetadata {
+				transactional++
+			}
 		}
 		if m, ok := out[o.Topic]; ok {
 			m[o.Partition] = at
 		}
 	})
 	if ferr != nil {
-		return nil, ferr
+		return nil, false, ferr
 	}
 	// Partitions without an entry have no commit.
 	for _, t := range topics {
 		n, err := topology.PartitionCount(ctx, adm, t)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		for p := int32(0); p < n; p++ {
 			if _, ok := out[t][p]; !ok {
@@ -304,7 +366,7 @@ func committedOffsetsOnce(ctx context.Context, adm *kadm.Client, group string, t
 			}
 		}
 	}
-	return out, nil
+	return out, commits > 0 && transactional == commits, nil
 }
 
 // coordinatorWait bounds how long a call waits for the group coordinator to come up.

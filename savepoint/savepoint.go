@@ -29,13 +29,17 @@ type Savepoint struct {
 	ToolVersion string    `json:"tool_version"`
 	Created     time.Time `json:"created"`
 	Group       string    `json:"group"`
-	// Exact is true when the group had no live members: nothing moved while it was taken.
-	Exact      bool   `json:"exact"`
-	Partitions int32  `json:"partitions"`
-	Input      Topic  `json:"input"`
-	Scores     Topic  `json:"scores"`
-	Table      Topic  `json:"table"`
-	Note       string `json:"note,omitempty"`
+	// Exact is true when the cut is exact: the group had no live members, so nothing moved
+	// while it was taken, or it commits in transactions (Transactional).
+	Exact bool `json:"exact"`
+	// Transactional is true when the group commits its offsets and table writes in exactly-once
+	// transactions: the cut lies between two of them, and the table offsets are stable offsets.
+	Transactional bool   `json:"transactional,omitempty"`
+	Partitions    int32  `json:"partitions"`
+	Input         Topic  `json:"input"`
+	Scores        Topic  `json:"scores"`
+	Table         Topic  `json:"table"`
+	Note          string `json:"note,omitempty"`
 }
 
 // Topic is one topic and an offset per partition: committed offsets for input and scores
@@ -123,7 +127,10 @@ func (sp *Savepoint) Encode(w io.Writer) error {
 // Summary writes a readable summary.
 func (sp *Savepoint) Summary(w io.Writer) error {
 	kind := "at-least-once cut (replicas were running)"
-	if sp.Exact {
+	switch {
+	case sp.Transactional:
+		kind = "exact (a cut between two exactly-once transactions)"
+	case sp.Exact:
 		kind = "exact (no replica was running)"
 	}
 	fmt.Fprintf(w, "savepoint of group %q, taken %s by enricher %s\n", sp.Group, sp.Created.UTC().Format(time.RFC3339), sp.ToolVersion)

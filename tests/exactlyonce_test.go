@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/enricher/enricher/changelog"
+	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/savepoint"
 )
 
 // exactlyOnce are the flags of a replica under exactly-once.
@@ -244,4 +249,74 @@ func TestExactlyOnceTransactionalIDClash(t *testing.T) {
 	require.NotNil(t, clashed, "neither replica stopped on the clash")
 	assert.Equal(t, 1, clashed.exited(time.Second))
 	assert.Contains(t, clashed.logs(), "another process runs with this replica's transactional id")
+}
+
+// Savepoints of a group that runs under exactly-once while scores and inputs stream in are
+// exact: the changelog up to the savepoint's table offsets holds exactly the latest score of
+// each key among the scores before its committed scores offsets.
+func TestExactlyOnceSavepointWhileRunning(t *testing.T) {
+	t.Parallel()
+	j := eosJob(t)
+	j.createTopics(scalePartitions)
+	reps := []*proc{j.start(t.TempDir(), exactlyOnce...), j.start(t.TempDir(), exactlyOnce...)}
+	waitBalanced(t, scalePartitions, reps...)
+	scores := j.startScores(100, 3*time.Millisecond)
+	l := j.startLoad(100, 5*time.Millisecond)
+	defer l.stop()
+	defer scores.stop()
+	c := j.collect()
+	c.waitProgress(t, 300)
+	for i := 0; i < 3; i++ {
+		path := filepath.Join(t.TempDir(), "sp.json")
+		j.savepoint(path)
+		f, err := os.Open(path)
+		require.NoError(t, err)
+		sp, err := savepoint.Parse(f)
+		require.NoError(t, f.Close())
+		require.NoError(t, err)
+		assert.True(t, sp.Transactional, "the savepoint sees the group commits in transactions")
+		assert.True(t, sp.Exact)
+
+		want := map[string]int64{}
+		for p, until := range sp.Scores.Offsets {
+			if until <= 0 {
+				continue
+			}
+			for _, r := range j.partitionRecords(j.topics.Scores, int32(p), until) {
+				var s codecs.Score
+				require.NoError(t, json.Unmarshal(r.Value, &s))
+				want[s.Key] = s.Score
+			}
+		}
+		table, err := changelog.Read(context.Background(), j.kc, j.adm, j.topics.Table(), sp.Until(), nil)
+		require.NoError(t, err)
+		got := map[string]int64{}
+		for _, part := range table {
+			for k, v := range part {
+				var s codecs.Score
+				require.NoError(t, json.Unmarshal(v, &s))
+				got[k] = s.Score
+			}
+		}
+		require.NotEmpty(t, want)
+		assert.Equal(t, want, got, "savepoint %d: the table at the cut is the scores before the cut", i)
+		c.waitProgress(t, 100)
+	}
+}
+
+// partitionRecords reads one partition of topic from its start up to, not including, until.
+func (j *job) partitionRecords(topic string, partition int32, until int64) []*kgo.Record {
+	j.t.Helper()
+	var out []*kgo.Record
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(j.t, changelog.ReadPartition(ctx, j.kc, topic, partition, 0, until, func(rs []*kgo.Record) error {
+		for _, r := range rs {
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+		}
+		return nil
+	}))
+	return out
 }

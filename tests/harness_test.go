@@ -95,14 +95,14 @@ type job struct {
 	t       *testing.T
 	brokers string
 	// flags and env are added to every enricher command of the job (security settings).
-	flags  []string
-	env    []string
+	flags []string
+	env   []string
 	// readOpts are added to the test's readers of the job's topics (read_committed).
 	readOpts []kgo.Opt
 	topics   topology.Topics
-	kc     kafkaconf.Config
-	adm    *kadm.Client
-	cl     *kgo.Client
+	kc       kafkaconf.Config
+	adm      *kadm.Client
+	cl       *kgo.Client
 }
 
 func newJob(t *testing.T) *job {

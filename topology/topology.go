@@ -42,6 +42,11 @@ func (t Topics) Table() string { return string(goka.GroupTable(goka.Group(t.Grou
 // DLQ is the dead-letter topic: "<group>-dlq".
 func (t Topics) DLQ() string { return t.Group + "-dlq" }
 
+// TransactionalCommitMetadata is the metadata of every offset the job commits under
+// exactly-once: a savepoint reads it to know that the group's offsets and its changelog move
+// together, in transactions.
+const TransactionalCommitMetadata = "enricher:exactly-once"
+
 // Validate reports a missing or clashing name.
 func (t Topics) Validate() error {
 	names := map[string]string{"group": t.Group, "input": t.Input, "scores": t.Scores, "output": t.Output}
