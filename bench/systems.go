@@ -46,8 +46,12 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 	}
 	var out []system
 	for _, id := range ids {
-		if rev, ok := strings.CutPrefix(id, "enricher@"); ok {
-			sys, err := enricherAt(ctx, id, rev, work, enricherArgs)
+		if variant, rev, ok := strings.Cut(id, "@"); ok {
+			v, known := enricherVariants[variant]
+			if !known {
+				return nil, fmt.Errorf("unknown system %q: only enricher and its variants build at a revision", id)
+			}
+			sys, err := enricherAt(ctx, id, rev, work, append(v.flags, enricherArgs...))
 			if err != nil {
 				return nil, err
 			}
@@ -108,7 +112,7 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 				},
 				note: "Flink: a local MiniCluster in one JVM; its state lives in Flink checkpoints, not in a Kafka changelog, and it rescales by restarting from a savepoint, not by adding a replica"})
 		default:
-			return nil, fmt.Errorf("unknown system %q (want enricher, enricher-unaligned, enricher-asof, enricher-eos, enricher@REV, loop, kstreams, kstreams-eos, flink)", id)
+			return nil, fmt.Errorf("unknown system %q (want enricher, enricher-unaligned, enricher-asof, enricher-eos, enricher@REV or VARIANT@REV, loop, kstreams, kstreams-eos, flink)", id)
 		}
 	}
 	return out, nil

@@ -214,7 +214,12 @@ func (t *transaction) commit(ctx context.Context, last bool) error {
 	t.mu.Unlock()
 
 	t.open = false
-	if err := t.c.Commit(ctx, t.meta, offsets); err != nil {
+	// Not cut short by the session's end: a rebalance that begins leaves the generation valid
+	// until this member rejoins, so the commit may still go through, and the broker, not a
+	// cancelled request, says whether it did.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), t.drain)
+	defer ccancel()
+	if err := t.c.Commit(cctx, t.meta, offsets); err != nil {
 		if t.stats != nil {
 			t.stats.CommitsFailed.Add(1)
 		}
@@ -248,9 +253,6 @@ func (t *transaction) run(ctx context.Context) {
 		case <-tick.C:
 		}
 		if err := t.commit(ctx, false); err != nil {
-			if ctx.Err() != nil {
-				return // the session ended under the commit: the last commit decides
-			}
 			t.fail(err)
 			return
 		}
@@ -281,7 +283,9 @@ func (t *transaction) finish() error {
 		if err == nil {
 			return nil
 		}
-		t.log.Warn("last commit of the session failed: aborting its transaction", "generation", t.meta.GenerationID, "error", err.Error())
+	}
+	if err != nil {
+		t.log.Warn("exactly-once commit failed: aborting the session's transaction", "generation", t.meta.GenerationID, "error", err.Error())
 	}
 	if aerr := t.c.Abort(); aerr != nil {
 		return errors.Join(err, aerr)

@@ -137,12 +137,12 @@ func (c *committer) Begin(partitions []int32) error {
 	return c.check(p.Begin())
 }
 
-func (c *committer) Commit(_ context.Context, meta *sarama.ConsumerGroupMetadata, offsets map[string]map[int32]int64) error {
+func (c *committer) Commit(ctx context.Context, meta *sarama.ConsumerGroupMetadata, offsets map[string]map[int32]int64) error {
 	p, err := c.producer()
 	if err != nil {
 		return err
 	}
-	if err := p.Commit(offsets, meta); err != nil {
+	if err := p.Commit(ctx, offsets, meta); err != nil {
 		c.stores.discardAll()
 		return c.check(err)
 	}
@@ -163,5 +163,10 @@ func (c *committer) Abort() error {
 	if err != nil {
 		return err
 	}
-	return c.check(p.Abort())
+	ctx, cancel := context.WithTimeout(context.Background(), abortTimeout)
+	defer cancel()
+	return c.check(p.Abort(ctx))
 }
+
+// abortTimeout bounds an abort: it waits for the records in flight to be answered.
+const abortTimeout = 30 * time.Second

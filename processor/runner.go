@@ -305,11 +305,9 @@ func (r *Runner) buildProducer(_ []string, clientID string, _ func() hash.Hash32
 	kc := r.cfg.Kafka
 	kc.ClientID = clientID
 	if r.commit != nil {
-		cfg, err := producer.TransactionalConfig(kc, r.cfg.TransactionalID, r.cfg.TransactionTimeout)
-		if err != nil {
-			return nil, err
-		}
-		p, err := producer.NewTransactional(kc, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ConnectTimeout)
+		defer cancel()
+		p, err := producer.NewTransactional(ctx, kc, r.cfg.TransactionalID, r.cfg.TransactionTimeout)
 		if err != nil {
 			return nil, err
 		}
@@ -335,16 +333,12 @@ func (r *Runner) checkTransactions(ctx context.Context) error {
 		}
 		r.cfg.TransactionalID = id
 	}
-	cfg, err := producer.TransactionalConfig(r.cfg.Kafka, r.cfg.TransactionalID, r.cfg.TransactionTimeout)
-	if err != nil {
-		return err
-	}
 	// A fresh cluster creates its transaction state topic on the first transactional id, and
 	// answers COORDINATOR_NOT_AVAILABLE meanwhile; a cluster that cannot create it never stops.
 	deadline := time.Now().Add(min(r.cfg.ConnectTimeout, 30*time.Second))
 	for {
 		cctx, cancel := context.WithDeadline(ctx, deadline)
-		err := producer.InitCheck(cctx, r.cfg.Kafka, cfg)
+		err := producer.InitCheck(cctx, r.cfg.Kafka, r.cfg.TransactionalID, r.cfg.TransactionTimeout)
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			return nil

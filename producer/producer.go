@@ -24,6 +24,8 @@ var ErrClosed = errors.New("producer closed")
 type Producer struct {
 	cl           *kgo.Client
 	flushTimeout time.Duration
+	// onError, if set, is called when a record fails (Transactional: its transaction is lost).
+	onError func()
 }
 
 var _ goka.Producer = (*Producer)(nil)
@@ -64,7 +66,7 @@ func (p *Producer) EmitWithHeaders(topic, key string, value []byte, headers goka
 	}
 	p.cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
 		if err != nil {
-			finish(nil, produceError(r, err))
+			finish(nil, p.produceError(r, err))
 			return
 		}
 		finish(&sarama.ProducerMessage{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp}, nil)
@@ -77,13 +79,16 @@ func (p *Producer) EmitWithHeaders(topic, key string, value []byte, headers goka
 func (p *Producer) Produce(r *kgo.Record, done func(error)) {
 	p.cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
 		if err != nil {
-			err = produceError(r, err)
+			err = p.produceError(r, err)
 		}
 		done(err)
 	})
 }
 
-func produceError(r *kgo.Record, err error) error {
+func (p *Producer) produceError(r *kgo.Record, err error) error {
+	if p.onError != nil {
+		p.onError()
+	}
 	if errors.Is(err, kgo.ErrClientClosed) {
 		err = ErrClosed
 	}

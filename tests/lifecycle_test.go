@@ -110,7 +110,7 @@ func TestSavepointRestoreAsNewVersion(t *testing.T) {
 	assert.Equal(t, want(30, 0), j.dump(next.Group), "the new group's table is v1")
 	code, stdout, stderr = j.enricher("", "table", "get", "k7", "--brokers", brokers, "--group", next.Group, "--log-level", "warn")
 	require.Equal(t, 0, code, stderr)
-	assert.JSONEq(t, `{"key":"k7","score":7}`, stdout, "a goka view of the new table")
+	assert.JSONEq(t, `{"key":"k7","score":7}`, stdout, "the new table, read from its changelog")
 
 	nextArgs := []string{"--group", next.Group, "--output", next.Output}
 	p2 := j.start(t.TempDir(), nextArgs...)

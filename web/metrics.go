@@ -74,6 +74,11 @@ func newMetrics(stats *processor.Stats, current func() *goka.Processor) *metrics
 		counter("enricher_processor_restarts_total", "Processors rebuilt after a failure.", stats.Restarts.Load),
 		counter("enricher_asof_outside_history_total", "Inputs of the as-of join stamped before their key's kept history (they got -1).", stats.AsOfOutsideHistory.Load),
 		counter("enricher_consumer_group_sessions_total", "Consumer-group sessions that ended in a rebalance.", stats.Alignment.Sessions.Load),
+		counter("enricher_transactions_committed_total", "Exactly-once transactions committed.", stats.Alignment.Commits.Load),
+		counter("enricher_transactions_failed_total", "Exactly-once transactions whose commit failed (they were aborted).", stats.Alignment.CommitsFailed.Load),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "enricher_transaction_commit_seconds_total",
+			Help: "Time exactly-once commits held records back, waiting for goka's marks and the broker."},
+			func() float64 { return time.Duration(stats.Alignment.CommitNanos.Load()).Seconds() }),
 		latency,
 		m,
 	)

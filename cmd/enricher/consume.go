@@ -54,7 +54,9 @@ func cmdConsume(ctx context.Context, env *environment, args []string) error {
 	if fromEnd {
 		start = kgo.NewOffset().AtEnd()
 	}
-	cl, err := kc.Client(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(start))
+	// Read committed: an exactly-once job's outputs show once their transaction commits, and
+	// those of aborted transactions never; a topic written without transactions reads the same.
+	cl, err := kc.Client(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(start), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ var commands = []command{
 	{"topics", "create or describe the job's topics: enricher topics create|describe", cmdTopics},
 	{"savepoint", "record, show or restore a savepoint: enricher savepoint create|show|restore", cmdSavepoint},
 	{"replay", "read the changelog: dump the table, or rebuild local stores offline", cmdReplay},
-	{"table", "read the table through a goka view: enricher table get KEY|dump", cmdTable},
+	{"table", "read the table from its changelog: enricher table get KEY|dump", cmdTable},
 	{"dlq", "show dead letters with their reasons, or redrive them: enricher dlq list|redrive", cmdDLQ},
 	{"version", "print the version", cmdVersion},
 }

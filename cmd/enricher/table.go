@@ -3,22 +3,24 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/enricher/enricher/changelog"
 	"github.com/enricher/enricher/codecs"
-	"github.com/enricher/enricher/processor"
-	"github.com/enricher/enricher/topology"
 )
 
 func cmdTable(ctx context.Context, env *environment, args []string) error {
 	var jf jobFlags
 	var logs logFlags
 	var timeout time.Duration
-	fs := newFlags("table", "table get KEY | table dump  (through a goka view of the table)", env.stderr)
+	fs := newFlags("table", "table get KEY | table dump  (the table's committed records, read from its changelog)", env.stderr)
 	jf.register(fs)
 	logs.register(fs)
-	fs.DurationVar(&timeout, "timeout", 2*time.Minute, "how long the view may take to recover the table")
+	fs.DurationVar(&timeout, "timeout", 2*time.Minute, "how long reading the table may take")
 	action, rest, err := subcommand(fs, args, "get", "dump")
 	if err != nil {
 		return err
@@ -35,8 +37,7 @@ func cmdTable(ctx context.Context, env *environment, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	log, err := logs.logger(env.stderr)
-	if err != nil {
+	if _, err := logs.logger(env.stderr); err != nil {
 		return err
 	}
 	kc, topics, err := jf.resolve()
@@ -47,58 +48,49 @@ func cmdTable(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	partitions, err := topology.PartitionCount(ctx, adm, topics.Table())
-	adm.Close()
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	bounds, err := changelog.Offsets(ctx, adm, topics.Table())
 	if err != nil {
 		return err
 	}
-	view, err := processor.NewTableView(kc, topics, partitions, log)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- view.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	select {
-	case <-view.WaitRunning():
-	case err := <-done:
-		return fmt.Errorf("table view stopped: %w", err)
-	case <-time.After(timeout):
-		return fmt.Errorf("table view did not recover %s within %s", topics.Table(), timeout)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-
-	enc := json.NewEncoder(env.stdout)
 	if action == "get" {
-		v, err := view.Get(key)
+		// The key's partition by the configured scheme: where the processor looks it up.
+		p := kc.Partitioner.Partition([]byte(key), int32(len(bounds)))
+		b := bounds[p]
+		var value []byte
+		err := changelog.ReadPartition(ctx, kc, topics.Table(), p, b.Start, b.End, func(rs []*kgo.Record) error {
+			for _, r := range rs {
+				if !r.Attrs.IsControl() && string(r.Key) == key {
+					value = r.Value
+				}
+			}
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("get %q: %w", key, err)
+			return fmt.Errorf("read %s/%d: %w", topics.Table(), p, tableErr(ctx, err, timeout))
 		}
-		if v == nil {
+		if value == nil {
 			return fmt.Errorf("key %q has no score", key)
 		}
-		s := v.(codecs.Score)
-		return enc.Encode(codecs.Score{Key: key, Score: s.Score})
-	}
-	it, err := view.Iterator()
-	if err != nil {
-		return fmt.Errorf("iterate %s: %w", topics.Table(), err)
-	}
-	defer it.Release()
-	for it.Next() {
-		v, err := it.Value()
+		v, err := codecs.ScoreCodec{}.Decode(value)
 		if err != nil {
-			return fmt.Errorf("value of %q: %w", it.Key(), err)
+			return fmt.Errorf("table value of %q: %w", key, err)
 		}
-		s, ok := v.(codecs.Score)
-		if !ok {
-			continue
-		}
-		if err := enc.Encode(codecs.Score{Key: it.Key(), Score: s.Score}); err != nil {
-			return err
-		}
+		return json.NewEncoder(env.stdout).Encode(codecs.Score{Key: key, Score: v.(codecs.Score).Score})
 	}
-	return it.Err()
+	table, err := changelog.Read(ctx, kc, adm, topics.Table(), nil, nil)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", topics.Table(), tableErr(ctx, err, timeout))
+	}
+	return dumpTable(env.stdout, table)
+}
+
+// tableErr names the timeout when it ended a read.
+func tableErr(ctx context.Context, err error, timeout time.Duration) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("not read within --timeout %s: %w", timeout, err)
+	}
+	return err
 }
