@@ -2,7 +2,7 @@
 // (goka.WithConsumerGroupBuilder): the one seam under goka where sessions, claims and offset
 // marks pass.
 //
-// It does two jobs there. Its Consume runs consumer-group sessions back to back until its
+// It does three jobs there. Its Consume runs consumer-group sessions back to back until its
 // context ends, so goka's rebalance loop, which sleeps a fixed 5 s whenever Consume returns
 // nil, never pauses a rebalance; errors still return at once, and goka stops on them. And
 // within a session it merges each partition's claims (input and scores) into one stream in
@@ -16,4 +16,12 @@
 // high-water mark), and, with a positive MaxIdle, for up to MaxIdle when it has none at all.
 // Equal timestamps go to Config.First (the scores) first. A record without a timestamp goes
 // at once, in its topic's offset order. Each topic keeps its offset order always.
+//
+// With a Committer (exactly-once), offsets move only in transactions: goka's marks go to the
+// session's transaction, not to sarama; every CommitInterval the transaction stops handing
+// records to goka, waits until goka has marked every record it was handed, and has the
+// Committer commit the marked offsets, fenced by the session's generation and member id, with
+// what those records wrote. goka's partition processors run on a context that outlives
+// sarama's session by its last commit, so the records they were handed are finished and
+// committed, not dropped, when a rebalance ends the session.
 package consumergroup

@@ -253,6 +253,9 @@ func (t *transaction) run(ctx context.Context) {
 		case <-tick.C:
 		}
 		if err := t.commit(ctx, false); err != nil {
+			if ctx.Err() != nil && t.open {
+				return // the session ended while goka finished its records: the last commit takes over
+			}
 			t.fail(err)
 			return
 		}

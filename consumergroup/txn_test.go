@@ -204,3 +204,30 @@ func TestTxnSessionMarksGoToTheTransaction(t *testing.T) {
 	defer r.tx.mu.Unlock()
 	assert.Equal(t, map[topicPartition]int64{{"input", 3}: 9, {"scores", 3}: 5}, r.tx.marked)
 }
+
+// A session that ends while a commit waits for goka's marks hands the unit to the last
+// commit, which still commits it once goka marked its records.
+func TestTransactionSessionEndsDuringDrain(t *testing.T) {
+	r := newTxnRun(t)
+	r.tx.interval = 5 * time.Millisecond
+	r.tx.drain = 5 * time.Second
+	m := r.hand(t, "input", 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	go r.tx.run(ctx)
+	require.Eventually(t, func() bool {
+		r.tx.mu.Lock()
+		defer r.tx.mu.Unlock()
+		return r.tx.paused
+	}, time.Second, time.Millisecond)
+	cancel()
+	<-r.tx.loopDone
+	select {
+	case err := <-r.ended:
+		t.Fatalf("the session was failed: %v", err)
+	default:
+	}
+	r.tx.mark(m.Topic, m.Partition, m.Offset+1)
+	require.NoError(t, r.tx.finish())
+	assert.Equal(t, []string{"begin", "commit"}, r.c.calls())
+	assert.Equal(t, map[string]map[int32]int64{"input": {3: 1}}, r.c.commits[0])
+}

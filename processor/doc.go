@@ -13,4 +13,9 @@
 // franz-go reader and batched LevelDB writes that carry their last offset, whatever goka still
 // restores is batched too, a graceful close writes the memtable out so the next start replays no
 // journal, and a read cache serves the scores inputs look up (see docs/performance.md).
+//
+// Under exactly-once (Config.Guarantee) the Runner builds a transactional producer, hands the
+// consumer group a committer, and puts each owned partition's table writes in memory in front
+// of LevelDB until their transaction commits, so the local store never runs ahead of the
+// committed changelog.
 package processor

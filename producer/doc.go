@@ -10,4 +10,8 @@
 // acknowledgement. Records are partitioned by the configured scheme, a header can pin a record
 // to a partition (changelog writes use it), and each goka promise is resolved with the offset
 // the record got, which goka stores as the table's changelog offset.
+//
+// Transactional is the same producer under exactly-once: its records go into Kafka
+// transactions, and its Commit adds the consumer offsets with the consumer group session's
+// generation and member id (KIP-447) before it ends the transaction.
 package producer

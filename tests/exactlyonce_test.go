@@ -317,3 +317,29 @@ func (j *job) partitionRecords(topic string, partition int32, until int64) []*kg
 	}))
 	return out
 }
+
+// A cluster that cannot start a transaction (its transaction state topic needs three replicas
+// of one broker) fails the start of an exactly-once replica with exit 1 and one line that says
+// what transactions need, instead of a replica that runs and never commits.
+func TestExactlyOnceWithoutTransactions(t *testing.T) {
+	t.Parallel()
+	addr, dir := ownBroker(t)
+	kafkaScript(t, "stop", dir)
+	props := filepath.Join(dir, "server.properties")
+	conf, err := os.ReadFile(props)
+	require.NoError(t, err)
+	require.Contains(t, string(conf), "transaction.state.log.replication.factor=1")
+	conf = []byte(strings.Replace(string(conf), "transaction.state.log.replication.factor=1", "transaction.state.log.replication.factor=3", 1))
+	require.NoError(t, os.WriteFile(props, conf, 0o644))
+	kafkaScript(t, "restart", dir)
+
+	j := newJobOn(t, addr)
+	j.createTopics(2)
+	p := j.start(t.TempDir(), exactlyOnce...)
+	require.Equal(t, 1, p.exited(2*time.Minute))
+	lines := strings.Split(strings.TrimSpace(p.logs()), "\n")
+	last := lines[len(lines)-1]
+	t.Logf("last line: %s", last)
+	assert.Contains(t, last, "cannot start a transaction")
+	assert.Contains(t, last, "transaction.state.log.replication.factor")
+}
