@@ -209,7 +209,7 @@ func (h *harness) measure(ctx context.Context) (result, error) {
 		}
 		dir := h.stateDir("c")
 		say("cold restore of %d changelog records", records)
-		took, err := h.restart(ctx, dir, "enricher-restore-cpu.pprof")
+		took, err := h.restart(ctx, dir, h.sys.id+"-restore-cpu.pprof")
 		if err != nil {
 			return res, fmt.Errorf("cold restore: %w", err)
 		}
@@ -242,7 +242,11 @@ func (h *harness) inputRecord(k int, seq int64) *kgo.Record {
 }
 
 // profiling reports whether this run profiles the system: enricher, with --profile.
-func (h *harness) profiling() bool { return h.o.profileDir != "" && h.sys.id == "enricher" }
+// profiling reports whether enricher's profiles are saved: for enricher and its variants,
+// under names that start with the system's id.
+func (h *harness) profiling() bool {
+	return h.o.profileDir != "" && (h.sys.id == "enricher" || strings.HasPrefix(h.sys.id, "enricher-"))
+}
 
 // restart starts an instance on dir, waits until it processes, and stops it; it returns the
 // time from its start to processing. With profile set and profiling on, a 2 s CPU profile of
@@ -423,10 +427,10 @@ func (h *harness) profileEnricher(ctx context.Context, addr string) error {
 	if h.o.quick {
 		seconds = "2"
 	}
-	if err := h.fetchProfile(ctx, addr, "/debug/pprof/profile?seconds="+seconds, "enricher-cpu.pprof", 0); err != nil {
+	if err := h.fetchProfile(ctx, addr, "/debug/pprof/profile?seconds="+seconds, h.sys.id+"-cpu.pprof", 0); err != nil {
 		return err
 	}
-	return h.fetchProfile(ctx, addr, "/debug/pprof/allocs", "enricher-allocs.pprof", 0)
+	return h.fetchProfile(ctx, addr, "/debug/pprof/allocs", h.sys.id+"-allocs.pprof", 0)
 }
 
 // fetchProfile saves a profile from a web server that may take up to wait to start listening.

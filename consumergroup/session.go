@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/IBM/sarama"
 )
@@ -87,8 +88,25 @@ func (h *sessionHandler) Setup(sess sarama.ConsumerGroupSession) error {
 	}
 	h.mu.Lock()
 	h.parts = parts
+	gcancel := h.gokaCancel
 	h.mu.Unlock()
-	return h.goka.Setup(gs)
+	if gcancel == nil {
+		return h.goka.Setup(gs)
+	}
+	// goka's Setup restores the partitions on the session's context: a session that ends
+	// during it must stop it, or Setup would restore on while sarama waits for it to return.
+	// Only once the partitions process does goka's context outlive sarama's.
+	var settingUp atomic.Bool
+	settingUp.Store(true)
+	stop := context.AfterFunc(sess.Context(), func() {
+		if settingUp.Load() {
+			gcancel(context.Cause(sess.Context()))
+		}
+	})
+	defer stop()
+	err := h.goka.Setup(gs)
+	settingUp.Store(false)
+	return err
 }
 
 // Cleanup runs goka's Cleanup once every stream of the session has ended; under exactly-once,

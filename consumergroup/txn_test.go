@@ -231,3 +231,44 @@ func TestTransactionSessionEndsDuringDrain(t *testing.T) {
 	assert.Equal(t, []string{"begin", "commit"}, r.c.calls())
 	assert.Equal(t, map[string]map[int32]int64{"input": {3: 1}}, r.c.commits[0])
 }
+
+// fakeSession is a sarama session of partition 3 of input and scores.
+type fakeSession struct{ ctx context.Context }
+
+func (s *fakeSession) Claims() map[string][]int32 {
+	return map[string][]int32{"input": {3}, "scores": {3}}
+}
+func (s *fakeSession) MemberID() string                            { return "m" }
+func (s *fakeSession) GenerationID() int32                         { return 7 }
+func (s *fakeSession) MarkOffset(string, int32, int64, string)     {}
+func (s *fakeSession) Commit()                                     {}
+func (s *fakeSession) ResetOffset(string, int32, int64, string)    {}
+func (s *fakeSession) MarkMessage(*sarama.ConsumerMessage, string) {}
+func (s *fakeSession) Context() context.Context                    { return s.ctx }
+
+// setupWaiter is a goka handler whose Setup runs until its session's context ends, as goka's
+// restore does.
+type setupWaiter struct{ sarama.ConsumerGroupHandler }
+
+func (setupWaiter) Setup(s sarama.ConsumerGroupSession) error {
+	<-s.Context().Done()
+	return nil
+}
+
+// Under exactly-once goka's context outlives sarama's session, but not during Setup: a session
+// that ends while goka restores its partitions stops the restore.
+func TestSessionEndDuringSetupStopsGoka(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := &Config{Commit: newFakeCommitter(), CommitInterval: time.Hour, Logger: slog.New(slog.DiscardHandler), MaxIdle: -1}
+	h := &sessionHandler{goka: setupWaiter{}, cfg: cfg, group: "g", end: func(error) {}}
+	done := make(chan error, 1)
+	go func() { done <- h.Setup(&fakeSession{ctx: ctx}) }()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(2 * time.Second):
+		t.Fatal("goka's Setup went on after the session ended")
+	}
+}

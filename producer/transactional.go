@@ -51,7 +51,10 @@ type Transactional struct {
 // producer with the same id and aborts the transaction that one left open. No transaction is
 // open until Begin.
 func NewTransactional(ctx context.Context, kc kafkaconf.Config, id string, timeout time.Duration) (*Transactional, error) {
-	p, err := New(kc, kgo.TransactionalID(id), kgo.TransactionTimeout(timeout))
+	// A transaction begins right after the one before ended, while the coordinator still
+	// writes that one's markers and answers CONCURRENT_TRANSACTIONS: franz-go's 20 ms backoff
+	// would be a fifth of a 100 ms commit interval.
+	p, err := New(kc, kgo.TransactionalID(id), kgo.TransactionTimeout(timeout), kgo.ConcurrentTransactionsBackoff(2*time.Millisecond))
 	if err != nil {
 		return nil, err
 	}
