@@ -135,6 +135,11 @@ func (h *sessionHandler) session(sess sarama.ConsumerGroupSession) sarama.Consum
 	return sess
 }
 
+var errGokaStopped = errors.New("its partition processor stopped")
+
+// gatedBuffer is how many records a partition's transaction gate buffers in front of goka.
+const gatedBuffer = 256
+
 // toGoka runs goka's ConsumeClaim on claim until it ends. Under exactly-once each record goes
 // through the transaction, which holds it back while a commit is under way.
 func (h *sessionHandler) toGoka(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
@@ -144,12 +149,19 @@ func (h *sessionHandler) toGoka(sess sarama.ConsumerGroupSession, claim sarama.C
 	if tx == nil {
 		return h.goka.ConsumeClaim(sess, claim)
 	}
-	// Unbuffered: a record handed on is in goka's hands, not in a buffer goka may never read.
-	gated := &mergedClaim{ConsumerGroupClaim: claim, out: make(chan *sarama.ConsumerMessage)}
+	// Buffered, so records go on in batches: goka reads the buffer to its end even after the
+	// session ended, because its context lasts until the session's last commit.
+	gated := &mergedClaim{ConsumerGroupClaim: claim, out: make(chan *sarama.ConsumerMessage, gatedBuffer)}
 	ctx, cancel := context.WithCancel(sess.Context())
 	done := make(chan error, 1)
+	var closing atomic.Bool
 	go func() {
 		err := h.goka.ConsumeClaim(gs, gated)
+		if !closing.Load() {
+			// goka stops a partition on its own only when it fails: the records it was handed
+			// will not be marked, so the transaction cannot commit.
+			tx.fail(fmt.Errorf("goka stopped consuming partition %d: %w", claim.Partition(), errors.Join(err, errGokaStopped)))
+		}
 		cancel()
 		done <- err
 	}()
@@ -165,6 +177,7 @@ forward:
 			break forward
 		}
 	}
+	closing.Store(true)
 	close(gated.out)
 	return <-done
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/enricher/enricher/changelog"
 	"github.com/enricher/enricher/kafkaconf"
-	"github.com/enricher/enricher/processor"
 )
 
 // HeaderRedrivenFrom names the dead letter a redriven record came from: "<dlq>/<partition>/<offset>".
@@ -79,19 +78,19 @@ func parse(r *kgo.Record) (Letter, error) {
 	for _, h := range r.Headers {
 		v := string(h.Value)
 		switch h.Key {
-		case processor.HeaderDLQReason:
+		case HeaderDLQReason:
 			l.Reason = v
-		case processor.HeaderDLQError:
+		case HeaderDLQError:
 			l.Error = v
-		case processor.HeaderSourceTopic:
+		case HeaderSourceTopic:
 			l.SourceTopic = v
-		case processor.HeaderSourcePartition:
+		case HeaderSourcePartition:
 			var p int64
 			p, err = strconv.ParseInt(v, 10, 32)
 			l.SourcePartition = int32(p)
-		case processor.HeaderSourceOffset:
+		case HeaderSourceOffset:
 			l.SourceOffset, err = strconv.ParseInt(v, 10, 64)
-		case processor.HeaderDLQTruncated:
+		case HeaderDLQTruncated:
 			l.Truncated, err = strconv.Atoi(v)
 		}
 		if err != nil {

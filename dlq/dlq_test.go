@@ -6,8 +6,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/enricher/enricher/processor"
 )
 
 func record(headers map[string]string) *kgo.Record {
@@ -20,19 +18,19 @@ func record(headers map[string]string) *kgo.Record {
 
 func TestParse(t *testing.T) {
 	full := map[string]string{
-		processor.HeaderDLQReason: "too_large", processor.HeaderDLQError: "too_large: value has 9 bytes",
-		processor.HeaderSourceTopic: "input", processor.HeaderSourcePartition: "3", processor.HeaderSourceOffset: "41",
-		processor.HeaderDLQTruncated: "1000000",
+		HeaderDLQReason: "too_large", HeaderDLQError: "too_large: value has 9 bytes",
+		HeaderSourceTopic: "input", HeaderSourcePartition: "3", HeaderSourceOffset: "41",
+		HeaderDLQTruncated: "1000000",
 	}
 	l, err := parse(record(full))
 	require.NoError(t, err)
 	assert.Equal(t, Letter{Partition: 2, Offset: 9, Key: "k", Value: []byte("v"), Reason: "too_large",
 		Error: "too_large: value has 9 bytes", SourceTopic: "input", SourcePartition: 3, SourceOffset: 41, Truncated: 1000000}, l)
 
-	_, err = parse(record(map[string]string{processor.HeaderDLQReason: "x"}))
+	_, err = parse(record(map[string]string{HeaderDLQReason: "x"}))
 	assert.ErrorContains(t, err, "not an enricher dead letter")
-	_, err = parse(record(map[string]string{processor.HeaderSourceTopic: "input", processor.HeaderSourceOffset: "x"}))
-	assert.ErrorContains(t, err, processor.HeaderSourceOffset)
+	_, err = parse(record(map[string]string{HeaderSourceTopic: "input", HeaderSourceOffset: "x"}))
+	assert.ErrorContains(t, err, HeaderSourceOffset)
 }
 
 func TestFilter(t *testing.T) {

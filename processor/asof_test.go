@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/dlq"
 )
 
 // The as-of join: an input gets the score whose timestamp is the latest at or before its own,
@@ -62,5 +63,5 @@ func TestAsOfScoreWithoutTimestamp(t *testing.T) {
 	h.tt.Consume(h.topics.Scores, "k", []byte(`{"key":"k","score":1}`), tester.WithTime(time.Time{}))
 	_, hdr, ok := h.sink.next(h.topics.DLQ())
 	assert.True(t, ok, "a score without a timestamp is dead-lettered")
-	assert.Equal(t, string(codecs.ReasonMissingTimestamp), hdr[HeaderDLQReason])
+	assert.Equal(t, string(codecs.ReasonMissingTimestamp), hdr[dlq.HeaderDLQReason])
 }

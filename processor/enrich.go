@@ -10,21 +10,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/dlq"
 	"github.com/enricher/enricher/partition"
 	"github.com/enricher/enricher/topology"
-)
-
-// Headers enricher writes. Outputs and dead letters name their source record, so a consumer can
-// drop the duplicates an at-least-once restart may produce.
-const (
-	HeaderSourceTopic     = "enricher-source-topic"
-	HeaderSourcePartition = "enricher-source-partition"
-	HeaderSourceOffset    = "enricher-source-offset"
-	HeaderDLQReason       = "enricher-dlq-reason"
-	HeaderDLQError        = "enricher-dlq-error"
-	// HeaderDLQTruncated holds the original length of a dead letter whose value was cut to fit
-	// Kafka's message size limit; the whole record stays in its source topic.
-	HeaderDLQTruncated = "enricher-dlq-truncated"
 )
 
 // defaultDeadLetterMax caps dead-letter values when no size limit is configured, so that a dead
@@ -217,18 +205,12 @@ func (e *Enricher) score(ctx goka.Context) int64 {
 // deadLetter sends the record as it came to the DLQ, with the reason and the source in headers.
 func (e *Enricher) deadLetter(ctx goka.Context, raw []byte, err error) {
 	reason := codecs.ReasonOf(err)
-	h := append(e.appendSourceHeaders(make([]kgo.RecordHeader, 0, 6), nil, ctx),
-		kgo.RecordHeader{Key: HeaderDLQReason, Value: []byte(reason)},
-		kgo.RecordHeader{Key: HeaderDLQError, Value: []byte(err.Error())})
 	limit := e.limits.MaxValueBytes
 	if limit <= 0 {
 		limit = defaultDeadLetterMax
 	}
-	if len(raw) > limit {
-		h = append(h, kgo.RecordHeader{Key: HeaderDLQTruncated, Value: []byte(strconv.Itoa(len(raw)))})
-		raw = raw[:limit]
-	}
-	e.send(ctx, &kgo.Record{Topic: e.topics.DLQ(), Key: []byte(ctx.Key()), Value: raw, Headers: h})
+	h, value := dlq.Mark(e.appendSourceHeaders(make([]kgo.RecordHeader, 0, 6), nil, ctx), raw, string(reason), err.Error(), limit)
+	e.send(ctx, &kgo.Record{Topic: e.topics.DLQ(), Key: []byte(ctx.Key()), Value: value, Headers: h})
 	e.stats.deadLettered(reason)
 	if suppressed, ok := e.dlqLog.allow(); ok {
 		e.log.Warn("record sent to dead-letter topic", "topic", string(ctx.Topic()), "partition", ctx.Partition(),
@@ -262,7 +244,7 @@ func (e *Enricher) appendSourceHeaders(h []kgo.RecordHeader, nums []byte, ctx go
 	part := len(nums)
 	nums = strconv.AppendInt(nums, ctx.Offset(), 10)
 	return append(h,
-		kgo.RecordHeader{Key: HeaderSourceTopic, Value: name},
-		kgo.RecordHeader{Key: HeaderSourcePartition, Value: nums[:part:part]},
-		kgo.RecordHeader{Key: HeaderSourceOffset, Value: nums[part:]})
+		kgo.RecordHeader{Key: dlq.HeaderSourceTopic, Value: name},
+		kgo.RecordHeader{Key: dlq.HeaderSourcePartition, Value: nums[:part:part]},
+		kgo.RecordHeader{Key: dlq.HeaderSourceOffset, Value: nums[part:]})
 }

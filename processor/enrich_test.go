@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/dlq"
 	"github.com/enricher/enricher/partition"
 	"github.com/enricher/enricher/topology"
 )
@@ -117,11 +118,11 @@ func TestEnrichWithLatestScore(t *testing.T) {
 
 	hdr, out := h.nextOutput(t)
 	assert.Equal(t, codecs.Output{Key: "a", Message: "hello", Score: 5}, out)
-	assert.Equal(t, map[string]string{HeaderSourceTopic: h.topics.Input, HeaderSourcePartition: "0", HeaderSourceOffset: "0"}, hdr)
+	assert.Equal(t, map[string]string{dlq.HeaderSourceTopic: h.topics.Input, dlq.HeaderSourcePartition: "0", dlq.HeaderSourceOffset: "0"}, hdr)
 
 	hdr, out = h.nextOutput(t)
 	assert.Equal(t, codecs.Output{Key: "b", Message: "nobody scored me", Score: codecs.NoScore}, out)
-	assert.Equal(t, "1", hdr[HeaderSourceOffset])
+	assert.Equal(t, "1", hdr[dlq.HeaderSourceOffset])
 
 	_, _, ok := h.sink.next(h.topics.Output)
 	assert.False(t, ok, "exactly one output per input")
@@ -192,14 +193,14 @@ func TestBadRecordsGoToDLQAndProcessingContinues(t *testing.T) {
 		raw := r.Value
 		if len(tc.value) > 1024 {
 			assert.Equal(t, tc.value[:1024], string(raw), "an oversized dead letter is cut to the limit")
-			assert.Equal(t, fmt.Sprint(len(tc.value)), hdr[HeaderDLQTruncated])
+			assert.Equal(t, fmt.Sprint(len(tc.value)), hdr[dlq.HeaderDLQTruncated])
 		} else {
 			assert.Equal(t, tc.value, string(raw), "the dead letter carries the record as it came")
-			assert.Empty(t, hdr[HeaderDLQTruncated])
+			assert.Empty(t, hdr[dlq.HeaderDLQTruncated])
 		}
-		assert.Equal(t, string(tc.reason), hdr[HeaderDLQReason])
-		assert.NotEmpty(t, hdr[HeaderDLQError])
-		assert.Equal(t, tc.topic, hdr[HeaderSourceTopic])
+		assert.Equal(t, string(tc.reason), hdr[dlq.HeaderDLQReason])
+		assert.NotEmpty(t, hdr[dlq.HeaderDLQError])
+		assert.Equal(t, tc.topic, hdr[dlq.HeaderSourceTopic])
 	}
 	_, _, ok := h.sink.next(h.topics.Output)
 	assert.False(t, ok, "bad inputs produce no output")

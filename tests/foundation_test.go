@@ -18,8 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/dlq"
 	"github.com/enricher/enricher/partition"
-	"github.com/enricher/enricher/processor"
 )
 
 const partitions = 4
@@ -35,8 +35,8 @@ func (j *job) outputs(n int) map[string][]codecs.Output {
 		require.NoError(j.t, json.Unmarshal(r.Value, &o), "output %s", r.Value)
 		require.Equal(j.t, string(r.Key), o.Key)
 		h := headers(r)
-		require.Equal(j.t, j.topics.Input, h[processor.HeaderSourceTopic])
-		require.NotEmpty(j.t, h[processor.HeaderSourceOffset])
+		require.Equal(j.t, j.topics.Input, h[dlq.HeaderSourceTopic])
+		require.NotEmpty(j.t, h[dlq.HeaderSourceOffset])
 		byKey[o.Key] = append(byKey[o.Key], o)
 	}
 	return byKey
@@ -215,14 +215,14 @@ func TestBadRecordsGoToDLQ(t *testing.T) {
 	out := j.outputs(1)
 	assert.Equal(t, []codecs.Output{{Key: "k", Message: "good", Score: 42}}, out["k"])
 
-	dlq := j.records(j.topics.DLQ(), 3, 30*time.Second)
-	require.Len(t, dlq, 3)
+	letters := j.records(j.topics.DLQ(), 3, 30*time.Second)
+	require.Len(t, letters, 3)
 	reasons := map[string]string{}
-	for _, r := range dlq {
+	for _, r := range letters {
 		h := headers(r)
-		reasons[string(r.Value)] = h[processor.HeaderDLQReason]
-		assert.NotEmpty(t, h[processor.HeaderDLQError])
-		assert.NotEmpty(t, h[processor.HeaderSourceOffset])
+		reasons[string(r.Value)] = h[dlq.HeaderDLQReason]
+		assert.NotEmpty(t, h[dlq.HeaderDLQError])
+		assert.NotEmpty(t, h[dlq.HeaderSourceOffset])
 		assert.Equal(t, "k", string(r.Key))
 	}
 	assert.Equal(t, map[string]string{
@@ -272,7 +272,7 @@ func TestForeignProducerKcat(t *testing.T) {
 		require.GreaterOrEqual(t, i, 0, o.Key)
 		assert.Equal(t, int64(100+i), o.Score, o.Key)
 		assert.Equal(t, partition.Murmur2.Partition([]byte(o.Key), partitions), r.Partition, "output partition of %q", o.Key)
-		src, _ := strconv.Atoi(headers(r)[processor.HeaderSourcePartition])
+		src, _ := strconv.Atoi(headers(r)[dlq.HeaderSourcePartition])
 		assert.Equal(t, int32(src), r.Partition, "kcat's murmur2 put the input where Java would")
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/enricher/enricher/codecs"
-	"github.com/enricher/enricher/processor"
+	"github.com/enricher/enricher/dlq"
 )
 
 // load writes inputs at a steady rate, each with a unique message, over keys k0..k(keys-1).
@@ -123,7 +123,7 @@ func (j *job) collect() *collector {
 				}
 				p := -1
 				for _, h := range r.Headers {
-					if h.Key == processor.HeaderSourcePartition {
+					if h.Key == dlq.HeaderSourcePartition {
 						p, _ = strconv.Atoi(string(h.Value))
 					}
 				}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/enricher/enricher/changelog"
 	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/dlq"
 	"github.com/enricher/enricher/processor"
 )
 
@@ -111,15 +112,15 @@ func TestHostileInputBatch(t *testing.T) {
 	}
 	assert.Len(t, got, len(bad), "bad inputs produce no output")
 
-	dlq := j.records(j.topics.DLQ(), len(bad), 60*time.Second)
-	require.Len(t, dlq, len(bad))
+	letters := j.records(j.topics.DLQ(), len(bad), 60*time.Second)
+	require.Len(t, letters, len(bad))
 	reasons := map[string]int{}
-	for _, r := range dlq {
+	for _, r := range letters {
 		h := headers(r)
-		reasons[h[processor.HeaderDLQReason]]++
-		assert.NotEmpty(t, h[processor.HeaderDLQError])
-		if h[processor.HeaderDLQReason] == "too_large" {
-			assert.Equal(t, fmt.Sprint(len(big)), h[processor.HeaderDLQTruncated])
+		reasons[h[dlq.HeaderDLQReason]]++
+		assert.NotEmpty(t, h[dlq.HeaderDLQError])
+		if h[dlq.HeaderDLQReason] == "too_large" {
+			assert.Equal(t, fmt.Sprint(len(big)), h[dlq.HeaderDLQTruncated])
 			assert.Less(t, len(r.Value), len(big))
 		}
 	}
