@@ -30,7 +30,7 @@ var ErrFenced = errors.New("producer fenced")
 // session goka runs (KIP-447), so the broker refuses the commit of a replica that lost its
 // partitions. franz-go's own transactional offset commit (GroupTransactSession) is bound to
 // franz-go's group consumer, which goka does not run; sarama's producer takes any session's
-// metadata (AddOffsetsToTxnWithGroupMetadata) but made exactly-once 0.55x as fast under the
+// metadata (AddOffsetsToTxnWithGroupMetadata) but was the slower of the two under the
 // benchmark (docs/performance.md). So the records and the transaction's end go through
 // franz-go, and the offsets through the two requests a transactional offset commit is made of:
 // AddOffsetsToTxn to the transaction coordinator, TxnOffsetCommit to the group coordinator.

@@ -95,10 +95,6 @@ func (k *kafkaFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.StringVar(&k.version, "kafka-version", d.Version, "Kafka protocol version the processor's client speaks")
 	fs.StringVar(&k.partitioner, "partitioner", string(d.Partitioner), "key partitioner for records written and keys looked up: murmur2 (Java clients, Kafka Streams), fnv1a (goka), crc32 (librdkafka)")
 	fs.StringVar(&k.clientID, "client-id", d.ClientID, "Kafka client id")
-	fs.DurationVar(&k.linger, "linger", d.Linger, "how long the producer waits to fill a batch")
-	fs.DurationVar(&k.session, "session-timeout", d.SessionTimeout, "consumer group session timeout: how soon a crashed replica's partitions move (broker minimum: group.min.session.timeout.ms, 6s by default)")
-	fs.DurationVar(&k.heartbeat, "heartbeat-interval", d.HeartbeatInterval, "consumer group heartbeat interval: how soon members notice a rebalance (at most a third of --session-timeout)")
-	fs.DurationVar(&k.rebalance, "rebalance-timeout", d.RebalanceTimeout, "how long a rebalance waits for every member to rejoin")
 	fs.BoolVar(&k.security.TLS, "tls", false, "connect with TLS, trusting the system's CAs (implied by --tls-ca, --tls-cert, --tls-key)")
 	fs.StringVar(&k.security.CAFile, "tls-ca", "", "PEM file of the CA that signed the brokers' certificates")
 	fs.StringVar(&k.security.CertFile, "tls-cert", "", "PEM client certificate for mutual TLS (with --tls-key)")
@@ -106,6 +102,16 @@ func (k *kafkaFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.StringVar(&k.security.SASLMechanism, "sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: no SASL)")
 	fs.StringVar(&k.security.SASLUser, "sasl-user", "", "SASL user name")
 	fs.StringVar(&k.security.SASLPassword, "sasl-password", "", "SASL password; prefer ENRICHER_SASL_PASSWORD over the command line")
+	k.linger, k.session, k.heartbeat, k.rebalance = d.Linger, d.SessionTimeout, d.HeartbeatInterval, d.RebalanceTimeout
+}
+
+// registerMember adds the flags of a consumer-group member that produces: the processor's.
+func (k *kafkaFlags) registerMember(fs *flag.FlagSet) {
+	d := kafkaconf.Defaults()
+	fs.DurationVar(&k.linger, "linger", d.Linger, "how long the producer waits to fill a batch")
+	fs.DurationVar(&k.session, "session-timeout", d.SessionTimeout, "consumer group session timeout: how soon a crashed replica's partitions move (broker minimum: group.min.session.timeout.ms, 6s by default)")
+	fs.DurationVar(&k.heartbeat, "heartbeat-interval", d.HeartbeatInterval, "consumer group heartbeat interval: how soon members notice a rebalance (at most a third of --session-timeout)")
+	fs.DurationVar(&k.rebalance, "rebalance-timeout", d.RebalanceTimeout, "how long a rebalance waits for every member to rejoin")
 	fs.StringVar(&k.instanceID, "instance-id", "", "static group membership id, unique per replica (e.g. a pod name): a replica restarted within the session timeout gets its partitions back without a rebalance")
 }
 

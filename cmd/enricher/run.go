@@ -21,8 +21,7 @@ const maxMessageLimit = 990_000
 
 // processorFlags are the flags of `run` and `dev`.
 type processorFlags struct {
-	kafka           kafkaFlags
-	topics          topicFlags
+	jobFlags
 	logs            logFlags
 	stateDir        string
 	create          bool
@@ -47,6 +46,7 @@ type processorFlags struct {
 
 func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	p.kafka.register(fs, withBrokers)
+	p.kafka.registerMember(fs)
 	p.topics.register(fs)
 	p.logs.register(fs)
 	fs.StringVar(&p.stateDir, "state-dir", "./state", "directory of the local LevelDB stores (a cache: the changelog topic is the truth)")
@@ -71,11 +71,7 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 }
 
 func (p *processorFlags) config(log *slog.Logger) (processor.Config, error) {
-	kc, err := p.kafka.config()
-	if err != nil {
-		return processor.Config{}, err
-	}
-	topics, err := p.topics.topics()
+	kc, topics, err := p.resolve()
 	if err != nil {
 		return processor.Config{}, err
 	}
