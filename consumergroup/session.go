@@ -125,16 +125,6 @@ func (h *sessionHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	return errors.Join(err, h.goka.Cleanup(gs))
 }
 
-// session returns the session goka sees.
-func (h *sessionHandler) session(sess sarama.ConsumerGroupSession) sarama.ConsumerGroupSession {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.gs != nil {
-		return h.gs
-	}
-	return sess
-}
-
 var errGokaStopped = errors.New("its partition processor stopped")
 
 // gatedBuffer is how many records a partition's transaction gate buffers in front of goka.
