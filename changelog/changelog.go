@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -33,37 +34,17 @@ type Bounds struct{ Start, End int64 }
 
 // Offsets returns the bounds of every partition of topic.
 func Offsets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]Bounds, error) {
-	starts, err := adm.ListStartOffsets(ctx, topic)
+	starts, err := listed(ctx, topic, "start", adm.ListStartOffsets)
 	if err != nil {
-		return nil, fmt.Errorf("start offsets of %s: %w", topic, err)
+		return nil, err
 	}
-	ends, err := adm.ListEndOffsets(ctx, topic)
+	ends, err := listed(ctx, topic, "end", adm.ListEndOffsets)
 	if err != nil {
-		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
+		return nil, err
 	}
-	out := map[int32]Bounds{}
-	var ferr error
-	starts.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil && ferr == nil {
-			ferr = fmt.Errorf("start offset of %s/%d: %w", topic, o.Partition, o.Err)
-		}
-		b := out[o.Partition]
-		b.Start = o.Offset
-		out[o.Partition] = b
-	})
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil && ferr == nil {
-			ferr = fmt.Errorf("end offset of %s/%d: %w", topic, o.Partition, o.Err)
-		}
-		b := out[o.Partition]
-		b.End = o.Offset
-		out[o.Partition] = b
-	})
-	if ferr != nil {
-		return nil, ferr
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("topic %s has no partitions (does it exist?)", topic)
+	out := make(map[int32]Bounds, len(ends))
+	for p, end := range ends {
+		out[p] = Bounds{Start: starts[p], End: end}
 	}
 	return out, nil
 }
@@ -71,15 +52,21 @@ func Offsets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]Bou
 // StableEnds returns every partition's last stable offset: below it every record's
 // transaction has committed or aborted; a topic written without transactions has it at its end.
 func StableEnds(ctx context.Context, adm *kadm.Client, topic string) (map[int32]int64, error) {
-	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	return listed(ctx, topic, "stable", adm.ListCommittedOffsets)
+}
+
+// listed returns the offset list gives every partition of topic (what names the offset), or
+// the first partition's error.
+func listed(ctx context.Context, topic, what string, list func(context.Context, ...string) (kadm.ListedOffsets, error)) (map[int32]int64, error) {
+	offsets, err := list(ctx, topic)
 	if err != nil {
-		return nil, fmt.Errorf("stable offsets of %s: %w", topic, err)
+		return nil, fmt.Errorf("%s offsets of %s: %w", what, topic, err)
 	}
 	out := map[int32]int64{}
 	var ferr error
-	ends.Each(func(o kadm.ListedOffset) {
+	offsets.Each(func(o kadm.ListedOffset) {
 		if o.Err != nil && ferr == nil {
-			ferr = fmt.Errorf("stable offset of %s/%d: %w", topic, o.Partition, o.Err)
+			ferr = fmt.Errorf("%s offset of %s/%d: %w", what, topic, o.Partition, o.Err)
 		}
 		out[o.Partition] = o.Offset
 	})
@@ -173,14 +160,11 @@ func Scan(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic stri
 			progress(pos.read, total)
 		}
 	}
-	err = consume(ctx, kc, topic, start, maps.Clone(targets), func(records []*kgo.Record) error {
+	err = consume(ctx, kc, topic, start, maps.Clone(targets), func(partition int32, records []*kgo.Record, through int64) error {
 		for _, r := range records {
-			if !r.Attrs.IsControl() {
-				fn(r)
-			}
+			fn(r)
 		}
-		last := records[len(records)-1]
-		pos.advance(last.Partition, last.Offset+1)
+		pos.advance(partition, through+1)
 		return nil
 	}, report)
 	if err != nil {
@@ -265,26 +249,29 @@ func sortedKeys(t Table) []string {
 	return keys
 }
 
-// ReadPartition calls fn with each record of one partition of topic from offset from up to, not
-// including, end, in offset order, one fetched batch at a time. It reads committed records, and
-// hands fn transaction markers too (Attrs.IsControl), for their offsets. It stops at the first error fn
-// returns. A partition whose last records before end were removed (only a log truncation does
-// that) is read until ctx ends.
-func ReadPartition(ctx context.Context, kc kafkaconf.Config, topic string, partition int32, from, end int64, fn func([]*kgo.Record) error) error {
+// ReadPartition calls fn with the committed records of one partition of topic from offset from
+// up to, not including, end, in offset order, one fetched batch at a time, and the offset the
+// read is through (a transaction marker after the batch's last record counts: a read reaches a
+// partition's end even when a marker ends it). It stops at the first error fn returns. A
+// partition whose last records before end were removed (only a log truncation does that) is
+// read until ctx ends.
+func ReadPartition(ctx context.Context, kc kafkaconf.Config, topic string, partition int32, from, end int64, fn func(records []*kgo.Record, through int64) error) error {
 	if from >= end {
 		return nil
 	}
-	return consume(ctx, kc, topic, map[int32]kgo.Offset{partition: kgo.NewOffset().At(from)}, map[int32]int64{partition: end}, fn, nil)
+	return consume(ctx, kc, topic, map[int32]kgo.Offset{partition: kgo.NewOffset().At(from)}, map[int32]int64{partition: end},
+		func(_ int32, records []*kgo.Record, through int64) error { return fn(records, through) }, nil)
 }
 
 // consume reads each partition p of topic from start[p] up to, not including, targets[p] with
-// one client, handing fn each fetched partition's records in offset order; polled, if set, is
-// called after every poll. A partition stops being fetched once it reaches its target.
+// one client, handing fn each fetched partition's committed records in offset order and the
+// offset that fetch read through; polled, if set, is called after every poll. A partition stops
+// being fetched once it reaches its target.
 func consume(ctx context.Context, kc kafkaconf.Config, topic string, start map[int32]kgo.Offset, targets map[int32]int64,
-	fn func([]*kgo.Record) error, polled func()) error {
-	// Read committed: an aborted transaction's records never enter a table. Its control
-	// records are kept so the read sees its position reach a target that ends in a commit or
-	// abort marker; fn skips them (IsControl).
+	fn func(partition int32, records []*kgo.Record, through int64) error, polled func()) error {
+	// Read committed: an aborted transaction's records never enter a table. Control records
+	// are kept, for their offsets only: they show the read reach a target that ends in a
+	// commit or abort marker.
 	cl, err := kc.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
 		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
@@ -314,7 +301,7 @@ func consume(ctx context.Context, kc kafkaconf.Config, topic string, start map[i
 				}
 			}
 			if len(records) > 0 {
-				ferr = fn(records)
+				ferr = fn(fp.Partition, withoutControl(records), records[len(records)-1].Offset)
 			}
 			if n := len(fp.Records); n > 0 && fp.Records[n-1].Offset >= target-1 {
 				delete(targets, fp.Partition)
@@ -329,4 +316,21 @@ func consume(ctx context.Context, kc kafkaconf.Config, topic string, start map[i
 		}
 	}
 	return nil
+}
+
+// withoutControl returns records without their transaction markers, records itself when it has
+// none.
+func withoutControl(records []*kgo.Record) []*kgo.Record {
+	for i, r := range records {
+		if r.Attrs.IsControl() {
+			out := slices.Clone(records[:i])
+			for _, r := range records[i+1:] {
+				if !r.Attrs.IsControl() {
+					out = append(out, r)
+				}
+			}
+			return out
+		}
+	}
+	return records
 }

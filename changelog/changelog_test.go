@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func TestDiff(t *testing.T) {
@@ -50,4 +51,28 @@ func TestPositions(t *testing.T) {
 	assert.Equal(t, int64(12), p.read)
 	p.complete() // offsets 9..11 were compacted away
 	assert.Equal(t, int64(15), p.read, "the offsets of both partitions")
+}
+
+func TestWithoutControl(t *testing.T) {
+	data := func(o int64) *kgo.Record { return &kgo.Record{Offset: o} }
+	control := func(o int64) *kgo.Record {
+		return &kgo.Record{Offset: o, Attrs: kgo.NewRecordAttrs(kgo.RecordAttrsOpts{Transactional: true, Control: true})}
+	}
+	for _, tc := range []struct {
+		name    string
+		records []*kgo.Record
+		want    []int64
+	}{
+		{"no markers", []*kgo.Record{data(1), data(2)}, []int64{1, 2}},
+		{"markers between and at the end", []*kgo.Record{data(1), control(2), data(3), control(4)}, []int64{1, 3}},
+		{"only a marker", []*kgo.Record{control(7)}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []int64
+			for _, r := range withoutControl(tc.records) {
+				got = append(got, r.Offset)
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
 }

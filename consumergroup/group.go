@@ -109,7 +109,7 @@ func (g *Group) Consume(ctx context.Context, topics []string, handler sarama.Con
 		if ctx.Err() != nil {
 			return nil
 		}
-		if sctx.Err() != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		if cause != nil && !errors.Is(cause, context.Canceled) {
 			return cause
 		}
 		if g.cfg.Stats != nil {

@@ -63,36 +63,38 @@ func (h *sessionHandler) Setup(sess sarama.ConsumerGroupSession) error {
 	}
 	h.cfg.Logger.Info("consumer group session", "generation", sess.GenerationID(), "member", sess.MemberID(),
 		"partitions", sortedPartitions(parts))
-	gs := sess
-	if h.cfg.Commit != nil {
-		var instance *string
-		if h.instanceID != "" {
-			instance = &h.instanceID
-		}
-		// goka's partition processors run on the session's context: they outlive sarama's by
-		// the session's last commit, so they finish the records they were handed.
-		gctx, gcancel := context.WithCancelCause(context.WithoutCancel(sess.Context()))
-		end := h.end
-		tx := newTransaction(h.cfg.Commit, sarama.NewConsumerGroupMetadataFromSession(sess, h.group, instance),
-			claimedPartitions(sess), h.cfg.CommitInterval, h.cfg.Stats, h.cfg.Logger,
-			func(err error) { gcancel(err); end(err) })
-		if err := tx.begin(); err != nil {
-			gcancel(err)
-			return err
-		}
-		gs = &txnSession{ConsumerGroupSession: sess, tx: tx, ctx: gctx}
+	if h.cfg.Commit == nil {
 		h.mu.Lock()
-		h.tx, h.gs, h.gokaCancel = tx, gs, gcancel
+		h.parts = parts
 		h.mu.Unlock()
-		go tx.run(sess.Context())
+		return h.goka.Setup(sess)
 	}
+	return h.setupTransaction(sess, parts)
+}
+
+// setupTransaction starts the session's transaction, then runs goka's Setup on the session
+// goka sees under exactly-once.
+func (h *sessionHandler) setupTransaction(sess sarama.ConsumerGroupSession, parts map[int32]*partitionClaims) error {
+	var instance *string
+	if h.instanceID != "" {
+		instance = &h.instanceID
+	}
+	// goka's partition processors run on the session's context: they outlive sarama's by the
+	// session's last commit, so they finish the records they were handed.
+	gctx, gcancel := context.WithCancelCause(context.WithoutCancel(sess.Context()))
+	end := h.end
+	tx := newTransaction(h.cfg.Commit, sarama.NewConsumerGroupMetadataFromSession(sess, h.group, instance),
+		claimedPartitions(sess), h.cfg.CommitInterval, h.cfg.Stats, h.cfg.Logger,
+		func(err error) { gcancel(err); end(err) })
+	if err := tx.begin(); err != nil {
+		gcancel(err)
+		return err
+	}
+	gs := &txnSession{ConsumerGroupSession: sess, tx: tx, ctx: gctx}
 	h.mu.Lock()
-	h.parts = parts
-	gcancel := h.gokaCancel
+	h.parts, h.tx, h.gs, h.gokaCancel = parts, tx, gs, gcancel
 	h.mu.Unlock()
-	if gcancel == nil {
-		return h.goka.Setup(gs)
-	}
+	go tx.run(sess.Context())
 	// goka's Setup restores the partitions on the session's context: a session that ends
 	// during it must stop it, or Setup would restore on while sarama waits for it to return.
 	// Only once the partitions process does goka's context outlive sarama's.

@@ -16,9 +16,8 @@ import (
 // every record, so its storage object holds nothing the database lacks, and a new one is made
 // over the database when the store is taken back (goka's storage recovers once). A kept store
 // is checked against its changelog again then, like any store, and caught up by goka from its
-// own offset. One not taken back
-// within ttl (its partition moved to another replica), and every kept store once the processor
-// stops, is closed for real.
+// own offset. One not taken back within ttl (its partition moved to another replica), and every
+// kept store once the processor stops, is closed for real.
 type keptStores struct {
 	ttl time.Duration
 	log *slog.Logger

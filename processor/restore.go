@@ -194,19 +194,23 @@ func closeDB(db *leveldb.DB) error {
 	return errors.Join(flushMemtable(db), db.Close())
 }
 
-// PartitionReader reads records [from, end) of one changelog partition, a batch at a time.
-type PartitionReader func(ctx context.Context, topic string, partition int32, from, end int64, fn func([]*kgo.Record) error) error
+// PartitionReader reads the committed records [from, end) of one changelog partition, a batch
+// at a time, with the offset each batch reads through (changelog.ReadPartition).
+type PartitionReader func(ctx context.Context, topic string, partition int32, from, end int64, fn func(records []*kgo.Record, through int64) error) error
 
 // preRestore writes changelog records [from, end) into db before goka sees the store, with a
 // franz-go reader and LevelDB batches bounded by batchFull, and returns the records
-// written. Each write carries the offset of its last record, so goka's own recovery then starts
-// after it and has nothing, or only what was written since, to read. A value sets its key and a
-// tombstone deletes it, as goka's recovery does.
+// written. Each write carries the offset of its last record, or of the transaction marker
+// after it, so goka's own recovery then starts after it and has nothing, or only what was
+// written since, to read. A value sets its key and a tombstone deletes it, as goka's recovery
+// does.
 func preRestore(ctx context.Context, read PartitionReader, db *leveldb.DB, topic string, partition int32, from, end int64, progress func(offset int64)) (int64, error) {
 	var n int64
 	batch := new(leveldb.Batch)
 	_ = batch.Load(make([]byte, 0, restoreBatchBytes)) // an empty dump: sets the batch's capacity only
+	written := int64(-1)
 	write := func(last int64) error {
+		written = last
 		putOffset(batch, last)
 		if err := db.Write(batch, nil); err != nil {
 			return fmt.Errorf("write restored records of %s/%d: %w", topic, partition, err)
@@ -215,27 +219,27 @@ func preRestore(ctx context.Context, read PartitionReader, db *leveldb.DB, topic
 		progress(last)
 		return nil
 	}
-	err := read(ctx, topic, partition, from, end, func(records []*kgo.Record) error {
-		for i, r := range records {
-			switch {
-			case r.Attrs.IsControl():
-				// a transaction marker: no record, but its offset is read, so the store's
-				// offset can reach a changelog that ends in one (goka's recovery would wait
-				// for a record at it for good)
-			case r.Value == nil:
+	err := read(ctx, topic, partition, from, end, func(records []*kgo.Record, through int64) error {
+		for _, r := range records {
+			if r.Value == nil {
 				batch.Delete(r.Key)
-				n++
-			default:
+			} else {
 				batch.Put(r.Key, r.Value)
-				n++
 			}
-			if batchFull(batch) || i == len(records)-1 {
+			n++
+			if batchFull(batch) {
 				if err := write(r.Offset); err != nil {
 					return err
 				}
 			}
 		}
-		return nil
+		// Through, not the last record: a changelog that ends in a transaction marker is then
+		// read to its end, and goka's recovery, which would wait for a record at the marker's
+		// offset for good, has nothing left to read.
+		if through == written {
+			return nil
+		}
+		return write(through)
 	})
 	return n, err
 }

@@ -137,21 +137,21 @@ func TestRestoringStoreCloseLeavesNoJournal(t *testing.T) {
 
 // fakeChangelog serves records of one partition as a PartitionReader, two per batch.
 func fakeChangelog(records []*kgo.Record) PartitionReader {
-	return func(_ context.Context, _ string, _ int32, from, end int64, fn func([]*kgo.Record) error) error {
+	return func(_ context.Context, _ string, _ int32, from, end int64, fn func([]*kgo.Record, int64) error) error {
 		var batch []*kgo.Record
 		for _, r := range records {
 			if r.Offset < from || r.Offset >= end {
 				continue
 			}
 			if batch = append(batch, r); len(batch) == 2 {
-				if err := fn(batch); err != nil {
+				if err := fn(batch, r.Offset); err != nil {
 					return err
 				}
 				batch = nil
 			}
 		}
 		if len(batch) > 0 {
-			return fn(batch)
+			return fn(batch, batch[len(batch)-1].Offset)
 		}
 		return nil
 	}

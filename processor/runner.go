@@ -48,7 +48,7 @@ type Config struct {
 	// (goka's WithRecoverAhead), so the partitions it takes over do not stop for their restore
 	// while the group waits; the replica joins later by that restore.
 	RecoverAhead bool
-	// Guarantee is at-least-once (the zero value) or exactly-once.
+	// Guarantee is AtLeastOnce (also the zero value) or ExactlyOnce.
 	Guarantee Guarantee
 	// CommitInterval is how often exactly-once commits a transaction.
 	CommitInterval time.Duration
@@ -112,8 +112,6 @@ type Runner struct {
 	commit *committer
 }
 
-func (c *Config) exactlyOnce() bool { return c.Guarantee == ExactlyOnce }
-
 // New returns a Runner for cfg.
 func New(cfg Config) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
@@ -140,8 +138,11 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.TransactionTimeout <= 0 {
 		cfg.TransactionTimeout = DefaultTransactionTimeout
 	}
+	if cfg.Guarantee == "" {
+		cfg.Guarantee = AtLeastOnce
+	}
 	r := &Runner{cfg: cfg, log: cfg.Logger, stats: cfg.Stats, enrich: enrich, sink: sink, caches: caches}
-	if cfg.exactlyOnce() {
+	if cfg.Guarantee == ExactlyOnce {
 		r.commit = &committer{stores: newTxnStores()}
 	}
 	return r, nil
@@ -180,7 +181,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		"output", r.cfg.Topics.Output, "table", r.cfg.Topics.Table(), "dlq", r.cfg.Topics.DLQ(),
 		"partitions", layout.Partitions, "state_dir", r.cfg.StateDir, "partitioner", string(r.cfg.Kafka.Partitioner),
 		"standby", r.cfg.Standby, "score_history", r.cfg.ScoreHistory.String(), "recover_ahead", r.cfg.RecoverAhead, "max_idle", r.cfg.MaxIdle.String(),
-		"guarantee", string(r.guarantee()), "transactional_id", r.cfg.TransactionalID)
+		"guarantee", string(r.cfg.Guarantee), "transactional_id", r.cfg.TransactionalID)
 
 	guard := &storeGuard{dir: r.cfg.StateDir, offsets: changelogOffsets(adm), log: r.log, stats: r.stats, cache: r.cfg.CacheEntries,
 		caches: r.caches, read: r.partitionReader(), ctx: ctx, kept: newKeptStores(keptStoreTTL, r.log)}
@@ -355,13 +356,6 @@ func (r *Runner) checkTransactions(ctx context.Context) error {
 	}
 }
 
-func (r *Runner) guarantee() Guarantee {
-	if r.cfg.exactlyOnce() {
-		return ExactlyOnce
-	}
-	return AtLeastOnce
-}
-
 // currentProducer is a Runner's Sink: the producer goka built for the processor running now.
 type currentProducer struct {
 	p atomic.Pointer[Sink]
@@ -425,7 +419,7 @@ func (r *Runner) waitForTopology(ctx context.Context, adm *kadm.Client, deadline
 
 // partitionReader reads changelog partitions with franz-go for the fast restore.
 func (r *Runner) partitionReader() PartitionReader {
-	return func(ctx context.Context, topic string, partition int32, from, end int64, fn func([]*kgo.Record) error) error {
+	return func(ctx context.Context, topic string, partition int32, from, end int64, fn func([]*kgo.Record, int64) error) error {
 		return changelog.ReadPartition(ctx, r.cfg.Kafka, topic, partition, from, end, fn)
 	}
 }

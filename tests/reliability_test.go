@@ -300,16 +300,7 @@ func TestCorruptLocalStoreIsRebuilt(t *testing.T) {
 // without an output, no score is lost, duplicates are reported.
 func TestBrokerKilledInCluster(t *testing.T) {
 	t.Parallel()
-	addr, dir := ownCluster(t)
-	j := newJobOn(t, addr)
-	j.createTopics(partitions)
-	// A created topic reaches the other brokers' metadata a moment after the controller
-	// confirms it, and `topics describe` may ask one of those.
-	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		for _, info := range j.describe() {
-			assert.Equal(c, 3, info.Replicas, "topic %s has replication 3", info.Name)
-		}
-	}, 30*time.Second, 200*time.Millisecond)
+	j, dir := clusterJob(t, partitions)
 	p := j.start(t.TempDir())
 	p.waitRunning(partitions)
 	j.scoreRound(60, 2000)
@@ -317,16 +308,7 @@ func TestBrokerKilledInCluster(t *testing.T) {
 	c := j.collect()
 	l := j.startLoad(60, 10*time.Millisecond)
 	c.waitProgress(t, 200)
-
-	node := filepath.Join(dir, "node2")
-	pid, err := os.ReadFile(filepath.Join(node, "kafka.pid"))
-	require.NoError(t, err)
-	require.NoError(t, exec.Command("kill", "-KILL", strings.TrimSpace(string(pid))).Run())
-	killed := time.Now()
-	c.waitProgress(t, 300) // the cluster goes on with two brokers
-	t.Logf("outputs flowing again with two brokers %s after the kill", time.Since(killed).Round(time.Millisecond))
-	kafkaScript(t, "restart", node)
-	c.waitProgress(t, 300)
+	killBroker(t, c, dir)
 
 	sent := l.stop()
 	v := c.wait(t, sent)
@@ -341,4 +323,36 @@ func TestBrokerKilledInCluster(t *testing.T) {
 	}
 	assert.Equal(t, want(60, 2000), table, "no score lost from the changelog")
 	t.Logf("processor restarts during the broker kill: %d", strings.Count(p.logs(), "processor failed"))
+}
+
+// clusterJob returns a job on a 3-node cluster of the test's own, its topics created with
+// partitions and replicated to all three nodes, and the cluster's directory.
+func clusterJob(t *testing.T, partitions int) (*job, string) {
+	t.Helper()
+	addr, dir := ownCluster(t)
+	j := newJobOn(t, addr)
+	j.createTopics(partitions)
+	// A created topic reaches the other brokers' metadata a moment after the controller
+	// confirms it, and `topics describe` may ask one of those.
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		for _, info := range j.describe() {
+			assert.Equal(c, 3, info.Replicas, "topic %s has replication 3", info.Name)
+		}
+	}, 30*time.Second, 200*time.Millisecond)
+	return j, dir
+}
+
+// killBroker SIGKILLs node 2 of the cluster in dir while c's outputs flow, waits until they
+// flow on two brokers, brings the node back and waits until they flow again.
+func killBroker(t *testing.T, c *collector, dir string) {
+	t.Helper()
+	node := filepath.Join(dir, "node2")
+	pid, err := os.ReadFile(filepath.Join(node, "kafka.pid"))
+	require.NoError(t, err)
+	require.NoError(t, exec.Command("kill", "-KILL", strings.TrimSpace(string(pid))).Run())
+	killed := time.Now()
+	c.waitProgress(t, 300) // the cluster goes on with two brokers
+	t.Logf("outputs flowing again with two brokers %s after the kill", time.Since(killed).Round(time.Millisecond))
+	kafkaScript(t, "restart", node)
+	c.waitProgress(t, 300)
 }

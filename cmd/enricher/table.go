@@ -60,9 +60,9 @@ func cmdTable(ctx context.Context, env *environment, args []string) error {
 		p := kc.Partitioner.Partition([]byte(key), int32(len(bounds)))
 		b := bounds[p]
 		var value []byte
-		err := changelog.ReadPartition(ctx, kc, topics.Table(), p, b.Start, b.End, func(rs []*kgo.Record) error {
+		err := changelog.ReadPartition(ctx, kc, topics.Table(), p, b.Start, b.End, func(rs []*kgo.Record, _ int64) error {
 			for _, r := range rs {
-				if !r.Attrs.IsControl() && string(r.Key) == key {
+				if string(r.Key) == key {
 					value = r.Value
 				}
 			}
