@@ -65,9 +65,12 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// MaxBackoff caps the wait between restarts of a processor that failed.
 	MaxBackoff time.Duration
-	// OnProcessor, if set, is called with each processor before it runs (a web monitor
+	// MemberData is sent as the user data of the replica's group membership, where the other
+	// replicas read it (members.Advert: where this replica's web server answers).
+	MemberData []byte
+	// OnProcessor, if set, is called with each processor before it runs (the web server
 	// attaches to it); after a restart it is called again with the new one.
-	OnProcessor func(*goka.Processor)
+	OnProcessor func(Attached)
 	// Options are extra goka options, applied last.
 	Options []goka.ProcessorOption
 }
@@ -234,7 +237,7 @@ func (r *Runner) runOnce(ctx context.Context, layout topology.Layout, guard *sto
 		return fmt.Errorf("build processor: %w", err)
 	}
 	if r.cfg.OnProcessor != nil {
-		r.cfg.OnProcessor(p)
+		r.cfg.OnProcessor(Attached{Processor: p, Layout: layout, Lookup: r.lookup})
 	}
 	err = p.Run(ctx)
 	// goka has closed every store; the ones kept for a next session are closed for real.
@@ -242,6 +245,43 @@ func (r *Runner) runOnce(ctx context.Context, layout topology.Layout, guard *sto
 		err = cerr
 	}
 	return err
+}
+
+// Attached is what OnProcessor is handed: a processor about to run, the layout of its topics,
+// and a lookup of scores in this replica's stores.
+type Attached struct {
+	Processor *goka.Processor
+	Layout    topology.Layout
+	Lookup    func(partition int32, key string) (Lookup, error)
+}
+
+// Lookup is a key's score in one partition's store.
+type Lookup struct {
+	// Open is false when the partition's store is not open on this replica.
+	Open bool
+	// Found is false for a key without a score.
+	Found bool
+	Score int64
+}
+
+// lookup reads key's score in this replica's store of partition, active or hot standby.
+// Under exactly-once it reads beneath the writes of the transaction still open, so it answers
+// only what the changelog holds committed.
+func (r *Runner) lookup(partition int32, key string) (Lookup, error) {
+	c := r.caches.get(partition)
+	if c == nil {
+		return Lookup{}, nil
+	}
+	if held, ok := c.Storage.(*txnStore); ok {
+		v, err := held.Storage.Get(key)
+		if err != nil {
+			return Lookup{}, err
+		}
+		e, err := decodeCached(v)
+		return Lookup{Open: true, Found: e.present, Score: e.score}, err
+	}
+	score, found, err := c.Score(key)
+	return Lookup{Open: true, Found: found, Score: score}, err
 }
 
 // keptStoreTTL is how long a store whose partition went to another replica stays open, in
@@ -268,6 +308,7 @@ func (r *Runner) options(layout topology.Layout, guard *storeGuard) ([]goka.Proc
 		configs[1].Consumer.IsolationLevel = sarama.ReadCommitted
 		configs[2].Consumer.IsolationLevel = sarama.ReadCommitted
 	}
+	configs[1].Consumer.Group.Member.UserData = r.cfg.MemberData
 	group, err := consumergroup.Builder(configs[1], cg)
 	if err != nil {
 		return nil, err
@@ -378,6 +419,7 @@ func (r *Runner) onRebalance(a goka.Assignment) {
 		parts = append(parts, int(p))
 	}
 	sort.Ints(parts)
+	r.stats.assign(a)
 	r.log.Info("partitions assigned", "group", r.cfg.Topics.Group, "partitions", parts)
 }
 

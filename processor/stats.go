@@ -29,6 +29,25 @@ type Stats struct {
 	dlq       map[codecs.Reason]int64
 	latency   func(time.Duration)
 	restoring map[int32]RestoreProgress
+	assigned  map[int32]bool
+}
+
+// assign records the partitions the group assigned in its latest session.
+func (s *Stats) assign(a map[int32]int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.assigned = make(map[int32]bool, len(a))
+	for p := range a {
+		s.assigned[p] = true
+	}
+}
+
+// Assigned reports whether the latest session assigned partition p to this replica; a
+// partition goka runs that was not assigned is a hot-standby copy.
+func (s *Stats) Assigned(p int32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.assigned[p]
 }
 
 // RestoreProgress is where the restore of a table partition ahead of goka stands: the offset

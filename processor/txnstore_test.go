@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/lovoo/goka/storage"
@@ -91,4 +92,53 @@ func TestTxnStoreReleased(t *testing.T) {
 	s.release()
 	require.NoError(t, s.reg.commitAll())
 	assert.Equal(t, "<none>", dbValue(t, db, "k"))
+}
+
+// The lookup the web server uses reads what is committed: a held write is not seen until its
+// transaction commits, and a held deletion does not hide the committed score.
+func TestLookupReadsCommittedScores(t *testing.T) {
+	s, _ := openTxnStore(t, true)
+	score := func(n int) []byte { return fmt.Appendf(nil, `{"key":"k","score":%d}`, n) }
+	require.NoError(t, s.Set("k", score(1)))
+	require.NoError(t, s.commit())
+	r := &Runner{caches: &scoreCaches{}}
+	r.caches.add(2, newScoreCache(s, 10))
+
+	require.NoError(t, s.Set("k", score(2)))
+	got, err := r.lookup(2, "k")
+	require.NoError(t, err)
+	assert.Equal(t, Lookup{Open: true, Found: true, Score: 1}, got, "the open transaction's write is not read")
+	require.NoError(t, s.Delete("k"))
+	got, err = r.lookup(2, "k")
+	require.NoError(t, err)
+	assert.Equal(t, Lookup{Open: true, Found: true, Score: 1}, got, "nor its deletion")
+	require.NoError(t, s.Set("k", score(3)))
+	require.NoError(t, s.commit())
+	got, err = r.lookup(2, "k")
+	require.NoError(t, err)
+	assert.Equal(t, Lookup{Open: true, Found: true, Score: 3}, got, "committed: read")
+
+	got, err = r.lookup(2, "nobody")
+	require.NoError(t, err)
+	assert.Equal(t, Lookup{Open: true}, got)
+	got, err = r.lookup(5, "k")
+	require.NoError(t, err)
+	assert.Equal(t, Lookup{}, got, "partition 5 has no store here")
+}
+
+// Without transactions the lookup reads through the score cache.
+func TestLookupWithoutTransactions(t *testing.T) {
+	db, err := leveldb.OpenFile(t.TempDir(), nil)
+	require.NoError(t, err)
+	st, err := storage.New(db)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	c := newScoreCache(st, 10)
+	require.NoError(t, c.MarkRecovered())
+	require.NoError(t, c.Set("k", []byte(`{"key":"k","score":7}`)))
+	r := &Runner{caches: &scoreCaches{}}
+	r.caches.add(0, c)
+	got, err := r.lookup(0, "k")
+	require.NoError(t, err)
+	assert.Equal(t, Lookup{Open: true, Found: true, Score: 7}, got)
 }

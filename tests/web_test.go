@@ -7,16 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -158,63 +154,4 @@ func TestReadyzWhileRestoring(t *testing.T) {
 	require.NotEmpty(t, notReady, "readyz was never 503 with a partition recovering towards its high-water mark")
 	t.Logf("while restoring %d records, /readyz said: %s", records, strings.TrimSpace(notReady))
 	assert.Equal(t, float64(records), scrape(t, base)["enricher_changelog_records_restored_total"])
-}
-
-// A real browser opens the monitor of a running processor, looks up a key with a score and one
-// without on the query page, and saves a screenshot.
-func TestMonitorAndQueryInBrowser(t *testing.T) {
-	t.Parallel()
-	browser, err := exec.LookPath("chromium")
-	if err != nil {
-		if inCI {
-			t.Fatal("chromium not installed (scripts/test.sh installs it)")
-		}
-		t.Skip("chromium not installed")
-	}
-	j, p, _ := runningJob(t)
-	base := p.webAddr()
-	j.produce("score", scoreLine("alice", 42))
-	j.waitChangelog(1)
-
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.WindowSize(1280, 900),
-	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/monitor/"), chromedp.WaitVisible("body")))
-	monitor, err := chromedp.Run(ctx, chromedp.Text("body"))
-	require.NoError(t, err)
-	lookup := func(key string) string {
-		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/query/"), chromedp.WaitVisible("#search"),
-			chromedp.SendKeys("#search", key+"\n"), chromedp.WaitVisible(".panel-success pre")))
-		text, err := chromedp.Run(ctx, chromedp.Text(".panel-success pre"))
-		require.NoError(t, err)
-		return text
-	}
-	found := lookup("alice")
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	require.NoError(t, err)
-	missing := lookup("nobody")
-	assert.Contains(t, monitor, j.topics.Group, "the monitor lists the processor's group")
-	assert.Contains(t, monitor, j.topics.Table())
-	assert.Contains(t, found, `"score": 42`)
-	assert.Contains(t, missing, `"score": null`)
-	assert.Contains(t, missing, "no score")
-
-	dir := os.Getenv("ENRICHER_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join(repoRoot, "tests", "artifacts")
-	}
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	path := filepath.Join(dir, "query-page.png")
-	require.NoError(t, os.WriteFile(path, shot, 0o644))
-	t.Logf("screenshot of the query page: %s", path)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/embedded"
+	"github.com/enricher/enricher/members"
 	"github.com/enricher/enricher/processor"
 	"github.com/enricher/enricher/topology"
 	"github.com/enricher/enricher/web"
@@ -39,6 +40,7 @@ type processorFlags struct {
 	connectTimeout  time.Duration
 	shutdownTimeout time.Duration
 	webAddr         string
+	advertiseAddr   string
 	webToken        string
 	pprof           bool
 	cacheEntries    int
@@ -66,6 +68,7 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.DurationVar(&p.connectTimeout, "connect-timeout", time.Minute, "how long start-up waits for the brokers")
 	fs.DurationVar(&p.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop may take to flush and commit")
 	fs.StringVar(&p.webAddr, "web-addr", "127.0.0.1:9095", "address of the web monitor, query page, /healthz, /readyz and /metrics (empty: no web server)")
+	fs.StringVar(&p.advertiseAddr, "advertise-addr", "", "host:port the other replicas reach this replica's web server on, to route key lookups and draw the group page (empty: the --web-addr bound, a wildcard host as 127.0.0.1)")
 	fs.BoolVar(&p.pprof, "pprof", false, "serve Go's CPU, heap and goroutine profiles under /debug/pprof/ on the web server (behind --web-token)")
 	fs.StringVar(&p.webToken, "web-token", "", "bearer token every web page but /healthz and /readyz requires (set it when --web-addr is not loopback)")
 }
@@ -207,21 +210,39 @@ func cmdDev(ctx context.Context, env *environment, args []string) error {
 }
 
 // runProcessor runs the processor, and the web server unless disabled, until ctx ends; then it
-// gives the processor the shutdown timeout to stop cleanly.
+// gives the processor the shutdown timeout to stop cleanly. The web server binds its port
+// before the processor starts, so a port that is taken stops the start before any store opens.
 func runProcessor(ctx context.Context, cfg processor.Config, pf processorFlags) error {
 	shutdownTimeout := pf.shutdownTimeout
 	cfg.Stats = processor.NewStats()
 	webErr := make(chan error, 1)
+	advert, err := members.NewAdvert("")
+	if err != nil {
+		return err
+	}
 	if pf.webAddr != "" {
-		srv, err := web.New(web.Config{Addr: pf.webAddr, Token: pf.webToken, Table: cfg.Topics.Table(), Stats: cfg.Stats, Logger: cfg.Logger, Profiling: pf.pprof})
+		adm, err := cfg.Kafka.Admin()
+		if err != nil {
+			return err
+		}
+		defer adm.Close()
+		srv, err := web.New(web.Config{Addr: pf.webAddr, Advertise: pf.advertiseAddr, Token: pf.webToken, Topics: cfg.Topics,
+			Scheme: cfg.Kafka.Partitioner, Directory: members.NewDirectory(adm, cfg.Topics.Group, cfg.Topics.Input),
+			Stats: cfg.Stats, Logger: cfg.Logger, Profiling: pf.pprof})
 		if err != nil {
 			return usagef("%v", err)
 		}
+		ln, err := srv.Listen()
+		if err != nil {
+			return err
+		}
+		advert = srv.Advert()
 		cfg.OnProcessor = srv.Attach
 		wctx, stopWeb := context.WithCancel(ctx)
 		defer stopWeb()
-		go func() { webErr <- srv.Run(wctx) }()
+		go func() { webErr <- srv.Serve(wctx, ln) }()
 	}
+	cfg.MemberData = advert.Encode()
 	r, err := processor.New(cfg)
 	if err != nil {
 		return usagef("%v", err)
