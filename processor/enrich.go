@@ -12,6 +12,7 @@ import (
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/dlq"
 	"github.com/enricher/enricher/partition"
+	"github.com/enricher/enricher/store"
 	"github.com/enricher/enricher/topology"
 )
 
@@ -40,7 +41,7 @@ type Enricher struct {
 	sink   Sink
 	// scores holds the score cache of each partition the Runner opened; without one (goka's
 	// tester) scores are read through goka's table.
-	scores *scoreCaches
+	scores *store.Caches
 	// names holds the source-topic header value of each input topic, made once.
 	names map[string][]byte
 	// history, when positive, makes the join as-of (see asOf): the table keeps each key's
@@ -55,8 +56,8 @@ func (e *Enricher) asOf(history time.Duration) { e.history = history }
 
 // NewEnricher returns the callbacks for topics, sending outputs and dead letters to sink; stats
 // may be shared with a metrics endpoint.
-func NewEnricher(topics topology.Topics, limits codecs.Limits, stats *Stats, sink Sink, log *slog.Logger) *Enricher {
-	return &Enricher{topics: topics, limits: limits, stats: stats, sink: sink, log: log, dlqLog: newRateLimiter(10, time.Second),
+func NewEnricher(topics topology.Topics, limits codecs.Limits, stats *Stats, sink Sink, scores *store.Caches, log *slog.Logger) *Enricher {
+	return &Enricher{topics: topics, limits: limits, stats: stats, sink: sink, scores: scores, log: log, dlqLog: newRateLimiter(10, time.Second),
 		names: map[string][]byte{topics.Input: []byte(topics.Input), topics.Scores: []byte(topics.Scores)}}
 }
 
@@ -181,7 +182,7 @@ func (e *Enricher) score(ctx goka.Context) int64 {
 	if e.history > 0 {
 		return e.scoreAsOf(ctx)
 	}
-	if c := e.scores.get(ctx.Partition()); c != nil {
+	if c := e.scores.Get(ctx.Partition()); c != nil {
 		score, found, err := c.Score(ctx.Key())
 		switch {
 		case err != nil:

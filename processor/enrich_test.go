@@ -20,6 +20,7 @@ import (
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/dlq"
 	"github.com/enricher/enricher/partition"
+	"github.com/enricher/enricher/store"
 	"github.com/enricher/enricher/topology"
 )
 
@@ -67,14 +68,13 @@ type harness struct {
 func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
 
 // newHarnessWith runs the callbacks on goka's tester, with scores as the Runner's score caches.
-func newHarnessWith(t *testing.T, scores *scoreCaches, configure ...func(*Enricher)) *harness {
+func newHarnessWith(t *testing.T, scores *store.Caches, configure ...func(*Enricher)) *harness {
 	t.Helper()
 	tt := tester.New(t)
 	topics := topology.DefaultTopics()
 	stats := NewStats()
 	sink := &recordSink{}
-	e := NewEnricher(topics, codecs.Limits{MaxValueBytes: 1024}, stats, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	e.scores = scores
+	e := NewEnricher(topics, codecs.Limits{MaxValueBytes: 1024}, stats, sink, scores, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for _, c := range configure {
 		c(e)
 	}
@@ -135,12 +135,14 @@ func TestEnrichWithLatestScore(t *testing.T) {
 // Where the Runner opened a store, inputs read their score from its score cache, not through
 // goka's table (which goka's tester keeps empty here).
 func TestInputsReadTheScoreCache(t *testing.T) {
-	c := newScoreCache(storage.NewMemory(), 4)
+	c := store.NewCache(storage.NewMemory(), 4)
 	require.NoError(t, c.Open())
 	require.NoError(t, c.MarkRecovered())
-	require.NoError(t, c.Set("a", scoreJSON("a", 42)))
-	caches := &scoreCaches{}
-	caches.add(0, c)
+	v, err := codecs.Encode(codecs.Score{Key: "a", Score: 42})
+	require.NoError(t, err)
+	require.NoError(t, c.Set("a", v))
+	caches := &store.Caches{}
+	caches.Add(0, c)
 	h := newHarnessWith(t, caches)
 
 	h.input("a", `{"message":"m"}`)

@@ -16,6 +16,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/enricher/enricher/producer"
+	"github.com/enricher/enricher/store"
 )
 
 // Guarantee is the processing guarantee of a Runner.
@@ -75,7 +76,7 @@ func TransactionalID(stateDir, group, instanceID string) (string, error) {
 // held into LevelDB.
 type committer struct {
 	p      atomic.Pointer[producer.Transactional]
-	stores *txnStores
+	stores *store.Held
 	// fatal holds an ErrFenced met too often to be one replica's own past: another process runs
 	// with this replica's transactional id, and each restart fences it in turn.
 	fatal atomic.Pointer[error]
@@ -133,7 +134,7 @@ func (c *committer) Begin(partitions []int32) error {
 	if err != nil {
 		return err
 	}
-	c.stores.own(partitions)
+	c.stores.Own(partitions)
 	return c.check(p.Begin())
 }
 
@@ -143,10 +144,10 @@ func (c *committer) Commit(ctx context.Context, meta *sarama.ConsumerGroupMetada
 		return err
 	}
 	if err := p.Commit(ctx, offsets, meta); err != nil {
-		c.stores.discardAll()
+		c.stores.Discard()
 		return c.check(err)
 	}
-	return c.stores.commitAll()
+	return c.stores.Commit()
 }
 
 // Failed is the current producer's Failed, or a channel never closed without one.
@@ -158,7 +159,7 @@ func (c *committer) Failed() <-chan struct{} {
 }
 
 func (c *committer) Abort() error {
-	c.stores.discardAll()
+	c.stores.Discard()
 	p, err := c.producer()
 	if err != nil {
 		return err

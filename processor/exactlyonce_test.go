@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/enricher/enricher/producer"
+	"github.com/enricher/enricher/store"
 )
 
 func TestParseGuarantee(t *testing.T) {
@@ -49,7 +50,7 @@ func TestTransactionalID(t *testing.T) {
 
 // One fencing restarts the processor; three within the window are a clash that stops it.
 func TestCommitterFencing(t *testing.T) {
-	c := &committer{stores: newTxnStores()}
+	c := &committer{stores: store.NewHeld()}
 	fenced := fmt.Errorf("commit: %w", producer.ErrFenced)
 	other := errors.New("broker gone")
 	assert.Equal(t, other, c.check(other))

@@ -21,6 +21,7 @@ import (
 	"github.com/enricher/enricher/consumergroup"
 	"github.com/enricher/enricher/kafkaconf"
 	"github.com/enricher/enricher/producer"
+	"github.com/enricher/enricher/store"
 	"github.com/enricher/enricher/topology"
 )
 
@@ -110,7 +111,7 @@ type Runner struct {
 	stats  *Stats
 	enrich *Enricher
 	sink   *currentProducer
-	caches *scoreCaches
+	caches *store.Caches
 	// commit is the exactly-once committer; nil under at-least-once.
 	commit *committer
 }
@@ -132,9 +133,8 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 30 * time.Second
 	}
-	sink, caches := &currentProducer{}, &scoreCaches{}
-	enrich := NewEnricher(cfg.Topics, cfg.Limits, cfg.Stats, sink, cfg.Logger)
-	enrich.scores = caches
+	sink, caches := &currentProducer{}, &store.Caches{}
+	enrich := NewEnricher(cfg.Topics, cfg.Limits, cfg.Stats, sink, caches, cfg.Logger)
 	if cfg.ScoreHistory > 0 {
 		enrich.asOf(cfg.ScoreHistory)
 	}
@@ -146,7 +146,7 @@ func New(cfg Config) (*Runner, error) {
 	}
 	r := &Runner{cfg: cfg, log: cfg.Logger, stats: cfg.Stats, enrich: enrich, sink: sink, caches: caches}
 	if cfg.Guarantee == ExactlyOnce {
-		r.commit = &committer{stores: newTxnStores()}
+		r.commit = &committer{stores: store.NewHeld()}
 	}
 	return r, nil
 }
@@ -186,16 +186,20 @@ func (r *Runner) Run(ctx context.Context) error {
 		"standby", r.cfg.Standby, "score_history", r.cfg.ScoreHistory.String(), "recover_ahead", r.cfg.RecoverAhead, "max_idle", r.cfg.MaxIdle.String(),
 		"guarantee", string(r.cfg.Guarantee), "transactional_id", r.cfg.TransactionalID)
 
-	guard := &storeGuard{dir: r.cfg.StateDir, offsets: changelogOffsets(adm), log: r.log, stats: r.stats, cache: r.cfg.CacheEntries,
-		caches: r.caches, read: r.partitionReader(), ctx: ctx, kept: newKeptStores(keptStoreTTL, r.log)}
+	sc := store.Config{Dir: r.cfg.StateDir, Offsets: changelogOffsets(adm), Read: r.partitionReader(), Logger: r.log,
+		Stats: &r.stats.Stats, CacheEntries: r.cfg.CacheEntries, Caches: r.caches, KeepFor: keptStoreTTL}
 	if r.commit != nil {
-		guard.txn = r.commit.stores
+		sc.Held = r.commit.stores
+	}
+	guard, err := store.NewGuard(ctx, sc)
+	if err != nil {
+		return err
 	}
 	backoff := time.Second
 	for {
 		started := time.Now()
 		err := r.runOnce(ctx, layout, guard)
-		if fatal := guard.fatalErr(); fatal != nil {
+		if fatal := guard.Fatal(); fatal != nil {
 			return fatal
 		}
 		if r.commit != nil {
@@ -226,7 +230,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-func (r *Runner) runOnce(ctx context.Context, layout topology.Layout, guard *storeGuard) error {
+func (r *Runner) runOnce(ctx context.Context, layout topology.Layout, guard *store.Guard) error {
 	opts, err := r.options(layout, guard)
 	if err != nil {
 		return err
@@ -237,58 +241,29 @@ func (r *Runner) runOnce(ctx context.Context, layout topology.Layout, guard *sto
 		return fmt.Errorf("build processor: %w", err)
 	}
 	if r.cfg.OnProcessor != nil {
-		r.cfg.OnProcessor(Attached{Processor: p, Layout: layout, Lookup: r.lookup})
+		r.cfg.OnProcessor(Attached{Processor: p, Layout: layout, Lookup: r.caches.Lookup})
 	}
 	err = p.Run(ctx)
 	// goka has closed every store; the ones kept for a next session are closed for real.
-	if cerr := guard.kept.closeAll(); cerr != nil && err == nil {
+	if cerr := guard.CloseKept(); cerr != nil && err == nil {
 		err = cerr
 	}
 	return err
 }
 
 // Attached is what OnProcessor is handed: a processor about to run, the layout of its topics,
-// and a lookup of scores in this replica's stores.
+// and a lookup of scores in this replica's stores (store.Caches.Lookup).
 type Attached struct {
 	Processor *goka.Processor
 	Layout    topology.Layout
-	Lookup    func(partition int32, key string) (Lookup, error)
-}
-
-// Lookup is a key's score in one partition's store.
-type Lookup struct {
-	// Open is false when the partition's store is not open on this replica.
-	Open bool
-	// Found is false for a key without a score.
-	Found bool
-	Score int64
-}
-
-// lookup reads key's score in this replica's store of partition, active or hot standby.
-// Under exactly-once it reads beneath the writes of the transaction still open, so it answers
-// only what the changelog holds committed.
-func (r *Runner) lookup(partition int32, key string) (Lookup, error) {
-	c := r.caches.get(partition)
-	if c == nil {
-		return Lookup{}, nil
-	}
-	if held, ok := c.Storage.(*txnStore); ok {
-		v, err := held.Storage.Get(key)
-		if err != nil {
-			return Lookup{}, err
-		}
-		e, err := decodeCached(v)
-		return Lookup{Open: true, Found: e.present, Score: e.score}, err
-	}
-	score, found, err := c.Score(key)
-	return Lookup{Open: true, Found: found, Score: score}, err
+	Lookup    func(partition int32, key string) (store.Lookup, error)
 }
 
 // keptStoreTTL is how long a store whose partition went to another replica stays open, in
 // case a rebalance soon after gives it back.
 const keptStoreTTL = time.Minute
 
-func (r *Runner) options(layout topology.Layout, guard *storeGuard) ([]goka.ProcessorOption, error) {
+func (r *Runner) options(layout topology.Layout, guard *store.Guard) ([]goka.ProcessorOption, error) {
 	// goka's builders write into the config they are given: each gets its own.
 	var configs [3]*sarama.Config
 	for i := range configs {
@@ -322,7 +297,7 @@ func (r *Runner) options(layout topology.Layout, guard *storeGuard) ([]goka.Proc
 	opts := []goka.ProcessorOption{
 		goka.WithClientID(r.cfg.Kafka.ClientID),
 		goka.WithLogger(gokaLogger{r.log.With("component", "goka")}),
-		goka.WithStorageBuilder(guard.builder()),
+		goka.WithStorageBuilder(guard.Builder()),
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(configs[0], tm)),
 		goka.WithConsumerGroupBuilder(group),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(configs[2])),
@@ -460,14 +435,14 @@ func (r *Runner) waitForTopology(ctx context.Context, adm *kadm.Client, deadline
 }
 
 // partitionReader reads changelog partitions with franz-go for the fast restore.
-func (r *Runner) partitionReader() PartitionReader {
+func (r *Runner) partitionReader() store.PartitionReader {
 	return func(ctx context.Context, topic string, partition int32, from, end int64, fn func([]*kgo.Record, int64) error) error {
 		return changelog.ReadPartition(ctx, r.cfg.Kafka, topic, partition, from, end, fn)
 	}
 }
 
 // changelogOffsets reads a partition's log start offset and high-water mark.
-func changelogOffsets(adm *kadm.Client) OffsetRange {
+func changelogOffsets(adm *kadm.Client) store.OffsetRange {
 	return func(ctx context.Context, topic string, partition int32) (int64, int64, error) {
 		bounds, err := changelog.Offsets(ctx, adm, topic)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/consumergroup"
+	"github.com/enricher/enricher/store"
 )
 
 // Stats counts what the processor did. It is safe for concurrent use; a metrics endpoint reads it.
@@ -18,18 +19,18 @@ type Stats struct {
 	TombstonesApplied atomic.Int64
 	Restarts          atomic.Int64
 	Rebalances        atomic.Int64
-	RecordsRestored   atomic.Int64
 	// AsOfOutsideHistory counts inputs of the as-of join stamped before their key's kept
 	// history: they got codecs.NoScore.
 	AsOfOutsideHistory atomic.Int64
 	// Alignment counts the consumer group's sessions and each partition's timestamp alignment.
 	Alignment *consumergroup.Stats
+	// Stats counts the local stores' restores (RecordsRestored, Restoring).
+	store.Stats
 
-	mu        sync.Mutex
-	dlq       map[codecs.Reason]int64
-	latency   func(time.Duration)
-	restoring map[int32]RestoreProgress
-	assigned  map[int32]bool
+	mu       sync.Mutex
+	dlq      map[codecs.Reason]int64
+	latency  func(time.Duration)
+	assigned map[int32]bool
 }
 
 // assign records the partitions the group assigned in its latest session.
@@ -48,34 +49,6 @@ func (s *Stats) Assigned(p int32) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.assigned[p]
-}
-
-// RestoreProgress is where the restore of a table partition ahead of goka stands: the offset
-// of the last changelog record written to the store, and the high-water mark it restores to.
-type RestoreProgress struct{ Offset, HWM int64 }
-
-func (s *Stats) restoreProgress(partition int32, offset, hwm int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.restoring == nil {
-		s.restoring = map[int32]RestoreProgress{}
-	}
-	s.restoring[partition] = RestoreProgress{Offset: offset, HWM: hwm}
-}
-
-func (s *Stats) restoreDone(partition int32) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.restoring, partition)
-}
-
-// Restoring reports the progress of a partition whose store is being restored ahead of goka
-// (goka itself then shows the partition as initializing).
-func (s *Stats) Restoring(partition int32) (RestoreProgress, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.restoring[partition]
-	return p, ok
 }
 
 // NewStats returns empty stats.

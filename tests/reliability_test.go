@@ -21,7 +21,7 @@ import (
 	"github.com/enricher/enricher/changelog"
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/dlq"
-	"github.com/enricher/enricher/processor"
+	"github.com/enricher/enricher/store"
 )
 
 // The single broker stops for 30 s: `enricher run` does not exit while it is away, and the
@@ -184,7 +184,7 @@ func localTable(t *testing.T, state, table string, partitions int) map[string]st
 	t.Helper()
 	out := map[string]string{}
 	for p := 0; p < partitions; p++ {
-		db, err := leveldb.OpenFile(processor.StorePath(state, table, int32(p)), nil)
+		db, err := leveldb.OpenFile(store.Path(state, table, int32(p)), nil)
 		require.NoError(t, err)
 		it := db.NewIterator(nil, nil)
 		for it.Next() {
@@ -278,7 +278,7 @@ func TestCorruptLocalStoreIsRebuilt(t *testing.T) {
 
 	corrupted := 0
 	for part := 0; part < partitions; part++ {
-		files, err := filepath.Glob(filepath.Join(processor.StorePath(state, j.topics.Table(), int32(part)), "MANIFEST-*"))
+		files, err := filepath.Glob(filepath.Join(store.Path(state, j.topics.Table(), int32(part)), "MANIFEST-*"))
 		require.NoError(t, err)
 		for _, f := range files {
 			require.NoError(t, os.WriteFile(f, []byte("this is not a leveldb manifest"), 0o644))

@@ -10,7 +10,7 @@ import (
 
 	"github.com/enricher/enricher/changelog"
 	"github.com/enricher/enricher/codecs"
-	"github.com/enricher/enricher/processor"
+	"github.com/enricher/enricher/store"
 )
 
 func cmdReplay(ctx context.Context, env *environment, args []string) error {
@@ -74,7 +74,7 @@ func cmdReplay(ctx context.Context, env *environment, args []string) error {
 		if l, ok := limits[p]; ok {
 			last = l - 1
 		}
-		if err := processor.BuildStore(rebuild, table, p, values, last); err != nil {
+		if err := store.Build(rebuild, table, p, values, last); err != nil {
 			return err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/enricher/enricher/embedded"
 	"github.com/enricher/enricher/members"
 	"github.com/enricher/enricher/processor"
+	"github.com/enricher/enricher/store"
 	"github.com/enricher/enricher/topology"
 	"github.com/enricher/enricher/web"
 )
@@ -55,7 +56,7 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.BoolVar(&p.create, "create-topics", false, "create missing input, scores and output topics (the table and DLQ topics are always created)")
 	fs.IntVar(&p.partitions, "partitions", 4, "partitions of topics created")
 	fs.IntVar(&p.replication, "replication-factor", -1, "replication factor of topics created (-1: the broker's default)")
-	fs.IntVar(&p.cacheEntries, "cache-entries", processor.DefaultCacheEntries, "keys per partition whose scores are cached in memory in front of LevelDB (0: no cache)")
+	fs.IntVar(&p.cacheEntries, "cache-entries", store.DefaultCacheEntries, "keys per partition whose scores are cached in memory in front of LevelDB (0: no cache)")
 	fs.BoolVar(&p.standby, "standby", false, "keep hot standby copies of the partitions this replica does not own")
 	fs.BoolVar(&p.recoverAhead, "recover-ahead", true, "restore every partition of the table before joining the group, so the partitions this replica takes do not stop for their restore")
 	fs.Var(&p.maxIdle, "max-idle", "timestamp alignment of input and scores per partition: 0 waits only for records already on the broker, a duration also waits that long for a topic with none, -1 turns alignment off")

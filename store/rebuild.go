@@ -1,4 +1,4 @@
-package processor
+package store
 
 import (
 	"errors"
@@ -9,17 +9,17 @@ import (
 	"github.com/syndtr/goleveldb/leveldb"
 )
 
-// ErrStoreExists means a local store is already where a rebuild would write.
-var ErrStoreExists = errors.New("local store already exists")
+// ErrExists means a local store is already where a rebuild would write.
+var ErrExists = errors.New("local store already exists")
 
-// BuildStore writes a local store for one table partition offline, as goka would have left it
+// Build writes a local store for one table partition offline, as goka would have left it
 // after applying the changelog up to and including lastOffset: `run` then restores only what
 // came after. values are the partition's latest value per key; lastOffset < 0 writes no offset
 // (an empty changelog partition).
-func BuildStore(stateDir, topic string, partition int32, values map[string][]byte, lastOffset int64) error {
-	path := StorePath(stateDir, topic, partition)
+func Build(stateDir, topic string, partition int32, values map[string][]byte, lastOffset int64) error {
+	path := Path(stateDir, topic, partition)
 	if _, err := os.Stat(path); err == nil {
-		return fmt.Errorf("%w: %s", ErrStoreExists, path)
+		return fmt.Errorf("%w: %s", ErrExists, path)
 	}
 	db, err := leveldb.OpenFile(path, nil)
 	if err != nil {

@@ -1,4 +1,4 @@
-package processor
+package store
 
 import (
 	"errors"
@@ -19,7 +19,7 @@ type txnStore struct {
 	storage.Storage
 	db        *leveldb.DB
 	partition int32
-	reg       *txnStores
+	reg       *Held
 
 	mu      sync.Mutex
 	holding bool
@@ -149,24 +149,24 @@ func (s *txnStore) Close() error {
 	return s.Storage.Close()
 }
 
-// txnStores are the stores of the partitions the current session owns.
-type txnStores struct {
+// Held are the stores of the partitions the current session owns.
+type Held struct {
 	mu     sync.Mutex
 	owned  map[int32]bool
 	stores map[*txnStore]struct{}
 }
 
-func newTxnStores() *txnStores {
-	return &txnStores{owned: map[int32]bool{}, stores: map[*txnStore]struct{}{}}
+func NewHeld() *Held {
+	return &Held{owned: map[int32]bool{}, stores: map[*txnStore]struct{}{}}
 }
 
 // wrap puts a transaction's writes in front of st, the store of partition in db.
-func (r *txnStores) wrap(st storage.Storage, db *leveldb.DB, partition int32) *txnStore {
+func (r *Held) wrap(st storage.Storage, db *leveldb.DB, partition int32) *txnStore {
 	return &txnStore{Storage: st, db: db, partition: partition, reg: r}
 }
 
 // own notes the partitions the session owns.
-func (r *txnStores) own(partitions []int32) {
+func (r *Held) Own(partitions []int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	clear(r.owned)
@@ -175,25 +175,25 @@ func (r *txnStores) own(partitions []int32) {
 	}
 }
 
-func (r *txnStores) owns(p int32) bool {
+func (r *Held) owns(p int32) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.owned[p]
 }
 
-func (r *txnStores) add(s *txnStore) {
+func (r *Held) add(s *txnStore) {
 	r.mu.Lock()
 	r.stores[s] = struct{}{}
 	r.mu.Unlock()
 }
 
-func (r *txnStores) remove(s *txnStore) {
+func (r *Held) remove(s *txnStore) {
 	r.mu.Lock()
 	delete(r.stores, s)
 	r.mu.Unlock()
 }
 
-func (r *txnStores) each(fn func(*txnStore) error) error {
+func (r *Held) each(fn func(*txnStore) error) error {
 	r.mu.Lock()
 	stores := make([]*txnStore, 0, len(r.stores))
 	for s := range r.stores {
@@ -210,9 +210,9 @@ func (r *txnStores) each(fn func(*txnStore) error) error {
 }
 
 // commitAll writes every store's held writes: their transaction committed.
-func (r *txnStores) commitAll() error { return r.each(func(s *txnStore) error { return s.commit() }) }
+func (r *Held) Commit() error { return r.each(func(s *txnStore) error { return s.commit() }) }
 
 // discardAll drops every store's held writes: their transaction aborted.
-func (r *txnStores) discardAll() {
+func (r *Held) Discard() {
 	_ = r.each(func(s *txnStore) error { s.discard(); return nil })
 }

@@ -1,4 +1,4 @@
-package processor
+package store
 
 import (
 	"math"
@@ -28,10 +28,10 @@ func (s *countingStore) Get(key string) ([]byte, error) {
 	return s.Storage.Get(key)
 }
 
-func newCountingCache(t *testing.T, max int) (*scoreCache, *countingStore) {
+func newCountingCache(t *testing.T, max int) (*Cache, *countingStore) {
 	t.Helper()
 	under := &countingStore{Storage: storage.NewMemory()}
-	c := newScoreCache(under, max)
+	c := NewCache(under, max)
 	require.NoError(t, c.Open())
 	return c, under
 }
@@ -49,35 +49,35 @@ func TestScoreCache(t *testing.T) {
 		name      string
 		max       int
 		recovered bool
-		ops       func(t *testing.T, c *scoreCache)
+		ops       func(t *testing.T, c *Cache)
 		key       string
 		want      int64 // none: no score
 		reads     int   // reads that reached the store, for two lookups of key; -1: at most one
 	}{
-		{"not used before recovery", 4, false, func(t *testing.T, c *scoreCache) {
+		{"not used before recovery", 4, false, func(t *testing.T, c *Cache) {
 			require.NoError(t, c.Set("a", scoreJSON("a", 1)))
 		}, "a", 1, 2},
-		{"a written score is served from memory", 4, true, func(t *testing.T, c *scoreCache) {
+		{"a written score is served from memory", 4, true, func(t *testing.T, c *Cache) {
 			require.NoError(t, c.Set("a", scoreJSON("a", 1)))
 		}, "a", 1, 0},
-		{"an overwrite replaces the cached score", 4, true, func(t *testing.T, c *scoreCache) {
+		{"an overwrite replaces the cached score", 4, true, func(t *testing.T, c *Cache) {
 			require.NoError(t, c.Set("a", scoreJSON("a", 1)))
 			require.NoError(t, c.Set("a", scoreJSON("a", -7)))
 		}, "a", -7, 0},
-		{"a delete is cached as absent", 4, true, func(t *testing.T, c *scoreCache) {
+		{"a delete is cached as absent", 4, true, func(t *testing.T, c *Cache) {
 			require.NoError(t, c.Set("a", scoreJSON("a", 1)))
 			require.NoError(t, c.Delete("a"))
 		}, "a", none, 0},
-		{"an absent key is read once", 4, true, func(t *testing.T, c *scoreCache) {}, "nope", none, 1},
-		{"a stored key is read once", 4, true, func(t *testing.T, c *scoreCache) {
+		{"an absent key is read once", 4, true, func(t *testing.T, c *Cache) {}, "nope", none, 1},
+		{"a stored key is read once", 4, true, func(t *testing.T, c *Cache) {
 			require.NoError(t, c.Storage.Set("a", scoreJSON("a", 3)))
 		}, "a", 3, 1},
-		{"a full cache evicts and reads again", 4, true, func(t *testing.T, c *scoreCache) {
+		{"a full cache evicts and reads again", 4, true, func(t *testing.T, c *Cache) {
 			for i := range 10 {
 				require.NoError(t, c.Set("k"+strconv.Itoa(i), scoreJSON("k"+strconv.Itoa(i), i)))
 			}
 		}, "k3", 3, -1},
-		{"size 0 caches nothing", 0, true, func(t *testing.T, c *scoreCache) {
+		{"size 0 caches nothing", 0, true, func(t *testing.T, c *Cache) {
 			require.NoError(t, c.Set("a", scoreJSON("a", 1)))
 		}, "a", 1, 2},
 	} {
@@ -118,27 +118,27 @@ func TestScoreCacheReportsAValueThatIsNoScore(t *testing.T) {
 }
 
 func TestScoreCaches(t *testing.T) {
-	var none *scoreCaches
-	assert.Nil(t, none.get(0), "no caches: scores go through goka")
+	var none *Caches
+	assert.Nil(t, none.Get(0), "no caches: scores go through goka")
 
-	s := &scoreCaches{}
+	s := &Caches{}
 	a, _ := newCountingCache(t, 4)
 	b, _ := newCountingCache(t, 4)
-	s.add(0, a)
-	s.add(1, b)
-	assert.Same(t, a, s.get(0))
-	assert.Same(t, b, s.get(1))
-	assert.Nil(t, s.get(2))
+	s.Add(0, a)
+	s.Add(1, b)
+	assert.Same(t, a, s.Get(0))
+	assert.Same(t, b, s.Get(1))
+	assert.Nil(t, s.Get(2))
 
 	// A store reopened for partition 0 replaces the old one; the old one closing late leaves the
 	// new one in place.
 	a2, _ := newCountingCache(t, 4)
-	s.add(0, a2)
+	s.Add(0, a2)
 	require.NoError(t, a.Close())
-	assert.Same(t, a2, s.get(0))
+	assert.Same(t, a2, s.Get(0))
 	require.NoError(t, a2.Close())
-	assert.Nil(t, s.get(0))
-	assert.Same(t, b, s.get(1))
+	assert.Nil(t, s.Get(0))
+	assert.Same(t, b, s.Get(1))
 }
 
 // Keys up to shortKeyMax bytes are held inline and longer ones as strings; either way each key

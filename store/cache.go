@@ -1,4 +1,4 @@
-package processor
+package store
 
 import (
 	"fmt"
@@ -17,7 +17,7 @@ import (
 // 82k inputs/s against 124k with every key cached.
 const DefaultCacheEntries = 250_000
 
-// scoreCache keeps the latest scores of up to max keys of one table partition in memory,
+// Cache keeps the latest scores of up to max keys of one table partition in memory,
 // decoded, in front of its LevelDB store, and answers the score lookup every input makes.
 // Reading a score through goka's table (ctx.Value) meant a LevelDB read or a cached copy of the
 // stored JSON, then decoding it: a quarter of the processor's CPU under the benchmark, most of
@@ -32,10 +32,10 @@ const DefaultCacheEntries = 250_000
 // always the stored one; absent keys are cached too. When full, an arbitrary entry makes room.
 // The cache starts once the partition is recovered: the records a restore writes bypass it.
 // goka's own reads (Get, Has) go to the store.
-type scoreCache struct {
+type Cache struct {
 	storage.Storage
 	max int
-	// closed is called once the store is closed (the cache leaves the scoreCaches).
+	// closed is called once the store is closed (the cache leaves the Caches).
 	closed func()
 
 	mu    sync.Mutex
@@ -70,12 +70,13 @@ type cachedScore struct {
 	present bool
 }
 
-func newScoreCache(st storage.Storage, max int) *scoreCache {
-	return &scoreCache{Storage: st, max: max, short: make(map[shortKey]cachedScore), long: make(map[string]cachedScore)}
+// NewCache returns a cache of up to max scores in front of st; it caches once st is recovered.
+func NewCache(st storage.Storage, max int) *Cache {
+	return &Cache{Storage: st, max: max, short: make(map[shortKey]cachedScore), long: make(map[string]cachedScore)}
 }
 
 // Score returns key's score; found is false for a key that has none.
-func (c *scoreCache) Score(key string) (score int64, found bool, err error) {
+func (c *Cache) Score(key string) (score int64, found bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.lookup(key); ok {
@@ -93,7 +94,7 @@ func (c *scoreCache) Score(key string) (score int64, found bool, err error) {
 	return e.score, e.present, nil
 }
 
-func (c *scoreCache) Set(key string, value []byte) error {
+func (c *Cache) Set(key string, value []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	err := c.Storage.Set(key, value)
@@ -107,7 +108,7 @@ func (c *scoreCache) Set(key string, value []byte) error {
 	return nil
 }
 
-func (c *scoreCache) Delete(key string) error {
+func (c *Cache) Delete(key string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.Storage.Delete(key); err != nil {
@@ -119,7 +120,7 @@ func (c *scoreCache) Delete(key string) error {
 }
 
 // MarkRecovered starts the cache.
-func (c *scoreCache) MarkRecovered() error {
+func (c *Cache) MarkRecovered() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	err := c.Storage.MarkRecovered()
@@ -130,24 +131,24 @@ func (c *scoreCache) MarkRecovered() error {
 }
 
 // Close closes the store; the cache is not used after.
-func (c *scoreCache) Close() error {
+func (c *Cache) Close() error {
 	c.detach()
 	return c.Storage.Close()
 }
 
 // detach takes the cache out of the callbacks' sight: its store is closing, or kept open
 // without it (keptStores).
-func (c *scoreCache) detach() {
+func (c *Cache) detach() {
 	if c.closed != nil {
 		c.closed()
 	}
 }
 
 // len is the number of cached keys; c.mu is held.
-func (c *scoreCache) len() int { return len(c.short) + len(c.long) }
+func (c *Cache) len() int { return len(c.short) + len(c.long) }
 
 // lookup returns the cached entry of key; c.mu is held.
-func (c *scoreCache) lookup(key string) (cachedScore, bool) {
+func (c *Cache) lookup(key string) (cachedScore, bool) {
 	if !c.on {
 		return cachedScore{}, false
 	}
@@ -162,7 +163,7 @@ func (c *scoreCache) lookup(key string) (cachedScore, bool) {
 }
 
 // put caches e for key; c.mu is held.
-func (c *scoreCache) put(key string, e cachedScore) {
+func (c *Cache) put(key string, e cachedScore) {
 	if !c.on || c.max <= 0 {
 		return
 	}
@@ -177,7 +178,7 @@ func (c *scoreCache) put(key string, e cachedScore) {
 }
 
 // forget drops key's entry; c.mu is held.
-func (c *scoreCache) forget(key string) {
+func (c *Cache) forget(key string) {
 	if k, short := toShort(key); short {
 		delete(c.short, k)
 	} else {
@@ -186,7 +187,7 @@ func (c *scoreCache) forget(key string) {
 }
 
 // evictOne drops an arbitrary entry; c.mu is held.
-func (c *scoreCache) evictOne() {
+func (c *Cache) evictOne() {
 	for k := range c.short {
 		delete(c.short, k)
 		return
@@ -209,16 +210,16 @@ func decodeCached(v []byte) (cachedScore, error) {
 	return cachedScore{score: s.(codecs.Score).Score, present: true}, nil
 }
 
-// scoreCaches holds the score cache of each table partition whose store is open, for the
+// Caches holds the score cache of each table partition whose store is open, for the
 // callbacks to look scores up in. It is read for every input and changed on a rebalance only, so
 // readers load an immutable map and writers replace it.
-type scoreCaches struct {
+type Caches struct {
 	mu sync.Mutex // serializes writers
-	m  atomic.Pointer[map[int32]*scoreCache]
+	m  atomic.Pointer[map[int32]*Cache]
 }
 
-// get returns the cache of partition, or nil. A nil *scoreCaches has none.
-func (s *scoreCaches) get(partition int32) *scoreCache {
+// get returns the cache of partition, or nil. A nil *Caches has none.
+func (s *Caches) Get(partition int32) *Cache {
 	if s == nil {
 		return nil
 	}
@@ -228,25 +229,25 @@ func (s *scoreCaches) get(partition int32) *scoreCache {
 	return nil
 }
 
-// add makes c the cache of partition until c's store closes.
-func (s *scoreCaches) add(partition int32, c *scoreCache) {
+// Add makes c the cache of partition until c's store closes.
+func (s *Caches) Add(partition int32, c *Cache) {
 	c.closed = func() { s.remove(partition, c) }
-	s.update(func(m map[int32]*scoreCache) { m[partition] = c })
+	s.update(func(m map[int32]*Cache) { m[partition] = c })
 }
 
 // remove drops c, if it is still the cache of partition.
-func (s *scoreCaches) remove(partition int32, c *scoreCache) {
-	s.update(func(m map[int32]*scoreCache) {
+func (s *Caches) remove(partition int32, c *Cache) {
+	s.update(func(m map[int32]*Cache) {
 		if m[partition] == c {
 			delete(m, partition)
 		}
 	})
 }
 
-func (s *scoreCaches) update(change func(map[int32]*scoreCache)) {
+func (s *Caches) update(change func(map[int32]*Cache)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	next := map[int32]*scoreCache{}
+	next := map[int32]*Cache{}
 	if m := s.m.Load(); m != nil {
 		for p, c := range *m {
 			next[p] = c
@@ -254,4 +255,33 @@ func (s *scoreCaches) update(change func(map[int32]*scoreCache)) {
 	}
 	change(next)
 	s.m.Store(&next)
+}
+
+// Lookup is a key's score in one partition's store.
+type Lookup struct {
+	// Open is false when the partition's store is not open on this replica.
+	Open bool
+	// Found is false for a key without a score.
+	Found bool
+	Score int64
+}
+
+// Lookup reads key's score in the store of partition, active or hot standby. Under
+// exactly-once it reads beneath the writes of the transaction still open, so it answers only
+// what the changelog holds committed.
+func (s *Caches) Lookup(partition int32, key string) (Lookup, error) {
+	c := s.Get(partition)
+	if c == nil {
+		return Lookup{}, nil
+	}
+	if held, ok := c.Storage.(*txnStore); ok {
+		v, err := held.Storage.Get(key)
+		if err != nil {
+			return Lookup{}, err
+		}
+		e, err := decodeCached(v)
+		return Lookup{Open: true, Found: e.present, Score: e.score}, err
+	}
+	score, found, err := c.Score(key)
+	return Lookup{Open: true, Found: found, Score: score}, err
 }

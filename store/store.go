@@ -1,4 +1,4 @@
-package processor
+package store
 
 import (
 	"context"
@@ -18,9 +18,9 @@ import (
 // OffsetRange is a changelog partition's log start offset and high-water mark.
 type OffsetRange func(ctx context.Context, topic string, partition int32) (start, end int64, err error)
 
-// StorePath is where the local store of a table partition lives: goka's own layout, so a
+// Path is where the local store of a table partition lives: goka's own layout, so a
 // store built by goka, by `enricher replay --rebuild` or by this package is the same store.
-func StorePath(stateDir, topic string, partition int32) string {
+func Path(stateDir, topic string, partition int32) string {
 	return filepath.Join(stateDir, fmt.Sprintf("%s.%d", topic, partition))
 }
 
@@ -28,29 +28,87 @@ func StorePath(stateDir, topic string, partition int32) string {
 // is empty, so Kafka no longer holds the state. Starting would silently reset the table.
 var ErrStateUnrecoverable = errors.New("table state cannot be recovered from its changelog")
 
-// storeGuard builds goka storages that are checked against the changelog before goka uses them.
-type storeGuard struct {
+// Config configures a Guard.
+type Config struct {
+	// Dir is the state directory: one LevelDB store per table partition (Path).
+	Dir string
+	// Offsets reads a changelog partition's start and end, to check a store against.
+	Offsets OffsetRange
+	// Read, if set, restores a store ahead of goka, much faster than goka's record by record.
+	Read   PartitionReader
+	Logger *slog.Logger
+	Stats  *Stats
+	// CacheEntries is the score cache's size per partition; 0 turns it off.
+	CacheEntries int
+	// Caches, if set, receives each partition's score cache, for the callbacks' lookups.
+	Caches *Caches
+	// Held, if set, holds the table writes of the open transaction back (exactly-once).
+	Held *Held
+	// KeepFor is how long the store of a partition that went to another replica stays open, in
+	// case a rebalance soon after gives it back; 0 closes it at once.
+	KeepFor time.Duration
+}
+
+// Validate reports the first setting that is wrong.
+func (c *Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("store: no state directory")
+	case c.Offsets == nil:
+		return errors.New("store: no changelog offsets")
+	case c.Stats == nil:
+		return errors.New("store: no stats")
+	case c.CacheEntries < 0:
+		return fmt.Errorf("store: cache entries must not be negative, got %d", c.CacheEntries)
+	case c.KeepFor < 0:
+		return fmt.Errorf("store: keep-for must not be negative, got %s", c.KeepFor)
+	}
+	return nil
+}
+
+// NewGuard returns a guard whose restores stop when ctx ends.
+func NewGuard(ctx context.Context, c Config) (*Guard, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	g := &Guard{dir: c.Dir, offsets: c.Offsets, log: c.Logger, stats: c.Stats, cache: c.CacheEntries,
+		caches: c.Caches, read: c.Read, ctx: ctx, txn: c.Held}
+	if c.KeepFor > 0 {
+		g.kept = newKeptStores(c.KeepFor, c.Logger)
+	}
+	return g, nil
+}
+
+// CloseKept closes the stores kept open for a next session: goka closed every store it had.
+func (g *Guard) CloseKept() error { return g.kept.closeAll() }
+
+// Guard builds goka storages that are checked against the changelog before goka uses them.
+type Guard struct {
 	dir     string
 	offsets OffsetRange
 	log     *slog.Logger
 	stats   *Stats
 	cache   int // score cache entries per partition, 0 for none
 	// caches, if set, receives each partition's score cache for the callbacks.
-	caches *scoreCaches
+	caches *Caches
 	// read, if set, restores a store ahead of goka (preRestore); ctx ends it on a stop.
 	read PartitionReader
 	ctx  context.Context
 	// kept, if set, holds stores open between consumer-group sessions.
 	kept *keptStores
 	// txn, if set, holds the table writes of the open transaction back (exactly-once).
-	txn *txnStores
+	txn *Held
 	// fatal holds an ErrStateUnrecoverable: goka flattens the errors of a storage builder, so the
 	// Runner reads it from here to stop instead of restarting.
 	fatal atomic.Pointer[error]
 }
 
-// fatalErr returns the unrecoverable error the guard met, if any.
-func (g *storeGuard) fatalErr() error {
+// Fatal returns the ErrStateUnrecoverable the guard met, if any: the Runner stops on it
+// instead of restarting.
+func (g *Guard) Fatal() error {
 	if p := g.fatal.Load(); p != nil {
 		return *p
 	}
@@ -58,10 +116,10 @@ func (g *storeGuard) fatalErr() error {
 }
 
 // builder returns the storage.Builder for goka.WithStorageBuilder.
-func (g *storeGuard) builder() storage.Builder {
+func (g *Guard) Builder() storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
 		began := time.Now()
-		path := StorePath(g.dir, topic, partition)
+		path := Path(g.dir, topic, partition)
 		log := g.log.With("topic", topic, "partition", partition)
 		st, db, local, err := g.takeOrOpen(path, log)
 		if err != nil {
@@ -106,9 +164,9 @@ func (g *storeGuard) builder() storage.Builder {
 			held = g.txn.wrap(st, db, partition)
 			st = held
 		}
-		cache := newScoreCache(st, g.cache)
+		cache := NewCache(st, g.cache)
 		if g.caches != nil {
-			g.caches.add(partition, cache)
+			g.caches.Add(partition, cache)
 		}
 		r := newRestoringStore(cache, db, log, g.stats, local)
 		r.start = began
@@ -150,7 +208,7 @@ func (g *storeGuard) builder() storage.Builder {
 }
 
 // context is the guard's context, or Background for a guard without one.
-func (g *storeGuard) context() context.Context {
+func (g *Guard) context() context.Context {
 	if g.ctx != nil {
 		return g.ctx
 	}
@@ -158,7 +216,7 @@ func (g *storeGuard) context() context.Context {
 }
 
 // takeOrOpen takes back the store kept open at path (see keptStores), or opens it.
-func (g *storeGuard) takeOrOpen(path string, log *slog.Logger) (storage.Storage, *leveldb.DB, int64, error) {
+func (g *Guard) takeOrOpen(path string, log *slog.Logger) (storage.Storage, *leveldb.DB, int64, error) {
 	db := g.kept.take(path)
 	if db == nil {
 		return g.open(path, log)
@@ -176,7 +234,7 @@ func (g *storeGuard) takeOrOpen(path string, log *slog.Logger) (storage.Storage,
 
 // open opens the LevelDB store at path; a corrupt store is moved aside and a fresh one opened.
 // It returns the store, its database and its changelog offset, or -1 for a store that has none.
-func (g *storeGuard) open(path string, log *slog.Logger) (storage.Storage, *leveldb.DB, int64, error) {
+func (g *Guard) open(path string, log *slog.Logger) (storage.Storage, *leveldb.DB, int64, error) {
 	db, err := leveldb.OpenFile(path, nil)
 	if lerrors.IsCorrupted(err) {
 		moved, qerr := quarantine(path, "corrupt")

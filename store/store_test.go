@@ -1,4 +1,4 @@
-package processor
+package store
 
 import (
 	"context"
@@ -19,7 +19,7 @@ const topic = "g-table"
 // seedStore writes a store with one key and the given changelog offset, as goka leaves it.
 func seedStore(t *testing.T, dir string, offset int64) {
 	t.Helper()
-	db, err := leveldb.OpenFile(StorePath(dir, topic, 0), nil)
+	db, err := leveldb.OpenFile(Path(dir, topic, 0), nil)
 	require.NoError(t, err)
 	st, err := storage.New(db)
 	require.NoError(t, err)
@@ -29,18 +29,18 @@ func seedStore(t *testing.T, dir string, offset int64) {
 	require.NoError(t, db.Close())
 }
 
-func guardWith(dir string, start, end int64) *storeGuard {
-	return &storeGuard{
+func guardWith(dir string, start, end int64) *Guard {
+	return &Guard{
 		dir:     dir,
 		offsets: func(context.Context, string, int32) (int64, int64, error) { return start, end, nil },
 		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		stats:   NewStats(),
+		stats:   &Stats{},
 	}
 }
 
 func quarantined(t *testing.T, dir string) []string {
 	t.Helper()
-	m, err := filepath.Glob(StorePath(dir, topic, 0) + ".*-*")
+	m, err := filepath.Glob(Path(dir, topic, 0) + ".*-*")
 	require.NoError(t, err)
 	return m
 }
@@ -67,17 +67,17 @@ func TestStoreGuard(t *testing.T) {
 				seedStore(t, dir, tc.seed)
 			}
 			g := guardWith(dir, tc.start, tc.end)
-			st, err := g.builder()(topic, 0)
+			st, err := g.Builder()(topic, 0)
 			if tc.unrecover {
 				require.ErrorIs(t, err, ErrStateUnrecoverable)
-				require.ErrorIs(t, g.fatalErr(), ErrStateUnrecoverable)
+				require.ErrorIs(t, g.Fatal(), ErrStateUnrecoverable)
 				assert.Empty(t, quarantined(t, dir), "the store is left as it is")
 				seedStoreReadable(t, dir)
 				return
 			}
 			require.NoError(t, err)
 			defer st.Close()
-			assert.NoError(t, g.fatalErr())
+			assert.NoError(t, g.Fatal())
 			v, err := st.Get("k")
 			require.NoError(t, err)
 			assert.Equal(t, tc.keepsData, v != nil)
@@ -88,7 +88,7 @@ func TestStoreGuard(t *testing.T) {
 
 func seedStoreReadable(t *testing.T, dir string) {
 	t.Helper()
-	db, err := leveldb.OpenFile(StorePath(dir, topic, 0), nil)
+	db, err := leveldb.OpenFile(Path(dir, topic, 0), nil)
 	require.NoError(t, err)
 	defer db.Close()
 	v, err := db.Get([]byte("k"), nil)
@@ -99,7 +99,7 @@ func seedStoreReadable(t *testing.T, dir string) {
 func TestStoreGuardMovesCorruptStoreAside(t *testing.T) {
 	dir := t.TempDir()
 	seedStore(t, dir, 10)
-	path := StorePath(dir, topic, 0)
+	path := Path(dir, topic, 0)
 	entries, err := os.ReadDir(path)
 	require.NoError(t, err)
 	for _, e := range entries {
@@ -108,7 +108,7 @@ func TestStoreGuardMovesCorruptStoreAside(t *testing.T) {
 		}
 	}
 	g := guardWith(dir, 0, 20)
-	st, err := g.builder()(topic, 0)
+	st, err := g.Builder()(topic, 0)
 	require.NoError(t, err)
 	defer st.Close()
 	v, err := st.Get("k")
@@ -122,7 +122,7 @@ func TestStoreGuardMovesCorruptStoreAside(t *testing.T) {
 func TestRestoreLogCountsOnlyRecovery(t *testing.T) {
 	dir := t.TempDir()
 	g := guardWith(dir, 0, 0)
-	st, err := g.builder()(topic, 0)
+	st, err := g.Builder()(topic, 0)
 	require.NoError(t, err)
 	defer st.Close()
 	require.NoError(t, st.Set("a", []byte("1")))

@@ -1,4 +1,4 @@
-package processor
+package store
 
 import (
 	"fmt"
@@ -18,9 +18,9 @@ func openTxnStore(t *testing.T, owned bool) (*txnStore, *leveldb.DB) {
 	require.NoError(t, err)
 	st, err := storage.New(db)
 	require.NoError(t, err)
-	reg := newTxnStores()
+	reg := NewHeld()
 	if owned {
-		reg.own([]int32{2})
+		reg.Own([]int32{2})
 	}
 	s := reg.wrap(st, db, 2)
 	require.NoError(t, s.Set("before", []byte("restored"))) // recovery writes go straight through
@@ -80,7 +80,7 @@ func TestTxnStoreOfPartitionNotOwnedWritesThrough(t *testing.T) {
 	s, db := openTxnStore(t, false)
 	require.NoError(t, s.Set("k", []byte("v")))
 	assert.Equal(t, "v", dbValue(t, db, "k"))
-	s.reg.discardAll()
+	s.reg.Discard()
 	assert.Equal(t, "v", dbValue(t, db, "k"))
 }
 
@@ -90,7 +90,7 @@ func TestTxnStoreReleased(t *testing.T) {
 	s, db := openTxnStore(t, true)
 	require.NoError(t, s.Set("k", []byte("v")))
 	s.release()
-	require.NoError(t, s.reg.commitAll())
+	require.NoError(t, s.reg.Commit())
 	assert.Equal(t, "<none>", dbValue(t, db, "k"))
 }
 
@@ -101,27 +101,27 @@ func TestLookupReadsCommittedScores(t *testing.T) {
 	score := func(n int) []byte { return fmt.Appendf(nil, `{"key":"k","score":%d}`, n) }
 	require.NoError(t, s.Set("k", score(1)))
 	require.NoError(t, s.commit())
-	r := &Runner{caches: &scoreCaches{}}
-	r.caches.add(2, newScoreCache(s, 10))
+	r := &Caches{}
+	r.Add(2, NewCache(s, 10))
 
 	require.NoError(t, s.Set("k", score(2)))
-	got, err := r.lookup(2, "k")
+	got, err := r.Lookup(2, "k")
 	require.NoError(t, err)
 	assert.Equal(t, Lookup{Open: true, Found: true, Score: 1}, got, "the open transaction's write is not read")
 	require.NoError(t, s.Delete("k"))
-	got, err = r.lookup(2, "k")
+	got, err = r.Lookup(2, "k")
 	require.NoError(t, err)
 	assert.Equal(t, Lookup{Open: true, Found: true, Score: 1}, got, "nor its deletion")
 	require.NoError(t, s.Set("k", score(3)))
 	require.NoError(t, s.commit())
-	got, err = r.lookup(2, "k")
+	got, err = r.Lookup(2, "k")
 	require.NoError(t, err)
 	assert.Equal(t, Lookup{Open: true, Found: true, Score: 3}, got, "committed: read")
 
-	got, err = r.lookup(2, "nobody")
+	got, err = r.Lookup(2, "nobody")
 	require.NoError(t, err)
 	assert.Equal(t, Lookup{Open: true}, got)
-	got, err = r.lookup(5, "k")
+	got, err = r.Lookup(5, "k")
 	require.NoError(t, err)
 	assert.Equal(t, Lookup{}, got, "partition 5 has no store here")
 }
@@ -133,12 +133,12 @@ func TestLookupWithoutTransactions(t *testing.T) {
 	st, err := storage.New(db)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	c := newScoreCache(st, 10)
+	c := NewCache(st, 10)
 	require.NoError(t, c.MarkRecovered())
 	require.NoError(t, c.Set("k", []byte(`{"key":"k","score":7}`)))
-	r := &Runner{caches: &scoreCaches{}}
-	r.caches.add(0, c)
-	got, err := r.lookup(0, "k")
+	r := &Caches{}
+	r.Add(0, c)
+	got, err := r.Lookup(0, "k")
 	require.NoError(t, err)
 	assert.Equal(t, Lookup{Open: true, Found: true, Score: 7}, got)
 }

@@ -1,4 +1,4 @@
-package processor
+package store
 
 import (
 	"context"
@@ -24,7 +24,7 @@ func openRestoring(t *testing.T, dir string) (*restoringStore, *Stats) {
 	st, err := storage.New(db)
 	require.NoError(t, err)
 	require.NoError(t, st.Open())
-	stats := NewStats()
+	stats := &Stats{}
 	return newRestoringStore(st, db, slog.New(slog.NewTextHandler(io.Discard, nil)), stats, -1), stats
 }
 
@@ -181,7 +181,7 @@ func TestGuardRestoresAheadOfGoka(t *testing.T) {
 			}
 			g := guardWith(dir, 0, 6)
 			g.read = fakeChangelog(log)
-			st, err := g.builder()(topic, 0)
+			st, err := g.Builder()(topic, 0)
 			require.NoError(t, err)
 			r := st.(*restoringStore)
 			assert.Equal(t, tc.restored, r.restored)
