@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/enricher/enricher/codecs"
-	"github.com/enricher/enricher/kafkaconf"
+	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/internal/kafkaconf"
 )
 
 func testWorkload() workload {

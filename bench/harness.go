@@ -15,8 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/enricher/enricher/changelog"
-	"github.com/enricher/enricher/topology"
+	"github.com/enricher/enricher/internal/changelog"
+	"github.com/enricher/enricher/internal/topology"
 )
 
 // harness measures one system on topics of its own.

@@ -11,9 +11,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/enricher/enricher/changelog"
-	"github.com/enricher/enricher/codecs"
-	"github.com/enricher/enricher/kafkaconf"
+	"github.com/enricher/enricher/internal/changelog"
+	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/internal/kafkaconf"
 )
 
 // runLoop is the raw-client ceiling, run as `bench loop`: the whole scores topic read into a

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/enricher/enricher/kafkaconf"
+	"github.com/enricher/enricher/internal/kafkaconf"
 )
 
 // options are the benchmark's flags.

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/enricher/enricher/topology"
+	"github.com/enricher/enricher/internal/topology"
 )
 
 // topics are one system's fresh topics for one run.

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/enricher/enricher/codecs"
-	"github.com/enricher/enricher/kafkaconf"
+	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/internal/kafkaconf"
 )
 
 // workload is what every system is given: K keys, S score records whose last value per key is

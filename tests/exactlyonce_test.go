@@ -15,9 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/enricher/enricher/changelog"
-	"github.com/enricher/enricher/codecs"
-	"github.com/enricher/enricher/savepoint"
+	"github.com/enricher/enricher/internal/changelog"
+	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/internal/savepoint"
 )
 
 // exactlyOnce are the flags of a replica under exactly-once.

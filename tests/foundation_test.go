@@ -17,9 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/enricher/enricher/codecs"
-	"github.com/enricher/enricher/dlq"
-	"github.com/enricher/enricher/partition"
+	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/internal/dlq"
+	"github.com/enricher/enricher/internal/partition"
 )
 
 const partitions = 4

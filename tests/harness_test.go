@@ -23,8 +23,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/enricher/enricher/kafkaconf"
-	"github.com/enricher/enricher/topology"
+	"github.com/enricher/enricher/internal/kafkaconf"
+	"github.com/enricher/enricher/internal/topology"
 )
 
 // topicSafe matches what may not stand in a topic name.

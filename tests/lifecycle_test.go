@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 
-	"github.com/enricher/enricher/codecs"
-	"github.com/enricher/enricher/topology"
+	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/internal/topology"
 )
 
 // scoreRound writes one score per key k0..k(n-1) with value base+i.

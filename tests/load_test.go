@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/enricher/enricher/codecs"
-	"github.com/enricher/enricher/dlq"
+	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/internal/dlq"
 )
 
 // load writes inputs at a steady rate, each with a unique message, over keys k0..k(keys-1).

@@ -18,10 +18,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/enricher/enricher/changelog"
-	"github.com/enricher/enricher/codecs"
-	"github.com/enricher/enricher/dlq"
-	"github.com/enricher/enricher/store"
+	"github.com/enricher/enricher/internal/changelog"
+	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/internal/dlq"
+	"github.com/enricher/enricher/internal/store"
 )
 
 // The single broker stops for 30 s: `enricher run` does not exit while it is away, and the

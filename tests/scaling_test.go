@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/enricher/enricher/kafkaconf"
+	"github.com/enricher/enricher/internal/kafkaconf"
 )
 
 var assignedRE = regexp.MustCompile(`msg="partitions assigned".*partitions="?\[([0-9 ]*)\]`)

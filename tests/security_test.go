@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/enricher/enricher/kafkaconf"
+	"github.com/enricher/enricher/internal/kafkaconf"
 )
 
 // The processor runs through a SASL_SSL listener (SCRAM-SHA-256 over TLS with the test's own

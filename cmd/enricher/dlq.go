@@ -7,7 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/enricher/enricher/dlq"
+	"github.com/enricher/enricher/internal/dlq"
 )
 
 func cmdDLQ(ctx context.Context, env *environment, args []string) error {

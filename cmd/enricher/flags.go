@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/enricher/enricher/kafkaconf"
-	"github.com/enricher/enricher/partition"
-	"github.com/enricher/enricher/topology"
+	"github.com/enricher/enricher/internal/kafkaconf"
+	"github.com/enricher/enricher/internal/partition"
+	"github.com/enricher/enricher/internal/topology"
 )
 
 // usageError is a bad flag, argument or environment variable: exit code 2.

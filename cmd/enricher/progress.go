@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/enricher/enricher/changelog"
+	"github.com/enricher/enricher/internal/changelog"
 )
 
 // progressReporter shows the progress of a changelog read, in offsets (a compacted changelog

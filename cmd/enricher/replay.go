@@ -8,9 +8,9 @@ import (
 	"os"
 	"sort"
 
-	"github.com/enricher/enricher/changelog"
-	"github.com/enricher/enricher/codecs"
-	"github.com/enricher/enricher/store"
+	"github.com/enricher/enricher/internal/changelog"
+	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/internal/store"
 )
 
 func cmdReplay(ctx context.Context, env *environment, args []string) error {

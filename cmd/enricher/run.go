@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/enricher/enricher/codecs"
-	"github.com/enricher/enricher/embedded"
-	"github.com/enricher/enricher/members"
-	"github.com/enricher/enricher/processor"
-	"github.com/enricher/enricher/store"
-	"github.com/enricher/enricher/topology"
-	"github.com/enricher/enricher/web"
+	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/internal/embedded"
+	"github.com/enricher/enricher/internal/members"
+	"github.com/enricher/enricher/internal/processor"
+	"github.com/enricher/enricher/internal/store"
+	"github.com/enricher/enricher/internal/topology"
+	"github.com/enricher/enricher/internal/web"
 )
 
 // maxMessageLimit leaves room for an output's JSON around the message and for dead-letter

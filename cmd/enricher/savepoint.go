@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/enricher/enricher/savepoint"
-	"github.com/enricher/enricher/topology"
+	"github.com/enricher/enricher/internal/savepoint"
+	"github.com/enricher/enricher/internal/topology"
 )
 
 func cmdSavepoint(ctx context.Context, env *environment, args []string) error {

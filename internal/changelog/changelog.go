@@ -1,0 +1,336 @@
+package changelog
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/enricher/enricher/internal/kafkaconf"
+)
+
+// Table is the latest value per key of one partition.
+type Table map[string][]byte
+
+// Partitions holds one Table per partition.
+type Partitions map[int32]Table
+
+// Keys returns the number of keys over all partitions.
+func (ps Partitions) Keys() int {
+	n := 0
+	for _, t := range ps {
+		n += len(t)
+	}
+	return n
+}
+
+// Bounds are a partition's log start offset and end offset (high-water mark).
+type Bounds struct{ Start, End int64 }
+
+// Offsets returns the bounds of every partition of topic.
+func Offsets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]Bounds, error) {
+	starts, err := listed(ctx, topic, "start", adm.ListStartOffsets)
+	if err != nil {
+		return nil, err
+	}
+	ends, err := listed(ctx, topic, "end", adm.ListEndOffsets)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int32]Bounds, len(ends))
+	for p, end := range ends {
+		out[p] = Bounds{Start: starts[p], End: end}
+	}
+	return out, nil
+}
+
+// StableEnds returns every partition's last stable offset: below it every record's
+// transaction has committed or aborted; a topic written without transactions has it at its end.
+func StableEnds(ctx context.Context, adm *kadm.Client, topic string) (map[int32]int64, error) {
+	return listed(ctx, topic, "stable", adm.ListCommittedOffsets)
+}
+
+// listed returns the offset list gives every partition of topic (what names the offset), or
+// the first partition's error.
+func listed(ctx context.Context, topic, what string, list func(context.Context, ...string) (kadm.ListedOffsets, error)) (map[int32]int64, error) {
+	offsets, err := list(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("%s offsets of %s: %w", what, topic, err)
+	}
+	out := map[int32]int64{}
+	var ferr error
+	offsets.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil && ferr == nil {
+			ferr = fmt.Errorf("%s offset of %s/%d: %w", what, topic, o.Partition, o.Err)
+		}
+		out[o.Partition] = o.Offset
+	})
+	if ferr != nil {
+		return nil, ferr
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("topic %s has no partitions (does it exist?)", topic)
+	}
+	return out, nil
+}
+
+// Progress observes a read: how many of the offsets to read it is through, and how many there
+// are in all. Compaction leaves gaps in a changelog's offsets, so fewer records than that are
+// read; read reaches total when the read is complete.
+type Progress func(read, total int64)
+
+// Read reads every partition of topic from its start up to, not including, until[p] (a
+// partition missing from until is read to its current end) and returns the latest value per
+// key; a tombstone removes its key. It fails if a partition's records before until[p] are no
+// longer in the topic (its log start moved past them).
+func Read(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic string, until map[int32]int64, progress Progress) (Partitions, error) {
+	out := Partitions{}
+	bounds, err := Scan(ctx, kc, adm, topic, until, progress, func(r *kgo.Record) {
+		t := out[r.Partition]
+		if t == nil {
+			t = Table{}
+			out[r.Partition] = t
+		}
+		if r.Value == nil {
+			delete(t, string(r.Key))
+		} else {
+			t[string(r.Key)] = r.Value
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	for p := range bounds {
+		if out[p] == nil {
+			out[p] = Table{}
+		}
+	}
+	return out, nil
+}
+
+// Scan calls fn, in offset order per partition, with every record of topic from its start up
+// to, not including, until[p] (a partition missing from until is read to its current end). It
+// returns the bounds of the partitions as they were when the scan started.
+func Scan(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic string, until map[int32]int64, progress Progress, fn func(*kgo.Record)) (map[int32]Bounds, error) {
+	bounds, err := Offsets(ctx, adm, topic)
+	if err != nil {
+		return nil, err
+	}
+	targets := map[int32]int64{}
+	var total int64
+	for p, b := range bounds {
+		target := b.End
+		if u, ok := until[p]; ok {
+			if u > b.End {
+				return nil, fmt.Errorf("%s/%d ends at offset %d, before the requested %d: the topic was truncated or recreated", topic, p, b.End, u)
+			}
+			target = u
+		}
+		if b.Start > 0 && b.Start >= target && target > 0 {
+			return nil, fmt.Errorf("%s/%d starts at offset %d: the records before %d are gone", topic, p, b.Start, target)
+		}
+		if target > b.Start {
+			targets[p] = target
+			total += target - b.Start
+		}
+	}
+	for p := range until {
+		if _, ok := bounds[p]; !ok {
+			return nil, fmt.Errorf("%s has no partition %d", topic, p)
+		}
+	}
+	if len(targets) == 0 {
+		if progress != nil {
+			progress(0, 0)
+		}
+		return bounds, nil
+	}
+	start := map[int32]kgo.Offset{}
+	pos := newPositions(bounds, targets)
+	for p := range targets {
+		start[p] = kgo.NewOffset().AtStart()
+	}
+	report := func() {
+		if progress != nil {
+			progress(pos.read, total)
+		}
+	}
+	err = consume(ctx, kc, topic, start, maps.Clone(targets), func(partition int32, records []*kgo.Record, through int64) error {
+		for _, r := range records {
+			fn(r)
+		}
+		pos.advance(partition, through+1)
+		return nil
+	}, report)
+	if err != nil {
+		return nil, err
+	}
+	pos.complete()
+	report()
+	return bounds, nil
+}
+
+// positions tracks how far a scan is through the offsets it reads, per partition.
+type positions struct {
+	at, target map[int32]int64
+	read       int64
+}
+
+func newPositions(bounds map[int32]Bounds, targets map[int32]int64) *positions {
+	p := &positions{at: map[int32]int64{}, target: targets}
+	for part := range targets {
+		p.at[part] = bounds[part].Start
+	}
+	return p
+}
+
+// advance notes that partition part was read up to, not including, offset next.
+func (p *positions) advance(part int32, next int64) {
+	next = min(next, p.target[part])
+	if next > p.at[part] {
+		p.read += next - p.at[part]
+		p.at[part] = next
+	}
+}
+
+// complete notes that every partition was read to its target: records after the last one read
+// were compacted away.
+func (p *positions) complete() {
+	for part, t := range p.target {
+		p.advance(part, t)
+	}
+}
+
+// Diff returns the records that turn table current into want: a value for every key whose
+// value differs or is missing, and a tombstone (nil value) for every key want does not have.
+// Keys come in sorted order.
+func Diff(current, want Table) []*kgo.Record {
+	var out []*kgo.Record
+	for _, k := range sortedKeys(want) {
+		if v, ok := current[k]; !ok || !bytes.Equal(v, want[k]) {
+			out = append(out, &kgo.Record{Key: []byte(k), Value: want[k]})
+		}
+	}
+	for _, k := range sortedKeys(current) {
+		if _, ok := want[k]; !ok {
+			out = append(out, &kgo.Record{Key: []byte(k)})
+		}
+	}
+	return out
+}
+
+// Write produces records to partition p of topic, in order, and waits for every one to be
+// acknowledged by all in-sync replicas.
+func Write(ctx context.Context, cl *kgo.Client, topic string, p int32, records []*kgo.Record) error {
+	const batch = 10000
+	for i := 0; i < len(records); i += batch {
+		chunk := records[i:min(i+batch, len(records))]
+		for _, r := range chunk {
+			r.Topic, r.Partition = topic, p
+		}
+		if err := cl.ProduceSync(ctx, chunk...).FirstErr(); err != nil {
+			return fmt.Errorf("write %s/%d: %w", topic, p, err)
+		}
+	}
+	return nil
+}
+
+func sortedKeys(t Table) []string {
+	keys := make([]string, 0, len(t))
+	for k := range t {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// ReadPartition calls fn with the committed records of one partition of topic from offset from
+// up to, not including, end, in offset order, one fetched batch at a time, and the offset the
+// read is through (a transaction marker after the batch's last record counts: a read reaches a
+// partition's end even when a marker ends it). It stops at the first error fn returns. A
+// partition whose last records before end were removed (only a log truncation does that) is
+// read until ctx ends.
+func ReadPartition(ctx context.Context, kc kafkaconf.Config, topic string, partition int32, from, end int64, fn func(records []*kgo.Record, through int64) error) error {
+	if from >= end {
+		return nil
+	}
+	return consume(ctx, kc, topic, map[int32]kgo.Offset{partition: kgo.NewOffset().At(from)}, map[int32]int64{partition: end},
+		func(_ int32, records []*kgo.Record, through int64) error { return fn(records, through) }, nil)
+}
+
+// consume reads each partition p of topic from start[p] up to, not including, targets[p] with
+// one client, handing fn each fetched partition's committed records in offset order and the
+// offset that fetch read through; polled, if set, is called after every poll. A partition stops
+// being fetched once it reaches its target.
+func consume(ctx context.Context, kc kafkaconf.Config, topic string, start map[int32]kgo.Offset, targets map[int32]int64,
+	fn func(partition int32, records []*kgo.Record, through int64) error, polled func()) error {
+	// Read committed: an aborted transaction's records never enter a table. Control records
+	// are kept, for their offsets only: they show the read reach a target that ends in a
+	// commit or abort marker.
+	cl, err := kc.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
+		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for len(targets) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if errs := fs.Errors(); len(errs) > 0 {
+			return fmt.Errorf("read %s/%d: %w", errs[0].Topic, errs[0].Partition, errs[0].Err)
+		}
+		var ferr error
+		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+			target, open := targets[fp.Partition]
+			if !open || ferr != nil {
+				return
+			}
+			records := fp.Records
+			for i, r := range records {
+				if r.Offset >= target {
+					records = records[:i]
+					break
+				}
+			}
+			if len(records) > 0 {
+				ferr = fn(fp.Partition, withoutControl(records), records[len(records)-1].Offset)
+			}
+			if n := len(fp.Records); n > 0 && fp.Records[n-1].Offset >= target-1 {
+				delete(targets, fp.Partition)
+				cl.PauseFetchPartitions(map[string][]int32{topic: {fp.Partition}})
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		if polled != nil {
+			polled()
+		}
+	}
+	return nil
+}
+
+// withoutControl returns records without their transaction markers, records itself when it has
+// none.
+func withoutControl(records []*kgo.Record) []*kgo.Record {
+	for i, r := range records {
+		if r.Attrs.IsControl() {
+			out := slices.Clone(records[:i])
+			for _, r := range records[i+1:] {
+				if !r.Attrs.IsControl() {
+					out = append(out, r)
+				}
+			}
+			return out
+		}
+	}
+	return records
+}

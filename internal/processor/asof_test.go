@@ -1,0 +1,67 @@
+package processor
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka/tester"
+	"github.com/stretchr/testify/assert"
+
+	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/internal/dlq"
+)
+
+// The as-of join: an input gets the score whose timestamp is the latest at or before its own,
+// whatever order the scores were written in.
+func TestAsOfJoin(t *testing.T) {
+	h := newHarnessWith(t, nil, func(e *Enricher) { e.asOf(time.Hour) })
+	t0 := time.UnixMilli(1_700_000_000_000)
+	at := func(d time.Duration) tester.EmitOption { return tester.WithTime(t0.Add(d)) }
+	h.tt.Consume(h.topics.Scores, "k", []byte(`{"key":"k","score":30}`), at(30*time.Second))
+	h.tt.Consume(h.topics.Scores, "k", []byte(`{"key":"k","score":10}`), at(10*time.Second)) // written late
+	for _, tc := range []struct {
+		input time.Duration
+		want  int64
+	}{{5 * time.Second, codecs.NoScore}, {10 * time.Second, 10}, {20 * time.Second, 10}, {30 * time.Second, 30}, {time.Minute, 30}} {
+		h.tt.Consume(h.topics.Input, "k", []byte(`{"key":"k","message":"m"}`), at(tc.input))
+		_, out := h.nextOutput(t)
+		assert.Equal(t, tc.want, out.Score, "input at %s", tc.input)
+	}
+	var last any
+	for {
+		_, v, ok := h.table.Next()
+		if !ok {
+			break
+		}
+		last = v
+	}
+	assert.Equal(t, codecs.Versions{Key: "k", List: []codecs.Version{{At: t0.Add(10 * time.Second).UnixMilli(), Score: 10},
+		{At: t0.Add(30 * time.Second).UnixMilli(), Score: 30}}}, last, "the changelog holds the key's history")
+}
+
+// Versions older than the history window are pruned but for the one valid at its start; an
+// input older than what is kept gets -1 and is counted.
+func TestAsOfHistoryWindow(t *testing.T) {
+	h := newHarnessWith(t, nil, func(e *Enricher) { e.asOf(time.Minute) })
+	t0 := time.UnixMilli(1_700_000_000_000)
+	at := func(d time.Duration) tester.EmitOption { return tester.WithTime(t0.Add(d)) }
+	for i, d := range []time.Duration{0, 10 * time.Second, 20 * time.Second, 5 * time.Minute} {
+		h.tt.Consume(h.topics.Scores, "k", []byte(`{"key":"k","score":`+strconv.Itoa(i+1)+`}`), at(d))
+	}
+	h.tt.Consume(h.topics.Input, "k", []byte(`{"key":"k","message":"m"}`), at(4*time.Minute+30*time.Second))
+	_, out := h.nextOutput(t)
+	assert.Equal(t, int64(3), out.Score, "the score valid at the window's start is kept")
+	h.tt.Consume(h.topics.Input, "k", []byte(`{"key":"k","message":"m"}`), at(5*time.Second))
+	_, out = h.nextOutput(t)
+	assert.Equal(t, codecs.NoScore, out.Score)
+	assert.Equal(t, int64(1), h.stats.AsOfOutsideHistory.Load())
+}
+
+func TestAsOfScoreWithoutTimestamp(t *testing.T) {
+	h := newHarnessWith(t, nil, func(e *Enricher) { e.asOf(time.Hour) })
+	h.tt.Consume(h.topics.Scores, "k", []byte(`{"key":"k","score":1}`), tester.WithTime(time.Time{}))
+	_, hdr, ok := h.sink.next(h.topics.DLQ())
+	assert.True(t, ok, "a score without a timestamp is dead-lettered")
+	assert.Equal(t, string(codecs.ReasonMissingTimestamp), hdr[dlq.HeaderDLQReason])
+}

@@ -1,0 +1,251 @@
+package processor
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/internal/dlq"
+	"github.com/enricher/enricher/internal/partition"
+	"github.com/enricher/enricher/internal/store"
+	"github.com/enricher/enricher/internal/topology"
+)
+
+// defaultDeadLetterMax caps dead-letter values when no size limit is configured, so that a dead
+// letter plus its headers fits the producer's 1,000,000-byte message limit.
+const defaultDeadLetterMax = 900 * 1024
+
+// Sink writes what the callbacks send besides the table's changelog: outputs and dead letters.
+type Sink interface {
+	// Produce writes r and calls done once: with nil when r is acknowledged, or with the error
+	// that failed it.
+	Produce(r *kgo.Record, done func(error))
+}
+
+// Enricher holds the callbacks of the job. Outputs and dead letters go to its Sink, not through
+// goka's Emit: goka's emit path built three header maps and a promise per record and was a
+// third of the processor's CPU. Each send defers the input's commit (goka's DeferCommit) until
+// the sink acknowledges it, so an input is committed only once its output is written, as with
+// goka's Emit; a failed send fails the processor. Score changes go through goka's SetValue.
+type Enricher struct {
+	topics topology.Topics
+	limits codecs.Limits
+	stats  *Stats
+	log    *slog.Logger
+	dlqLog *rateLimiter
+	sink   Sink
+	// scores holds the score cache of each partition the Runner opened; without one (goka's
+	// tester) scores are read through goka's table.
+	scores *store.Caches
+	// names holds the source-topic header value of each input topic, made once.
+	names map[string][]byte
+	// history, when positive, makes the join as-of (see asOf): the table keeps each key's
+	// scores of the last history by record timestamp.
+	history time.Duration
+}
+
+// asOf makes the join as-of: an input gets the score whose timestamp is the latest at or before
+// its own, even when scores are written out of timestamp order, from each key's scores of the
+// last history (codecs.Versions).
+func (e *Enricher) asOf(history time.Duration) { e.history = history }
+
+// NewEnricher returns the callbacks for topics, sending outputs and dead letters to sink; stats
+// may be shared with a metrics endpoint.
+func NewEnricher(topics topology.Topics, limits codecs.Limits, stats *Stats, sink Sink, scores *store.Caches, log *slog.Logger) *Enricher {
+	return &Enricher{topics: topics, limits: limits, stats: stats, sink: sink, scores: scores, log: log, dlqLog: newRateLimiter(10, time.Second),
+		names: map[string][]byte{topics.Input: []byte(topics.Input), topics.Scores: []byte(topics.Scores)}}
+}
+
+// Callbacks returns the callbacks for topology.Topics.Graph.
+func (e *Enricher) Callbacks() topology.Callbacks {
+	cb := topology.Callbacks{Input: e.onInput, Score: e.onScore}
+	if e.history > 0 {
+		cb.Table = new(codecs.VersionsCodec)
+	}
+	return cb
+}
+
+// onScore applies a score record: a value sets the key's score, a tombstone deletes it. The
+// changelog record is pinned to the partition of the score record.
+func (e *Enricher) onScore(ctx goka.Context, msg any) {
+	raw, _ := msg.([]byte)
+	pin := goka.WithCtxEmitHeaders(goka.Headers{partition.HeaderPartition: []byte(strconv.Itoa(int(ctx.Partition())))})
+	if msg == nil {
+		if ctx.Key() == "" {
+			e.deadLetter(ctx, raw, &codecs.DecodeError{Reason: codecs.ReasonMissingKey, Err: fmt.Errorf("tombstone has no key")})
+			return
+		}
+		ctx.Delete(pin)
+		e.stats.TombstonesApplied.Add(1)
+		return
+	}
+	s, err := e.limits.DecodeScore(ctx.Key(), raw)
+	if err != nil {
+		e.deadLetter(ctx, raw, err)
+		return
+	}
+	if e.history > 0 {
+		ts := ctx.Timestamp()
+		if noTimestamp(ts) {
+			e.deadLetter(ctx, raw, &codecs.DecodeError{Reason: codecs.ReasonMissingTimestamp,
+				Err: fmt.Errorf("score has no timestamp: the as-of join cannot place it in its key's history")})
+			return
+		}
+		v := e.versions(ctx)
+		v.Key = s.Key
+		v.Add(ts.UnixMilli(), s.Score)
+		v.Prune(e.history)
+		ctx.SetValue(v, pin)
+		e.stats.ScoresApplied.Add(1)
+		return
+	}
+	ctx.SetValue(s, pin)
+	e.stats.ScoresApplied.Add(1)
+}
+
+// noTimestamp reports a record whose timestamp Kafka marks as missing (-1; goka gives the zero
+// time).
+func noTimestamp(ts time.Time) bool { return ts.UnixMilli() < 0 }
+
+// versions returns the key's score history, empty for a key without one.
+func (e *Enricher) versions(ctx goka.Context) codecs.Versions {
+	switch v := ctx.Value().(type) {
+	case codecs.Versions:
+		return v
+	case nil:
+		return codecs.Versions{}
+	default:
+		ctx.Fail(fmt.Errorf("table value of key %q has type %T, want codecs.Versions", ctx.Key(), v))
+		return codecs.Versions{}
+	}
+}
+
+// scoreAsOf returns the score valid at the input's timestamp (the latest, for an input
+// without one), or codecs.NoScore.
+func (e *Enricher) scoreAsOf(ctx goka.Context) int64 {
+	v := e.versions(ctx)
+	if len(v.List) == 0 {
+		return codecs.NoScore
+	}
+	ts := ctx.Timestamp()
+	if noTimestamp(ts) {
+		return v.Latest().Score
+	}
+	score, found := v.ScoreAt(ts.UnixMilli())
+	if !found {
+		if v.Pruned {
+			e.stats.AsOfOutsideHistory.Add(1)
+		}
+		return codecs.NoScore
+	}
+	return score
+}
+
+// onInput sends one Output per input: the key's current score, or codecs.NoScore.
+func (e *Enricher) onInput(ctx goka.Context, msg any) {
+	e.stats.InputsConsumed.Add(1)
+	raw, _ := msg.([]byte)
+	if msg == nil {
+		e.deadLetter(ctx, nil, &codecs.DecodeError{Reason: codecs.ReasonEmptyValue, Err: fmt.Errorf("input is a tombstone")})
+		return
+	}
+	key, score := ctx.Key(), e.score(ctx)
+	// One buffer holds the output's key, then its value.
+	buf := append(make([]byte, 0, len(key)+codecs.EnrichedSize(key, raw)), key...)
+	value, err := e.limits.AppendEnriched(buf[len(key):], key, raw, score)
+	if err != nil {
+		e.deadLetter(ctx, raw, err)
+		return
+	}
+	now := time.Now()
+	o := new(outputRecord)
+	o.rec = kgo.Record{Topic: e.topics.Output, Key: buf[:len(key):len(key)], Value: value, Timestamp: now,
+		Headers: e.appendSourceHeaders(o.headers[:0], o.nums[:0], ctx)}
+	e.send(ctx, &o.rec)
+	e.stats.OutputsEmitted.Add(1)
+	if score == codecs.NoScore {
+		e.stats.OutputsNoScore.Add(1)
+	}
+	if ts := ctx.Timestamp(); !ts.IsZero() {
+		e.stats.observeLatency(now.Sub(ts))
+	}
+}
+
+// score returns the score of the record's key, or codecs.NoScore: from the partition's score
+// cache, or through goka's table where there is none.
+func (e *Enricher) score(ctx goka.Context) int64 {
+	if e.history > 0 {
+		return e.scoreAsOf(ctx)
+	}
+	if c := e.scores.Get(ctx.Partition()); c != nil {
+		score, found, err := c.Score(ctx.Key())
+		switch {
+		case err != nil:
+			ctx.Fail(fmt.Errorf("score of key %q: %w", ctx.Key(), err))
+		case found:
+			return score
+		}
+		return codecs.NoScore
+	}
+	switch v := ctx.Value().(type) {
+	case codecs.Score:
+		return v.Score
+	case nil:
+		return codecs.NoScore
+	default:
+		ctx.Fail(fmt.Errorf("table value of key %q has type %T, want codecs.Score", ctx.Key(), v))
+		return codecs.NoScore
+	}
+}
+
+// deadLetter sends the record as it came to the DLQ, with the reason and the source in headers.
+func (e *Enricher) deadLetter(ctx goka.Context, raw []byte, err error) {
+	reason := codecs.ReasonOf(err)
+	limit := e.limits.MaxValueBytes
+	if limit <= 0 {
+		limit = defaultDeadLetterMax
+	}
+	h, value := dlq.Mark(e.appendSourceHeaders(make([]kgo.RecordHeader, 0, 6), nil, ctx), raw, string(reason), err.Error(), limit)
+	e.send(ctx, &kgo.Record{Topic: e.topics.DLQ(), Key: []byte(ctx.Key()), Value: value, Headers: h})
+	e.stats.deadLettered(reason)
+	if suppressed, ok := e.dlqLog.allow(); ok {
+		e.log.Warn("record sent to dead-letter topic", "topic", string(ctx.Topic()), "partition", ctx.Partition(),
+			"offset", ctx.Offset(), "key", ctx.Key(), "reason", string(reason), "error", err.Error(),
+			"dlq", e.topics.DLQ(), "suppressed_since_last", suppressed)
+	}
+}
+
+// send hands r to the sink; the input is committed once r is acknowledged.
+func (e *Enricher) send(ctx goka.Context, r *kgo.Record) {
+	e.sink.Produce(r, ctx.DeferCommit())
+}
+
+// outputRecord is an output record, its headers and the bytes of their numbers in one
+// allocation.
+type outputRecord struct {
+	rec     kgo.Record
+	headers [3]kgo.RecordHeader
+	nums    [32]byte
+}
+
+// appendSourceHeaders appends to h the headers that name the record being processed, writing
+// their numbers into nums.
+func (e *Enricher) appendSourceHeaders(h []kgo.RecordHeader, nums []byte, ctx goka.Context) []kgo.RecordHeader {
+	topic := string(ctx.Topic())
+	name, ok := e.names[topic]
+	if !ok {
+		name = []byte(topic)
+	}
+	nums = strconv.AppendInt(nums, int64(ctx.Partition()), 10)
+	part := len(nums)
+	nums = strconv.AppendInt(nums, ctx.Offset(), 10)
+	return append(h,
+		kgo.RecordHeader{Key: dlq.HeaderSourceTopic, Value: name},
+		kgo.RecordHeader{Key: dlq.HeaderSourcePartition, Value: nums[:part:part]},
+		kgo.RecordHeader{Key: dlq.HeaderSourceOffset, Value: nums[part:]})
+}

@@ -1,0 +1,255 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+	"github.com/lovoo/goka/tester"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/internal/dlq"
+	"github.com/enricher/enricher/internal/partition"
+	"github.com/enricher/enricher/internal/store"
+	"github.com/enricher/enricher/internal/topology"
+)
+
+// recordSink keeps what the callbacks send; fail, when set, fails every send.
+type recordSink struct {
+	mu   sync.Mutex
+	recs []*kgo.Record
+	fail error
+}
+
+func (s *recordSink) Produce(r *kgo.Record, done func(error)) {
+	s.mu.Lock()
+	s.recs = append(s.recs, r)
+	err := s.fail
+	s.mu.Unlock()
+	done(err)
+}
+
+// next removes and returns the first record sent to topic, with its headers as a map.
+func (s *recordSink) next(topic string) (*kgo.Record, map[string]string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, r := range s.recs {
+		if r.Topic == topic {
+			s.recs = append(s.recs[:i], s.recs[i+1:]...)
+			h := map[string]string{}
+			for _, kv := range r.Headers {
+				h[kv.Key] = string(kv.Value)
+			}
+			return r, h, true
+		}
+	}
+	return nil, nil, false
+}
+
+type harness struct {
+	tt     *tester.Tester
+	topics topology.Topics
+	stats  *Stats
+	sink   *recordSink
+	table  *tester.QueueTracker
+	done   chan error
+}
+
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
+
+// newHarnessWith runs the callbacks on goka's tester, with scores as the Runner's score caches.
+func newHarnessWith(t *testing.T, scores *store.Caches, configure ...func(*Enricher)) *harness {
+	t.Helper()
+	tt := tester.New(t)
+	topics := topology.DefaultTopics()
+	stats := NewStats()
+	sink := &recordSink{}
+	e := NewEnricher(topics, codecs.Limits{MaxValueBytes: 1024}, stats, sink, scores, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, c := range configure {
+		c(e)
+	}
+	p, err := goka.NewProcessor(nil, topics.Graph(e.Callbacks()), goka.WithTester(tt), goka.WithNilHandling(goka.NilProcess))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{tt: tt, topics: topics, stats: stats, sink: sink, table: tt.NewQueueTracker(topics.Table()), done: make(chan error, 1)}
+	go func() { h.done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-h.done:
+			require.NoError(t, err)
+		default: // a test took the processor's result
+		}
+	})
+	return h
+}
+
+func (h *harness) score(key, value string) { h.tt.Consume(h.topics.Scores, key, []byte(value)) }
+func (h *harness) tombstone(key string)    { h.tt.Consume(h.topics.Scores, key, nil) }
+func (h *harness) input(key, value string) { h.tt.Consume(h.topics.Input, key, []byte(value)) }
+
+func (h *harness) nextOutput(t *testing.T) (map[string]string, codecs.Output) {
+	t.Helper()
+	r, hdr, ok := h.sink.next(h.topics.Output)
+	require.True(t, ok, "expected an output")
+	v, err := codecs.OutputCodec{}.Decode(r.Value)
+	require.NoError(t, err)
+	out := v.(codecs.Output)
+	assert.Equal(t, string(r.Key), out.Key)
+	return hdr, out
+}
+
+func TestEnrichWithLatestScore(t *testing.T) {
+	h := newHarness(t)
+	h.score("a", `{"key":"a","score":1}`)
+	h.score("a", `{"score":5}`)
+	h.input("a", `{"key":"a","message":"hello"}`)
+	h.input("b", `{"message":"nobody scored me"}`)
+
+	hdr, out := h.nextOutput(t)
+	assert.Equal(t, codecs.Output{Key: "a", Message: "hello", Score: 5}, out)
+	assert.Equal(t, map[string]string{dlq.HeaderSourceTopic: h.topics.Input, dlq.HeaderSourcePartition: "0", dlq.HeaderSourceOffset: "0"}, hdr)
+
+	hdr, out = h.nextOutput(t)
+	assert.Equal(t, codecs.Output{Key: "b", Message: "nobody scored me", Score: codecs.NoScore}, out)
+	assert.Equal(t, "1", hdr[dlq.HeaderSourceOffset])
+
+	_, _, ok := h.sink.next(h.topics.Output)
+	assert.False(t, ok, "exactly one output per input")
+	assert.Equal(t, codecs.Score{Key: "a", Score: 5}, h.tt.TableValue(goka.GroupTable(goka.Group(h.topics.Group)), "a"))
+	assert.Equal(t, int64(2), h.stats.ScoresApplied.Load())
+	assert.Equal(t, int64(2), h.stats.OutputsEmitted.Load())
+	assert.Equal(t, int64(1), h.stats.OutputsNoScore.Load())
+}
+
+// Where the Runner opened a store, inputs read their score from its score cache, not through
+// goka's table (which goka's tester keeps empty here).
+func TestInputsReadTheScoreCache(t *testing.T) {
+	c := store.NewCache(storage.NewMemory(), 4)
+	require.NoError(t, c.Open())
+	require.NoError(t, c.MarkRecovered())
+	v, err := codecs.Encode(codecs.Score{Key: "a", Score: 42})
+	require.NoError(t, err)
+	require.NoError(t, c.Set("a", v))
+	caches := &store.Caches{}
+	caches.Add(0, c)
+	h := newHarnessWith(t, caches)
+
+	h.input("a", `{"message":"m"}`)
+	h.input("b", `{"message":"m"}`)
+	_, out := h.nextOutput(t)
+	assert.Equal(t, codecs.Output{Key: "a", Message: "m", Score: 42}, out)
+	_, out = h.nextOutput(t)
+	assert.Equal(t, codecs.Output{Key: "b", Message: "m", Score: codecs.NoScore}, out)
+}
+
+func TestChangelogWritesArePinnedToTheScorePartition(t *testing.T) {
+	h := newHarness(t)
+	h.score("a", `{"score":3}`)
+	hdr, key, _, ok := h.table.NextWithHeaders()
+	require.True(t, ok)
+	assert.Equal(t, "a", key)
+	assert.Equal(t, "0", string(hdr[partition.HeaderPartition]))
+}
+
+func TestTombstoneDeletesScore(t *testing.T) {
+	h := newHarness(t)
+	h.score("a", `{"score":3}`)
+	h.tombstone("a")
+	h.input("a", `{"message":"m"}`)
+	_, out := h.nextOutput(t)
+	assert.Equal(t, codecs.NoScore, out.Score)
+	assert.Nil(t, h.tt.TableValue(goka.GroupTable(goka.Group(h.topics.Group)), "a"))
+	assert.Equal(t, int64(1), h.stats.TombstonesApplied.Load())
+}
+
+func TestBadRecordsGoToDLQAndProcessingContinues(t *testing.T) {
+	h := newHarness(t)
+	for _, tc := range []struct {
+		topic, key, value string
+		reason            codecs.Reason
+	}{
+		{h.topics.Input, "a", `{not json`, codecs.ReasonInvalidJSON},
+		{h.topics.Input, "a", `{"key":"b","message":"m"}`, codecs.ReasonKeyMismatch},
+		{h.topics.Scores, "a", `{"score":"7"}`, codecs.ReasonWrongType},
+		{h.topics.Scores, "a", `{"score":99999999999999999999}`, codecs.ReasonWrongType},
+		{h.topics.Input, "", `{"message":"m"}`, codecs.ReasonMissingKey},
+		{h.topics.Input, "a", "", codecs.ReasonEmptyValue},
+		{h.topics.Input, "a", "{\"message\":\"\xff\"}", codecs.ReasonInvalidUTF8},
+		{h.topics.Input, "a", `{"message":"` + string(make([]byte, 2000)) + `"}`, codecs.ReasonTooLarge},
+	} {
+		h.tt.Consume(tc.topic, tc.key, []byte(tc.value))
+		r, hdr, ok := h.sink.next(h.topics.DLQ())
+		require.True(t, ok, "dead letter for %q", tc.value)
+		assert.Equal(t, tc.key, string(r.Key))
+		raw := r.Value
+		if len(tc.value) > 1024 {
+			assert.Equal(t, tc.value[:1024], string(raw), "an oversized dead letter is cut to the limit")
+			assert.Equal(t, fmt.Sprint(len(tc.value)), hdr[dlq.HeaderDLQTruncated])
+		} else {
+			assert.Equal(t, tc.value, string(raw), "the dead letter carries the record as it came")
+			assert.Empty(t, hdr[dlq.HeaderDLQTruncated])
+		}
+		assert.Equal(t, string(tc.reason), hdr[dlq.HeaderDLQReason])
+		assert.NotEmpty(t, hdr[dlq.HeaderDLQError])
+		assert.Equal(t, tc.topic, hdr[dlq.HeaderSourceTopic])
+	}
+	_, _, ok := h.sink.next(h.topics.Output)
+	assert.False(t, ok, "bad inputs produce no output")
+	r, hdr, ok := h.sink.next(h.topics.DLQ())
+	require.False(t, ok, "no other dead letters: %v %v", hdr, r)
+
+	h.score("a", `{"score":7}`)
+	h.input("a", `{"message":"good"}`)
+	_, out := h.nextOutput(t)
+	assert.Equal(t, codecs.Output{Key: "a", Message: "good", Score: 7}, out)
+
+	dlq := h.stats.DeadLettered()
+	assert.Equal(t, int64(2), dlq[codecs.ReasonWrongType])
+	assert.Equal(t, int64(1), dlq[codecs.ReasonKeyMismatch])
+	var total int64
+	for _, n := range dlq {
+		total += n
+	}
+	assert.Equal(t, int64(8), total)
+}
+
+// A send that fails stops the processor with the sink's error, as a failed goka emit would: the
+// input is not committed, and the restarted processor reads it again.
+func TestFailedSendStopsTheProcessor(t *testing.T) {
+	h := newHarness(t)
+	h.sink.mu.Lock()
+	h.sink.fail = errors.New("broker says no")
+	h.sink.mu.Unlock()
+	h.input("a", `{"message":"m"}`)
+	select {
+	case err := <-h.done:
+		assert.ErrorContains(t, err, "broker says no")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the processor kept running after a failed send")
+	}
+}
+
+func TestRateLimiter(t *testing.T) {
+	r := newRateLimiter(2, 1<<62)
+	_, ok := r.allow()
+	assert.True(t, ok)
+	_, ok = r.allow()
+	assert.True(t, ok)
+	_, ok = r.allow()
+	assert.False(t, ok)
+	r.start = r.start.Add(-(1 << 62))
+	suppressed, ok := r.allow()
+	assert.True(t, ok)
+	assert.Equal(t, 1, suppressed)
+}

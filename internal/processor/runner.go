@@ -1,0 +1,464 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash"
+	"log/slog"
+	"os"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/enricher/enricher/internal/changelog"
+	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/internal/consumergroup"
+	"github.com/enricher/enricher/internal/kafkaconf"
+	"github.com/enricher/enricher/internal/producer"
+	"github.com/enricher/enricher/internal/store"
+	"github.com/enricher/enricher/internal/topology"
+)
+
+// Config configures a Runner.
+type Config struct {
+	Kafka  kafkaconf.Config
+	Topics topology.Topics
+	// Create makes the Runner create missing topics per Spec before it starts. Without it, the
+	// job's own topics (table, DLQ) are still created; missing input, scores or output stop it.
+	Create bool
+	Spec   topology.Spec
+	// StateDir holds the local LevelDB stores, one directory per table partition.
+	StateDir string
+	Limits   codecs.Limits
+	// CacheEntries is how many keys per partition the in-memory score cache in front of LevelDB
+	// holds; 0 turns it off.
+	CacheEntries int
+	// MaxIdle is the timestamp alignment of each partition's input and scores records
+	// (consumergroup.Config.MaxIdle): negative for none.
+	MaxIdle time.Duration
+	// ScoreHistory, when positive, makes the join as-of: each key keeps its scores of the last
+	// ScoreHistory by record timestamp, and an input gets the one valid at its timestamp.
+	ScoreHistory time.Duration
+	// RecoverAhead restores every partition of the table before the replica joins the group
+	// (goka's WithRecoverAhead), so the partitions it takes over do not stop for their restore
+	// while the group waits; the replica joins later by that restore.
+	RecoverAhead bool
+	// Guarantee is AtLeastOnce (also the zero value) or ExactlyOnce.
+	Guarantee Guarantee
+	// CommitInterval is how often exactly-once commits a transaction.
+	CommitInterval time.Duration
+	// TransactionalID is the exactly-once producer's id; empty for one made by TransactionalID.
+	TransactionalID string
+	// TransactionTimeout is how long the broker keeps a transaction of a replica that died
+	// open: the longest a partition that fails over waits for it to abort.
+	TransactionTimeout time.Duration
+	// Standby keeps hot copies of the partitions this replica does not own (goka's hot standby).
+	Standby bool
+	Logger  *slog.Logger
+	Stats   *Stats
+	// ConnectTimeout bounds how long start-up waits for the brokers before it gives up.
+	ConnectTimeout time.Duration
+	// MaxBackoff caps the wait between restarts of a processor that failed.
+	MaxBackoff time.Duration
+	// MemberData is sent as the user data of the replica's group membership, where the other
+	// replicas read it (members.Advert: where this replica's web server answers).
+	MemberData []byte
+	// OnProcessor, if set, is called with each processor before it runs (the web server
+	// attaches to it); after a restart it is called again with the new one.
+	OnProcessor func(Attached)
+	// Options are extra goka options, applied last.
+	Options []goka.ProcessorOption
+}
+
+// Validate reports the first setting that is wrong.
+func (c *Config) Validate() error {
+	if err := c.Kafka.Validate(); err != nil {
+		return err
+	}
+	if err := c.Topics.Validate(); err != nil {
+		return err
+	}
+	if c.StateDir == "" {
+		return errors.New("state-dir: empty")
+	}
+	if c.CacheEntries < 0 {
+		return fmt.Errorf("cache-entries: must not be negative, got %d", c.CacheEntries)
+	}
+	if c.Guarantee != "" {
+		if _, err := ParseGuarantee(string(c.Guarantee)); err != nil {
+			return fmt.Errorf("guarantee: %w", err)
+		}
+	}
+	if c.CommitInterval < 0 {
+		return fmt.Errorf("commit-interval: must not be negative, got %s", c.CommitInterval)
+	}
+	if c.Create && c.Spec.Partitions <= 0 {
+		return fmt.Errorf("partitions: must be positive, got %d", c.Spec.Partitions)
+	}
+	return nil
+}
+
+// Runner keeps one goka processor of the job running.
+type Runner struct {
+	cfg    Config
+	log    *slog.Logger
+	stats  *Stats
+	enrich *Enricher
+	sink   *currentProducer
+	caches *store.Caches
+	// commit is the exactly-once committer; nil under at-least-once.
+	commit *committer
+}
+
+// New returns a Runner for cfg.
+func New(cfg Config) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Stats == nil {
+		cfg.Stats = NewStats()
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = time.Minute
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	sink, caches := &currentProducer{}, &store.Caches{}
+	enrich := NewEnricher(cfg.Topics, cfg.Limits, cfg.Stats, sink, caches, cfg.Logger)
+	if cfg.ScoreHistory > 0 {
+		enrich.asOf(cfg.ScoreHistory)
+	}
+	if cfg.TransactionTimeout <= 0 {
+		cfg.TransactionTimeout = DefaultTransactionTimeout
+	}
+	if cfg.Guarantee == "" {
+		cfg.Guarantee = AtLeastOnce
+	}
+	r := &Runner{cfg: cfg, log: cfg.Logger, stats: cfg.Stats, enrich: enrich, sink: sink, caches: caches}
+	if cfg.Guarantee == ExactlyOnce {
+		r.commit = &committer{stores: store.NewHeld()}
+	}
+	return r, nil
+}
+
+// DefaultTransactionTimeout is Config.TransactionTimeout's default, Kafka Streams' under
+// exactly-once.
+const DefaultTransactionTimeout = 10 * time.Second
+
+// Stats returns the runner's counters.
+func (r *Runner) Stats() *Stats { return r.stats }
+
+// Run checks the topology, then runs the processor until ctx is cancelled. A processor that
+// fails is rebuilt and run again with backoff, keeping its local state. Run returns nil after a
+// clean stop, and an error when the topology is wrong or the brokers cannot be reached at start.
+func (r *Runner) Run(ctx context.Context) error {
+	if err := os.MkdirAll(r.cfg.StateDir, 0o755); err != nil {
+		return fmt.Errorf("state-dir: %w", err)
+	}
+	adm, err := r.cfg.Kafka.Admin()
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+
+	layout, err := r.waitForTopology(ctx, adm, time.Now().Add(r.cfg.ConnectTimeout))
+	if err != nil || ctx.Err() != nil {
+		return err
+	}
+	if r.commit != nil {
+		if err := r.checkTransactions(ctx); err != nil {
+			return err
+		}
+	}
+	r.log.Info("starting", "group", r.cfg.Topics.Group, "input", r.cfg.Topics.Input, "scores", r.cfg.Topics.Scores,
+		"output", r.cfg.Topics.Output, "table", r.cfg.Topics.Table(), "dlq", r.cfg.Topics.DLQ(),
+		"partitions", layout.Partitions, "state_dir", r.cfg.StateDir, "partitioner", string(r.cfg.Kafka.Partitioner),
+		"standby", r.cfg.Standby, "score_history", r.cfg.ScoreHistory.String(), "recover_ahead", r.cfg.RecoverAhead, "max_idle", r.cfg.MaxIdle.String(),
+		"guarantee", string(r.cfg.Guarantee), "transactional_id", r.cfg.TransactionalID)
+
+	sc := store.Config{Dir: r.cfg.StateDir, Offsets: changelogOffsets(adm), Read: r.partitionReader(), Logger: r.log,
+		Stats: &r.stats.Stats, CacheEntries: r.cfg.CacheEntries, Caches: r.caches, KeepFor: keptStoreTTL}
+	if r.commit != nil {
+		sc.Held = r.commit.stores
+	}
+	guard, err := store.NewGuard(ctx, sc)
+	if err != nil {
+		return err
+	}
+	backoff := time.Second
+	for {
+		started := time.Now()
+		err := r.runOnce(ctx, layout, guard)
+		if fatal := guard.Fatal(); fatal != nil {
+			return fatal
+		}
+		if r.commit != nil {
+			if fatal := r.commit.fatalErr(); fatal != nil {
+				return fmt.Errorf("exactly-once: another process runs with this replica's transactional id "+
+					"(the same --instance-id, or a copy of the state directory): %w", fatal)
+			}
+		}
+		if ctx.Err() != nil {
+			r.log.Info("stopped", "group", r.cfg.Topics.Group)
+			return nil
+		}
+		if time.Since(started) > 2*r.cfg.MaxBackoff {
+			backoff = time.Second
+		}
+		r.stats.Restarts.Add(1)
+		r.log.Error("processor failed: restarting it with its local state", "error", errString(err), "retry_in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, r.cfg.MaxBackoff)
+		// Once running, a broker that went away is waited for as long as it takes.
+		if layout, err = r.waitForTopology(ctx, adm, time.Time{}); err != nil || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+func (r *Runner) runOnce(ctx context.Context, layout topology.Layout, guard *store.Guard) error {
+	opts, err := r.options(layout, guard)
+	if err != nil {
+		return err
+	}
+	graph := r.cfg.Topics.Graph(r.enrich.Callbacks())
+	p, err := goka.NewProcessor(r.cfg.Kafka.Brokers, graph, opts...)
+	if err != nil {
+		return fmt.Errorf("build processor: %w", err)
+	}
+	if r.cfg.OnProcessor != nil {
+		r.cfg.OnProcessor(Attached{Processor: p, Layout: layout, Lookup: r.caches.Lookup})
+	}
+	err = p.Run(ctx)
+	// goka has closed every store; the ones kept for a next session are closed for real.
+	if cerr := guard.CloseKept(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Attached is what OnProcessor is handed: a processor about to run, the layout of its topics,
+// and a lookup of scores in this replica's stores (store.Caches.Lookup).
+type Attached struct {
+	Processor *goka.Processor
+	Layout    topology.Layout
+	Lookup    func(partition int32, key string) (store.Lookup, error)
+}
+
+// keptStoreTTL is how long a store whose partition went to another replica stays open, in
+// case a rebalance soon after gives it back.
+const keptStoreTTL = time.Minute
+
+func (r *Runner) options(layout topology.Layout, guard *store.Guard) ([]goka.ProcessorOption, error) {
+	// goka's builders write into the config they are given: each gets its own.
+	var configs [3]*sarama.Config
+	for i := range configs {
+		c, err := r.cfg.Kafka.Sarama()
+		if err != nil {
+			return nil, err
+		}
+		configs[i] = c
+	}
+	cg := consumergroup.Config{MaxIdle: r.cfg.MaxIdle, First: r.cfg.Topics.Scores,
+		Stats: r.stats.Alignment, Logger: r.log.With("component", "consumergroup")}
+	if r.commit != nil {
+		cg.Commit, cg.CommitInterval = r.commit, r.cfg.CommitInterval
+		// Inputs, scores and the changelog are read as committed: a transaction's records are
+		// seen once it committed, never if it aborted. sarama's offset fetch then waits for
+		// offsets a transaction is still committing (KIP-447's require_stable).
+		configs[1].Consumer.IsolationLevel = sarama.ReadCommitted
+		configs[2].Consumer.IsolationLevel = sarama.ReadCommitted
+	}
+	configs[1].Consumer.Group.Member.UserData = r.cfg.MemberData
+	group, err := consumergroup.Builder(configs[1], cg)
+	if err != nil {
+		return nil, err
+	}
+	tm := goka.NewTopicManagerConfig()
+	// The topology package created and checked every topic; goka must neither create one with
+	// its own defaults (replication 2) nor second-guess the replication we were given.
+	tm.NoCreate = true
+	tm.MismatchBehavior = goka.TMConfigMismatchBehaviorIgnore
+
+	opts := []goka.ProcessorOption{
+		goka.WithClientID(r.cfg.Kafka.ClientID),
+		goka.WithLogger(gokaLogger{r.log.With("component", "goka")}),
+		goka.WithStorageBuilder(guard.Builder()),
+		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(configs[0], tm)),
+		goka.WithConsumerGroupBuilder(group),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(configs[2])),
+		goka.WithProducerBuilder(r.buildProducer),
+		goka.WithHasher(r.cfg.Kafka.Partitioner.GokaHasher(layout.Partitions)),
+		goka.WithNilHandling(goka.NilProcess),
+		goka.WithRebalanceCallback(r.onRebalance),
+	}
+	if r.cfg.Standby {
+		opts = append(opts, goka.WithHotStandby())
+	}
+	if r.cfg.RecoverAhead {
+		opts = append(opts, goka.WithRecoverAhead())
+	}
+	return append(opts, r.cfg.Options...), nil
+}
+
+// buildProducer is goka's producer builder: a franz-go producer with kafkaconf's settings and
+// goka's client id (goka's hasher goes unused: the configured scheme partitions the records). It
+// also becomes the Enricher's sink for the processor being built.
+func (r *Runner) buildProducer(_ []string, clientID string, _ func() hash.Hash32) (goka.Producer, error) {
+	kc := r.cfg.Kafka
+	kc.ClientID = clientID
+	if r.commit != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ConnectTimeout)
+		defer cancel()
+		p, err := producer.NewTransactional(ctx, kc, r.cfg.TransactionalID, r.cfg.TransactionTimeout)
+		if err != nil {
+			return nil, err
+		}
+		r.commit.p.Store(p)
+		r.sink.set(p)
+		return p, nil
+	}
+	p, err := producer.New(kc)
+	if err != nil {
+		return nil, err
+	}
+	r.sink.set(p)
+	return p, nil
+}
+
+// checkTransactions starts the exactly-once producer once before the processor, so a cluster
+// that cannot run transactions fails the start with its reason.
+func (r *Runner) checkTransactions(ctx context.Context) error {
+	if r.cfg.TransactionalID == "" {
+		id, err := TransactionalID(r.cfg.StateDir, r.cfg.Topics.Group, r.cfg.Kafka.InstanceID)
+		if err != nil {
+			return err
+		}
+		r.cfg.TransactionalID = id
+	}
+	// A fresh cluster creates its transaction state topic on the first transactional id, and
+	// answers COORDINATOR_NOT_AVAILABLE meanwhile; a cluster that cannot create it never stops.
+	deadline := time.Now().Add(min(r.cfg.ConnectTimeout, 30*time.Second))
+	for {
+		cctx, cancel := context.WithDeadline(ctx, deadline)
+		err := producer.InitCheck(cctx, r.cfg.Kafka, r.cfg.TransactionalID, r.cfg.TransactionTimeout)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("exactly-once: %w", err)
+		}
+		r.log.Warn("cannot start a transaction yet: retrying", "transactional_id", r.cfg.TransactionalID, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// currentProducer is a Runner's Sink: the producer goka built for the processor running now.
+type currentProducer struct {
+	p atomic.Pointer[Sink]
+}
+
+func (c *currentProducer) set(s Sink) { c.p.Store(&s) }
+
+func (c *currentProducer) Produce(r *kgo.Record, done func(error)) {
+	if p := c.p.Load(); p != nil {
+		(*p).Produce(r, done)
+		return
+	}
+	done(errors.New("no producer: the processor is not running"))
+}
+
+func (r *Runner) onRebalance(a goka.Assignment) {
+	r.stats.Rebalances.Add(1)
+	parts := make([]int, 0, len(a))
+	for p := range a {
+		parts = append(parts, int(p))
+	}
+	sort.Ints(parts)
+	r.stats.assign(a)
+	r.log.Info("partitions assigned", "group", r.cfg.Topics.Group, "partitions", parts)
+}
+
+// waitForTopology creates (if asked) and checks the topics, retrying while the brokers cannot be
+// reached, until deadline (a zero deadline: until ctx ends). A wrong topology is returned at once.
+func (r *Runner) waitForTopology(ctx context.Context, adm *kadm.Client, deadline time.Time) (topology.Layout, error) {
+	wait := 500 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		var layout topology.Layout
+		var err error
+		if r.cfg.Create {
+			layout, err = topology.Ensure(cctx, adm, r.cfg.Topics, r.cfg.Spec)
+		} else {
+			spec := r.cfg.Spec
+			spec.CreateStreams = false
+			layout, err = topology.Ensure(cctx, adm, r.cfg.Topics, spec)
+		}
+		cancel()
+		switch {
+		case err == nil, ctx.Err() != nil:
+			return layout, nil
+		case topology.Permanent(err):
+			return topology.Layout{}, err
+		case kafkaconf.AccessDenied(err) != nil:
+			return topology.Layout{}, kafkaconf.AccessDenied(err)
+		case !deadline.IsZero() && time.Now().After(deadline):
+			return topology.Layout{}, fmt.Errorf("brokers %v not reachable for %s: %w", r.cfg.Kafka.Brokers, r.cfg.ConnectTimeout, err)
+		}
+		r.log.Warn("cannot check topics yet: retrying", "brokers", r.cfg.Kafka.Brokers, "error", err.Error(), "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return topology.Layout{}, nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// partitionReader reads changelog partitions with franz-go for the fast restore.
+func (r *Runner) partitionReader() store.PartitionReader {
+	return func(ctx context.Context, topic string, partition int32, from, end int64, fn func([]*kgo.Record, int64) error) error {
+		return changelog.ReadPartition(ctx, r.cfg.Kafka, topic, partition, from, end, fn)
+	}
+}
+
+// changelogOffsets reads a partition's log start offset and high-water mark.
+func changelogOffsets(adm *kadm.Client) store.OffsetRange {
+	return func(ctx context.Context, topic string, partition int32) (int64, int64, error) {
+		bounds, err := changelog.Offsets(ctx, adm, topic)
+		if err != nil {
+			return 0, 0, err
+		}
+		b, ok := bounds[partition]
+		if !ok {
+			return 0, 0, fmt.Errorf("no offsets for %s/%d", topic, partition)
+		}
+		return b.Start, b.End, nil
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "processor stopped without an error"
+	}
+	return err.Error()
+}

@@ -1,0 +1,415 @@
+package topology
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/enricher/enricher/internal/codecs"
+)
+
+// Errors a topology check returns; they are permanent: retrying does not help.
+var (
+	ErrNotCopartitioned = errors.New("topics are not co-partitioned")
+	ErrMissingTopic     = errors.New("topic does not exist")
+	ErrBadTable         = errors.New("table topic is misconfigured")
+)
+
+// Topics names the topics and the group of one enricher job.
+type Topics struct {
+	Group  string
+	Input  string
+	Scores string
+	Output string
+}
+
+// DefaultTopics returns the default names.
+func DefaultTopics() Topics {
+	return Topics{Group: "enricher", Input: "input", Scores: "scores", Output: "output"}
+}
+
+// Table is goka's changelog topic of the group table: "<group>-table".
+func (t Topics) Table() string { return string(goka.GroupTable(goka.Group(t.Group))) }
+
+// DLQ is the dead-letter topic: "<group>-dlq".
+func (t Topics) DLQ() string { return t.Group + "-dlq" }
+
+// TransactionalCommitMetadata is the metadata of every offset the job commits under
+// exactly-once: a savepoint reads it to know that the group's offsets and its changelog move
+// together, in transactions.
+const TransactionalCommitMetadata = "enricher:exactly-once"
+
+// Validate reports a missing or clashing name.
+func (t Topics) Validate() error {
+	names := map[string]string{"group": t.Group, "input": t.Input, "scores": t.Scores, "output": t.Output}
+	for _, k := range []string{"group", "input", "scores", "output"} {
+		if strings.TrimSpace(names[k]) == "" {
+			return fmt.Errorf("%s: name is empty", k)
+		}
+	}
+	seen := map[string]string{}
+	for _, n := range []struct{ role, name string }{
+		{"input", t.Input}, {"scores", t.Scores}, {"output", t.Output}, {"table", t.Table()}, {"dlq", t.DLQ()},
+	} {
+		if other, ok := seen[n.name]; ok {
+			return fmt.Errorf("%s and %s topics are both %q", other, n.role, n.name)
+		}
+		seen[n.name] = n.role
+	}
+	return nil
+}
+
+// Callbacks are the processor's callbacks for the two input streams. Both streams are decoded
+// by the processor itself (goka gets raw bytes), so a malformed record never stops it.
+type Callbacks struct {
+	Input goka.ProcessCallback
+	Score goka.ProcessCallback
+	// Table is the group table's codec; nil is codecs.ScoreCodec, the latest score per key.
+	Table goka.Codec
+}
+
+// Graph is the goka group graph of the job.
+func (t Topics) Graph(cb Callbacks) *goka.GroupGraph {
+	table := cb.Table
+	if table == nil {
+		table = new(codecs.ScoreCodec)
+	}
+	return goka.DefineGroup(goka.Group(t.Group),
+		goka.Input(goka.Stream(t.Input), new(codec.Bytes), cb.Input),
+		goka.Input(goka.Stream(t.Scores), new(codec.Bytes), cb.Score),
+		goka.Persist(table),
+		goka.Output(goka.Stream(t.Output), new(codecs.OutputCodec)),
+		goka.Output(goka.Stream(t.DLQ()), new(codec.Bytes)),
+	)
+}
+
+// Spec says how to create missing topics.
+type Spec struct {
+	// Partitions for input and scores when neither exists (when one does, the other gets its
+	// count), and for the output topic.
+	Partitions int32
+	// ReplicationFactor for every topic created; -1 takes the broker's default.
+	ReplicationFactor int16
+	// TableConfigs are extra configs for the table topic (cleanup.policy=compact is always set).
+	TableConfigs map[string]string
+	// CreateStreams allows creating missing input, scores and output topics. The table and the
+	// DLQ are the job's own and are always created when missing.
+	CreateStreams bool
+}
+
+// Layout is what Check found: the partition count input, scores and table share, and the
+// output and dead-letter topics' own counts.
+type Layout struct {
+	Partitions       int32
+	OutputPartitions int32
+	DLQPartitions    int32
+}
+
+// Ensure creates the missing topics per spec, then checks the layout.
+func Ensure(ctx context.Context, adm *kadm.Client, t Topics, spec Spec) (Layout, error) {
+	details, err := list(ctx, adm, t.Input, t.Scores, t.Output, t.Table(), t.DLQ())
+	if err != nil {
+		return Layout{}, err
+	}
+	n := spec.Partitions
+	for _, name := range []string{t.Input, t.Scores} {
+		if p, ok := details[name]; ok {
+			n = p
+			break
+		}
+	}
+	if n <= 0 {
+		return Layout{}, fmt.Errorf("partitions: must be positive to create topics, got %d", n)
+	}
+	if !spec.CreateStreams {
+		// Refuse before creating the job's own topics, so a refused start changes nothing.
+		if missing := absent(details, t.Input, t.Scores, t.Output); len(missing) > 0 {
+			return Layout{}, missingTopics(missing)
+		}
+	}
+	var created []string
+	create := func(name string, partitions int32, configs map[string]string) error {
+		if _, ok := details[name]; ok {
+			return nil
+		}
+		created = append(created, name)
+		return createTopic(ctx, adm, name, partitions, spec.ReplicationFactor, configs)
+	}
+	if spec.CreateStreams {
+		for _, name := range []string{t.Input, t.Scores} {
+			if err := create(name, n, nil); err != nil {
+				return Layout{}, err
+			}
+		}
+		if err := create(t.Output, spec.Partitions, nil); err != nil {
+			return Layout{}, err
+		}
+	}
+	if err := create(t.DLQ(), n, nil); err != nil {
+		return Layout{}, err
+	}
+	// The table needs the inputs' partition count: create it only once they exist.
+	if _, ok := details[t.Input]; ok || spec.CreateStreams {
+		tableConfigs := map[string]string{"cleanup.policy": "compact"}
+		for k, v := range spec.TableConfigs {
+			tableConfigs[k] = v
+		}
+		if err := create(t.Table(), n, tableConfigs); err != nil {
+			return Layout{}, err
+		}
+	}
+	if err := waitListed(ctx, adm, created); err != nil {
+		return Layout{}, err
+	}
+	return Check(ctx, adm, t)
+}
+
+// waitListed waits until the broker's metadata lists every named topic with its partitions: a
+// created topic shows up in metadata a moment after CreateTopics returns.
+func waitListed(ctx context.Context, adm *kadm.Client, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		details, err := list(ctx, adm, names...)
+		if err != nil {
+			return err
+		}
+		if len(details) == len(names) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("created topics %v do not appear in the broker's metadata after 30s", names)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Check verifies that every topic exists, that input, scores and the table have the same
+// partition count, and that the table is compacted.
+func Check(ctx context.Context, adm *kadm.Client, t Topics) (Layout, error) {
+	details, err := list(ctx, adm, t.Input, t.Scores, t.Output, t.Table(), t.DLQ())
+	if err != nil {
+		return Layout{}, err
+	}
+	if missing := absent(details, t.Input, t.Scores, t.Output, t.Table(), t.DLQ()); len(missing) > 0 {
+		return Layout{}, missingTopics(missing)
+	}
+	in, sc, tb := details[t.Input], details[t.Scores], details[t.Table()]
+	if in != sc {
+		return Layout{}, fmt.Errorf("%w: topic %q has %d partitions but topic %q has %d; they must have the same count",
+			ErrNotCopartitioned, t.Input, in, t.Scores, sc)
+	}
+	if tb != in {
+		return Layout{}, fmt.Errorf("%w: table topic %q has %d partitions but topic %q has %d",
+			ErrBadTable, t.Table(), tb, t.Input, in)
+	}
+	policy, err := configValue(ctx, adm, t.Table(), "cleanup.policy")
+	if err != nil {
+		return Layout{}, err
+	}
+	if !strings.Contains(policy, "compact") {
+		return Layout{}, fmt.Errorf("%w: table topic %q has cleanup.policy=%s, want compact (with delete it loses scores)",
+			ErrBadTable, t.Table(), policy)
+	}
+	return Layout{Partitions: in, OutputPartitions: details[t.Output], DLQPartitions: details[t.DLQ()]}, nil
+}
+
+// absent returns the names that details does not list.
+func absent(details map[string]int32, names ...string) []string {
+	var missing []string
+	for _, name := range names {
+		if _, ok := details[name]; !ok {
+			missing = append(missing, name)
+		}
+	}
+	return missing
+}
+
+func missingTopics(names []string) error {
+	return fmt.Errorf("%w: %s (create them with `enricher topics create`, or run with --create-topics)",
+		ErrMissingTopic, strings.Join(names, ", "))
+}
+
+// Permanent tells whether err is a topology error that retrying cannot fix.
+func Permanent(err error) bool {
+	return errors.Is(err, ErrNotCopartitioned) || errors.Is(err, ErrMissingTopic) || errors.Is(err, ErrBadTable)
+}
+
+// TopicInfo describes one topic for `enricher topics describe`.
+type TopicInfo struct {
+	Role       string            `json:"role"`
+	Name       string            `json:"name"`
+	Exists     bool              `json:"exists"`
+	Partitions int32             `json:"partitions,omitempty"`
+	Replicas   int               `json:"replicas,omitempty"`
+	Configs    map[string]string `json:"configs,omitempty"`
+}
+
+// Describe lists the job's topics with partition counts, replication and explicitly set configs.
+func Describe(ctx context.Context, adm *kadm.Client, t Topics) ([]TopicInfo, error) {
+	roles := []struct{ role, name string }{
+		{"input", t.Input}, {"scores", t.Scores}, {"output", t.Output}, {"table", t.Table()}, {"dlq", t.DLQ()},
+	}
+	names := make([]string, len(roles))
+	for i, r := range roles {
+		names[i] = r.name
+	}
+	md, err := listTopics(ctx, adm, names...)
+	if err != nil {
+		return nil, err
+	}
+	var existing []string
+	for _, n := range names {
+		if d, ok := md[n]; ok && d.Err == nil {
+			existing = append(existing, n)
+		}
+	}
+	configs := map[string]map[string]string{}
+	if len(existing) > 0 {
+		rcs, err := adm.DescribeTopicConfigs(ctx, existing...)
+		if err != nil {
+			return nil, fmt.Errorf("describe topic configs: %w", err)
+		}
+		for _, rc := range rcs {
+			m := map[string]string{}
+			for _, c := range rc.Configs {
+				if c.Value != nil && c.Source.String() == "DYNAMIC_TOPIC_CONFIG" {
+					m[c.Key] = *c.Value
+				}
+			}
+			configs[rc.Name] = m
+		}
+	}
+	out := make([]TopicInfo, len(roles))
+	for i, r := range roles {
+		info := TopicInfo{Role: r.role, Name: r.name}
+		if d, ok := md[r.name]; ok && d.Err == nil {
+			info.Exists = true
+			info.Partitions = int32(len(d.Partitions))
+			for _, p := range d.Partitions {
+				info.Replicas = len(p.Replicas)
+				break
+			}
+			info.Configs = configs[r.name]
+		}
+		out[i] = info
+	}
+	return out, nil
+}
+
+// listTopics describes the named topics. It asks for every topic and filters: a metadata
+// request naming a topic that does not exist is retried by the client for seconds.
+func listTopics(ctx context.Context, adm *kadm.Client, names ...string) (kadm.TopicDetails, error) {
+	all, err := adm.ListTopics(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	out := kadm.TopicDetails{}
+	for _, n := range names {
+		if d, ok := all[n]; ok {
+			out[n] = d
+		}
+	}
+	return out, nil
+}
+
+// list returns the partition count of each named topic that exists.
+func list(ctx context.Context, adm *kadm.Client, names ...string) (map[string]int32, error) {
+	md, err := listTopics(ctx, adm, names...)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int32{}
+	for name, d := range md {
+		switch {
+		case d.Err == nil:
+			out[name] = int32(len(d.Partitions))
+		case errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+		default:
+			return nil, fmt.Errorf("topic %q: %w", name, d.Err)
+		}
+	}
+	return out, nil
+}
+
+func createTopic(ctx context.Context, adm *kadm.Client, name string, partitions int32, rf int16, configs map[string]string) error {
+	var cfg map[string]*string
+	if len(configs) > 0 {
+		cfg = map[string]*string{}
+		keys := make([]string, 0, len(configs))
+		for k := range configs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := configs[k]
+			cfg[k] = &v
+		}
+	}
+	_, err := adm.CreateTopic(ctx, partitions, rf, cfg, name)
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %q (%d partitions, replication %d): %w", name, partitions, rf, err)
+	}
+	return nil
+}
+
+// configValue returns a topic config. A topic just created may be unknown for a moment to the
+// broker that answers (metadata spreads through a cluster): that is retried for a while.
+func configValue(ctx context.Context, adm *kadm.Client, topic, key string) (string, error) {
+	var rcs kadm.ResourceConfigs
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var err error
+		rcs, err = adm.DescribeTopicConfigs(ctx, topic)
+		if err == nil && len(rcs) > 0 && errors.Is(rcs[0].Err, kerr.UnknownTopicOrPartition) && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return "", ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+				continue
+			}
+		}
+		if err != nil {
+			return "", fmt.Errorf("describe configs of %q: %w", topic, err)
+		}
+		break
+	}
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			return "", fmt.Errorf("describe configs of %q: %w", topic, rc.Err)
+		}
+		for _, c := range rc.Configs {
+			if c.Key == key && c.Value != nil {
+				return *c.Value, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("topic %q reports no %s", topic, key)
+}
+
+// PartitionCount returns the partition count of an existing topic.
+func PartitionCount(ctx context.Context, adm *kadm.Client, topic string) (int32, error) {
+	counts, err := list(ctx, adm, topic)
+	if err != nil {
+		return 0, err
+	}
+	n, ok := counts[topic]
+	if !ok {
+		return 0, fmt.Errorf("%w: %s (create it with `enricher topics create`)", ErrMissingTopic, topic)
+	}
+	return n, nil
+}

@@ -1,0 +1,224 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/lovoo/goka"
+
+	"github.com/enricher/enricher/internal/consumergroup"
+	"github.com/enricher/enricher/internal/processor"
+)
+
+// partitionState is where the table of one partition stands.
+type partitionState struct {
+	Partition int32  `json:"partition"`
+	State     string `json:"state"`
+	Offset    int64  `json:"offset"`
+	HWM       int64  `json:"hwm"`
+}
+
+var stateNames = map[goka.PartitionStatus]string{
+	goka.PartitionStopped: "stopped", goka.PartitionInitializing: "initializing", goka.PartitionConnecting: "connecting",
+	goka.PartitionRecovering: "recovering", goka.PartitionPreparing: "preparing", goka.PartitionRunning: "running",
+}
+
+var procStateNames = map[goka.State]string{
+	goka.ProcStateIdle: "idle", goka.ProcStateStarting: "starting", goka.ProcStateSetup: "joining",
+	goka.ProcStateRunning: "running", goka.ProcStateStopping: "stopping", goka.ProcStateStopped: "stopped",
+}
+
+// tableState is where the table of one partition stands, from goka's stats and from
+// processor.Stats for a store restored ahead of goka (goka shows it as initializing), and how
+// many changelog records it has still to restore.
+func tableState(part int32, ps *goka.PartitionProcStats, stats *processor.Stats) (st partitionState, remaining int64) {
+	st = partitionState{Partition: part, State: "unknown"}
+	if ts := ps.TableStats; ts != nil {
+		st.State = stateNames[ts.Status]
+		if ts.Recovery != nil {
+			st.Offset, st.HWM = ts.Recovery.Offset, ts.Recovery.Hwm
+			if ts.Status != goka.PartitionRunning && st.HWM > st.Offset {
+				remaining = st.HWM - st.Offset
+			}
+		}
+	}
+	if rp, ok := stats.Restoring(part); ok {
+		st.State, st.Offset, st.HWM = "recovering", rp.Offset, rp.HWM
+		remaining = rp.HWM - 1 - rp.Offset
+	}
+	return st, remaining
+}
+
+// Modes of a partition a replica runs.
+const (
+	active  = "active"  // the group assigned it here: its inputs are processed here
+	standby = "standby" // a hot-standby copy (--standby) of a partition another replica owns
+)
+
+// partitionView is one partition this replica runs, as the monitor shows it.
+type partitionView struct {
+	partitionState
+	Mode      string `json:"mode"`
+	Remaining int64  `json:"remaining"`
+	// InputOffset and ScoresOffset are the last offsets an active partition consumed of each
+	// topic, and InputLag and ScoresLag how far behind the topic's end it is (goka's stats).
+	InputOffset  int64 `json:"input_offset"`
+	ScoresOffset int64 `json:"scores_offset"`
+	InputLag     int64 `json:"input_lag"`
+	ScoresLag    int64 `json:"scores_lag"`
+	// RecoveryStarted and Recovered are when goka began and finished restoring the table.
+	RecoveryStarted *time.Time `json:"recovery_started,omitempty"`
+	Recovered       *time.Time `json:"recovered,omitempty"`
+	// Input and Output are goka's counts since this processor started, by topic.
+	Input   map[string]topicInput `json:"input"`
+	Output  map[string]uint       `json:"output"`
+	Waiting *consumergroup.Wait   `json:"waiting,omitempty"`
+}
+
+// topicInput is what a partition consumed of one topic.
+type topicInput struct {
+	Records    uint  `json:"records"`
+	LastOffset int64 `json:"last_offset"`
+	Lag        int64 `json:"lag"`
+}
+
+// counters are the replica's totals since it started: the monitor shows their rates.
+type counters struct {
+	Inputs         int64 `json:"inputs"`
+	Outputs        int64 `json:"outputs"`
+	OutputsNoScore int64 `json:"outputs_no_score"`
+	Scores         int64 `json:"scores"`
+	DeadLetters    int64 `json:"dead_letters"`
+	Restarts       int64 `json:"restarts"`
+	Rebalances     int64 `json:"rebalances"`
+}
+
+// replicaView is this replica as /api/replica answers, the data of the monitor page and of a
+// member's row on the group page.
+type replicaView struct {
+	ID         string          `json:"id"`
+	Web        string          `json:"web"`
+	Group      string          `json:"group"`
+	Table      string          `json:"table"`
+	State      string          `json:"state"`
+	Partitions []partitionView `json:"partitions"`
+	Counters   counters        `json:"counters"`
+	Time       time.Time       `json:"time"`
+}
+
+// partitions returns the partitions p runs, sorted, each with its mode and state.
+func (s *Server) partitionViews(ctx context.Context, p *goka.Processor) []partitionView {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	stats := p.StatsWithContext(ctx)
+	waiting := map[int32]*consumergroup.Wait{}
+	for _, ps := range s.cfg.Stats.Alignment.Partitions() {
+		if w := ps.Waiting(); w != nil {
+			waiting[ps.ID()] = w
+		}
+	}
+	out := make([]partitionView, 0, len(stats.Group))
+	for part, ps := range stats.Group {
+		st, remaining := tableState(part, ps, s.cfg.Stats)
+		v := partitionView{partitionState: st, Mode: standby, Remaining: remaining,
+			Input: map[string]topicInput{}, Output: map[string]uint{}}
+		if s.cfg.Stats.Assigned(part) {
+			v.Mode, v.Waiting = active, waiting[part]
+		}
+		if ts := ps.TableStats; ts != nil && ts.Recovery != nil {
+			if t := ts.Recovery.StartTime; !t.IsZero() {
+				v.RecoveryStarted = &t
+			}
+			if t := ts.Recovery.RecoveryTime; !t.IsZero() {
+				v.Recovered = &t
+			}
+		}
+		for topic, in := range ps.Input {
+			v.Input[topic] = topicInput{Records: in.Count, LastOffset: in.LastOffset, Lag: in.OffsetLag}
+		}
+		in, sc := v.Input[s.cfg.Topics.Input], v.Input[s.cfg.Topics.Scores]
+		v.InputOffset, v.ScoresOffset, v.InputLag, v.ScoresLag = in.LastOffset, sc.LastOffset, in.Lag, sc.Lag
+		for topic, o := range ps.Output {
+			v.Output[topic] = o.Count
+		}
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Partition < out[j].Partition })
+	return out
+}
+
+// view returns this replica's state.
+func (s *Server) view(ctx context.Context) replicaView {
+	st := s.cfg.Stats
+	dlq := int64(0)
+	for _, n := range st.DeadLettered() {
+		dlq += n
+	}
+	v := replicaView{ID: s.advert.ID, Web: s.advert.Web, Group: s.cfg.Topics.Group, Table: s.cfg.Topics.Table(),
+		State: "not started", Partitions: []partitionView{}, Time: time.Now(),
+		Counters: counters{Inputs: st.InputsConsumed.Load(), Outputs: st.OutputsEmitted.Load(), OutputsNoScore: st.OutputsNoScore.Load(),
+			Scores: st.ScoresApplied.Load(), DeadLetters: dlq, Restarts: st.Restarts.Load(), Rebalances: st.Rebalances.Load()}}
+	if p := s.current(); p != nil {
+		v.State = procStateNames[p.StateReader().State()]
+		v.Partitions = s.partitionViews(ctx, p)
+	}
+	return v
+}
+
+// replica answers /api/replica.
+func (s *Server) replica(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.view(r.Context()))
+}
+
+// waitingPartition is a partition of /readyz's body that holds a record back for one topic.
+type waitingPartition struct {
+	Partition int32 `json:"partition"`
+	consumergroup.Wait
+}
+
+// readyz is 200 when the processor runs with every partition the group assigned it recovered,
+// else 503 with the partitions that are not running yet. Hot-standby copies do not count.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	body := struct {
+		Ready      bool             `json:"ready"`
+		Reason     string           `json:"reason,omitempty"`
+		Owned      []int32          `json:"owned"`
+		Recovering []partitionState `json:"recovering"`
+		// Waiting lists owned partitions holding a record back for their other topic
+		// (timestamp alignment); a waiting partition is still ready.
+		Waiting []waitingPartition `json:"waiting"`
+	}{Owned: []int32{}, Recovering: []partitionState{}, Waiting: []waitingPartition{}}
+	p := s.current()
+	switch {
+	case p == nil:
+		body.Reason = "the processor has not started"
+	default:
+		for _, pv := range s.partitionViews(r.Context(), p) {
+			if pv.Mode != active {
+				continue
+			}
+			body.Owned = append(body.Owned, pv.Partition)
+			if pv.State != "running" {
+				body.Recovering = append(body.Recovering, pv.partitionState)
+			}
+			if pv.Waiting != nil {
+				body.Waiting = append(body.Waiting, waitingPartition{Partition: pv.Partition, Wait: *pv.Waiting})
+			}
+		}
+		switch {
+		case !p.StateReader().IsState(goka.ProcStateRunning):
+			body.Reason = "the processor is joining its group or recovering"
+		case len(body.Recovering) > 0:
+			body.Reason = "partitions are recovering"
+		default:
+			body.Ready = true
+		}
+	}
+	status := http.StatusOK
+	if !body.Ready {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, body)
+}
