@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -35,7 +36,8 @@ type Config struct {
 	// Addr is host:port to listen on.
 	Addr string
 	// Advertise is the host:port the other replicas reach this server on. Empty: the address
-	// it listens on, with a wildcard host (0.0.0.0, ::) replaced by 127.0.0.1.
+	// it listens on, with a wildcard host (0.0.0.0, ::) replaced by the machine's host name when
+	// that resolves to this machine, else by 127.0.0.1.
 	Advertise string
 	// Token, when set, must come as "Authorization: Bearer TOKEN" (or ?token=TOKEN) on every
 	// request but /healthz, /readyz and /assets/; calls to the other replicas carry it.
@@ -141,7 +143,7 @@ func (s *Server) Listen() (net.Listener, error) {
 	advertise := s.cfg.Advertise
 	if advertise == "" {
 		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-			host = "127.0.0.1"
+			host = localName()
 		}
 		advertise = net.JoinHostPort(host, port)
 	}
@@ -167,6 +169,35 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// localName is the host a wildcard bind advertises: the machine's host name when it resolves
+// to an address of this machine (a container's id on its network, a host's line in /etc/hosts),
+// so replicas in other containers or on other hosts can reach it; else 127.0.0.1.
+func localName() string {
+	const loopback = "127.0.0.1"
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		return loopback
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupIPAddr(ctx, name)
+	if err != nil {
+		return loopback
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, ip := range ips {
+		if ip.IP.IsLoopback() {
+			return name
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip.IP) {
+				return name
+			}
+		}
+	}
+	return loopback
 }
 
 func isLoopback(host string) bool {

@@ -125,7 +125,7 @@ func TestListenAdvertises(t *testing.T) {
 		addr, advertise, wantHost string
 	}{
 		{"127.0.0.1:0", "", "127.0.0.1"},
-		{"0.0.0.0:0", "", "127.0.0.1"}, // a wildcard host is reachable on one host as loopback
+		{"0.0.0.0:0", "", localName()}, // the host name if it resolves here, else loopback
 		{"127.0.0.1:0", "enricher-2.svc:9095", ""},
 	} {
 		s, err := New(Config{Addr: tc.addr, Advertise: tc.advertise, Token: "t", Stats: processor.NewStats()})
