@@ -304,6 +304,14 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"produce", "nothing"}, "", "produce input"},
 		{[]string{"consume", "nothing"}, "", "consume output|dlq|input|scores|table"},
 		{[]string{"frobnicate"}, "", "unknown command"},
+		{[]string{"run", "stray"}, "", `unexpected argument "stray"`},
+		{[]string{"topics", "describe", "stray"}, "", `unexpected argument "stray"`},
+		{[]string{"produce", "score", "stray"}, "", `unexpected argument "stray"`},
+		{[]string{"consume", "output", "stray"}, "", `unexpected argument "stray"`},
+		{[]string{"table", "get", "k", "stray"}, "", `unexpected argument "stray"`},
+		{[]string{"replay", "--rebuild", "dir", "stray"}, "", `unexpected argument "stray"`},
+		{[]string{"version", "stray"}, "", `unexpected argument "stray"`},
+		{[]string{"run", "--advertise-addr", "no-port"}, "", "advertise-addr"},
 	} {
 		cmd := exec.Command(binary, tc.args...)
 		if tc.env != "" {

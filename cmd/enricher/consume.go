@@ -23,13 +23,12 @@ type consumedRecord struct {
 }
 
 func cmdConsume(ctx context.Context, env *environment, args []string) error {
-	var jf jobFlags
 	var meta bool
 	var max int
 	var idle time.Duration
 	var fromEnd bool
-	fs := newFlags("consume", "consume output|dlq|input|scores|table [flags]", env.stderr)
-	jf.register(fs)
+	s := newSetup(env, "consume", "consume output|dlq|input|scores|table [flags]")
+	fs := s.fs
 	fs.BoolVar(&meta, "meta", false, "print each record with topic, partition, offset, key and headers")
 	fs.IntVar(&max, "max", 0, "stop after this many records (0: no limit)")
 	fs.DurationVar(&idle, "idle", 0, "stop when no record arrived for this long (0: follow until interrupted)")
@@ -38,13 +37,10 @@ func cmdConsume(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := parse(fs, rest); err != nil {
+	if err := s.parse(rest, 0); err != nil {
 		return err
 	}
-	kc, topics, err := jf.resolve()
-	if err != nil {
-		return err
-	}
+	kc, topics := s.kc, s.topics
 	topic := map[string]string{"output": topics.Output, "dlq": topics.DLQ(), "input": topics.Input,
 		"scores": topics.Scores, "table": topics.Table()}[role]
 	if max < 0 || idle < 0 {

@@ -11,12 +11,11 @@ import (
 )
 
 func cmdDLQ(ctx context.Context, env *environment, args []string) error {
-	var jf jobFlags
 	var reason string
 	var at stringList
 	var all, asJSON, dryRun bool
-	fs := newFlags("dlq", "dlq list [--reason R] [--json] | redrive (--reason R | --at P/O ... | --all) [--dry-run]", env.stderr)
-	jf.register(fs)
+	s := newSetup(env, "dlq", "dlq list [--reason R] [--json] | redrive (--reason R | --at P/O ... | --all) [--dry-run]")
+	fs := s.fs
 	fs.StringVar(&reason, "reason", "", "only dead letters with this reason (invalid_json, wrong_type, too_large, ...)")
 	fs.Var(&at, "at", "only the dead letter at PARTITION/OFFSET of the dead-letter topic (repeatable)")
 	fs.BoolVar(&all, "all", false, "redrive: every dead letter")
@@ -26,11 +25,8 @@ func cmdDLQ(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := parse(fs, rest); err != nil {
+	if err := s.parse(rest, 0); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	filter := dlq.Filter{Reason: reason, At: map[string]bool{}}
 	for _, a := range at {
@@ -44,11 +40,8 @@ func cmdDLQ(ctx context.Context, env *environment, args []string) error {
 	if action == "redrive" && !all && reason == "" && len(at) == 0 {
 		return usagef("redrive needs --reason, --at or --all")
 	}
-	kc, topics, err := jf.resolve()
-	if err != nil {
-		return err
-	}
-	adm, err := kc.Admin()
+	kc, topics := s.kc, s.topics
+	adm, err := s.admin()
 	if err != nil {
 		return err
 	}

@@ -106,7 +106,7 @@ func usage(w io.Writer) {
 
 func cmdVersion(_ context.Context, env *environment, args []string) error {
 	fs := newFlags("version", "version", env.stderr)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 0); err != nil {
 		return err
 	}
 	fmt.Fprintln(env.stdout, "enricher", buildVersion())

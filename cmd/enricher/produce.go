@@ -18,11 +18,10 @@ import (
 )
 
 func cmdProduce(ctx context.Context, env *environment, args []string) error {
-	var jf jobFlags
 	var key, message, score string
 	var tombstone bool
-	fs := newFlags("produce", "produce input|score [flags] (records from flags, or JSON lines on stdin)", env.stderr)
-	jf.register(fs)
+	s := newSetup(env, "produce", "produce input|score [flags] (records from flags, or JSON lines on stdin)")
+	fs := s.fs
 	fs.StringVar(&key, "key", "", "record key; with it, one record is built from --message or --score instead of reading stdin")
 	fs.StringVar(&message, "message", "", "message of the input record (produce input --key K --message M)")
 	fs.StringVar(&score, "score", "", "score of the score record (produce score --key K --score N)")
@@ -31,13 +30,10 @@ func cmdProduce(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := parse(fs, rest); err != nil {
+	if err := s.parse(rest, 0); err != nil {
 		return err
 	}
-	kc, topics, err := jf.resolve()
-	if err != nil {
-		return err
-	}
+	kc, topics := s.kc, s.topics
 	topic := topics.Input
 	if kind == "score" {
 		topic = topics.Scores

@@ -14,15 +14,14 @@ import (
 )
 
 func cmdReplay(ctx context.Context, env *environment, args []string) error {
-	var jf jobFlags
 	var dump bool
 	var rebuild, until string
-	fs := newFlags("replay", "replay --dump [FILE] | --rebuild DIR [--until SAVEPOINT]", env.stderr)
-	jf.register(fs)
+	s := newSetup(env, "replay", "replay --dump [FILE] | --rebuild DIR [--until SAVEPOINT]")
+	fs := s.fs
 	fs.BoolVar(&dump, "dump", false, "write the table as JSON lines {key, score} to FILE (default stdout)")
 	fs.StringVar(&rebuild, "rebuild", "", "build local LevelDB stores in DIR that `run --state-dir DIR` accepts as warm state")
 	fs.StringVar(&until, "until", "", "read the changelog only up to this savepoint's offsets")
-	if err := parse(fs, args); err != nil {
+	if err := s.parse(args, 1); err != nil {
 		return err
 	}
 	if dump == (rebuild != "") {
@@ -39,11 +38,8 @@ func cmdReplay(ctx context.Context, env *environment, args []string) error {
 	} else if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	kc, topics, err := jf.resolve()
-	if err != nil {
-		return err
-	}
-	adm, err := kc.Admin()
+	kc, topics := s.kc, s.topics
+	adm, err := s.admin()
 	if err != nil {
 		return err
 	}

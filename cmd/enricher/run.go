@@ -160,11 +160,8 @@ func cmdRun(ctx context.Context, env *environment, args []string) error {
 	var pf processorFlags
 	fs := newFlags("run", "run [flags]", env.stderr)
 	pf.register(fs, true)
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 0); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	log, err := pf.logs.logger(env.stderr)
 	if err != nil {
@@ -184,11 +181,8 @@ func cmdDev(ctx context.Context, env *environment, args []string) error {
 	pf.register(fs, false)
 	fs.StringVar(&listen, "listen", "127.0.0.1:9092", "address of the embedded broker")
 	fs.StringVar(&dataDir, "data-dir", "./data", "where the embedded broker keeps its topics, offsets and groups")
-	if err := parse(fs, args); err != nil {
+	if err := parseArgs(fs, args, 0); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	log, err := pf.logs.logger(env.stderr)
 	if err != nil {

@@ -11,13 +11,12 @@ import (
 )
 
 func cmdSavepoint(ctx context.Context, env *environment, args []string) error {
-	var jf jobFlags
 	var out, note string
 	var force bool
 	var scoresFrom string
 	var replication int
-	fs := newFlags("savepoint", "savepoint create --out FILE | show FILE | restore FILE [--group NEW] [--force]", env.stderr)
-	jf.register(fs)
+	s := newSetup(env, "savepoint", "savepoint create --out FILE | show FILE | restore FILE [--group NEW] [--force]")
+	fs := s.fs
 	fs.StringVar(&out, "out", "", "create: the savepoint file to write")
 	fs.StringVar(&note, "note", "", "create: a note stored in the savepoint")
 	fs.BoolVar(&force, "force", false, "restore: overwrite the offsets and table a new group already has")
@@ -33,11 +32,8 @@ func cmdSavepoint(ctx context.Context, env *environment, args []string) error {
 			return err
 		}
 	}
-	if err := parse(fs, rest); err != nil {
+	if err := s.parse(rest, 0); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 
 	if action == "show" {
@@ -50,16 +46,13 @@ func cmdSavepoint(ctx context.Context, env *environment, args []string) error {
 	if action == "create" && out == "" {
 		return usagef("savepoint create needs --out FILE")
 	}
-	kc, topics, err := jf.resolve()
-	if err != nil {
-		return err
-	}
+	kc, topics := s.kc, s.topics
 	cl, err := kc.Client()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	adm, err := kc.Admin()
+	adm, err := s.admin()
 	if err != nil {
 		return err
 	}

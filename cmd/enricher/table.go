@@ -14,11 +14,10 @@ import (
 )
 
 func cmdTable(ctx context.Context, env *environment, args []string) error {
-	var jf jobFlags
 	var logs logFlags
 	var timeout time.Duration
-	fs := newFlags("table", "table get KEY | table dump  (the table's committed records, read from its changelog)", env.stderr)
-	jf.register(fs)
+	s := newSetup(env, "table", "table get KEY | table dump  (the table's committed records, read from its changelog)")
+	fs := s.fs
 	logs.register(fs)
 	fs.DurationVar(&timeout, "timeout", 2*time.Minute, "how long reading the table may take")
 	action, rest, err := subcommand(fs, args, "get", "dump")
@@ -31,20 +30,14 @@ func cmdTable(ctx context.Context, env *environment, args []string) error {
 			return err
 		}
 	}
-	if err := parse(fs, rest); err != nil {
+	if err := s.parse(rest, 0); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if _, err := logs.logger(env.stderr); err != nil {
 		return err
 	}
-	kc, topics, err := jf.resolve()
-	if err != nil {
-		return err
-	}
-	adm, err := kc.Admin()
+	kc, topics := s.kc, s.topics
+	adm, err := s.admin()
 	if err != nil {
 		return err
 	}

@@ -35,12 +35,11 @@ func (f kvFlag) Set(s string) error {
 }
 
 func cmdTopics(ctx context.Context, env *environment, args []string) error {
-	var jf jobFlags
 	var partitions, replication int
 	var asJSON bool
 	tableConfigs := kvFlag{}
-	fs := newFlags("topics", "topics create|describe [flags]", env.stderr)
-	jf.register(fs)
+	s := newSetup(env, "topics", "topics create|describe [flags]")
+	fs := s.fs
 	fs.IntVar(&partitions, "partitions", 4, "create: partitions of input, scores, output (and so of the table and DLQ)")
 	fs.IntVar(&replication, "replication-factor", -1, "create: replication factor (-1: the broker's default)")
 	fs.Var(tableConfigs, "table-config", "create: extra config of the table topic, key=value (repeatable)")
@@ -49,20 +48,17 @@ func cmdTopics(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := parse(fs, rest); err != nil {
+	if err := s.parse(rest, 0); err != nil {
 		return err
 	}
-	kc, topics, err := jf.resolve()
-	if err != nil {
-		return err
-	}
+	topics := s.topics
 	if partitions <= 0 {
 		return usagef("--partitions: must be positive, got %d", partitions)
 	}
 	if replication == 0 || replication < -1 || replication > 32767 {
 		return usagef("--replication-factor: must be -1 or between 1 and 32767, got %d", replication)
 	}
-	adm, err := kc.Admin()
+	adm, err := s.admin()
 	if err != nil {
 		return err
 	}
