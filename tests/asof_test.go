@@ -3,7 +3,6 @@ package tests
 import (
 	"fmt"
 	"os"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -12,26 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// asOfRound writes one input per key, tagged tag, at each of stamps, and returns the timeline
-// with them added.
-func (j *job) asOfRound(tl *timeline, keys int, tag string, stamps ...time.Time) {
-	j.t.Helper()
-	for i, ts := range stamps {
-		j.inputWave(tl, keys, fmt.Sprintf("%s-%d", tag, i), ts)
-	}
-}
-
-// onlyTagged returns the part of tl's inputs whose message starts with tag.
-func (tl *timeline) onlyTagged(tag string) *timeline {
-	out := &timeline{scores: tl.scores, inputs: map[outputID]time.Time{}}
-	for id, ts := range tl.inputs {
-		if strings.HasPrefix(id.message, tag) {
-			out.inputs[id] = ts
-		}
-	}
-	return out
-}
 
 // The as-of join (--join as-of): scores written out of timestamp order, then inputs stamped
 // between them, get the score valid at their time; so do the same inputs after a SIGKILL and a

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -13,14 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // `enricher dev` runs the whole job on the embedded broker; the CLI works against it; a restart
 // keeps both the topics and the scores. This is the README's quick start, on a free port.

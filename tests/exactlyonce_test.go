@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,66 +12,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/enricher/enricher/internal/changelog"
 	"github.com/enricher/enricher/internal/codecs"
 	"github.com/enricher/enricher/internal/savepoint"
 )
-
-// exactlyOnce are the flags of a replica under exactly-once.
-var exactlyOnce = []string{"--guarantee", "exactly-once"}
-
-// eosJob is a job whose test readers read as read_committed consumers do.
-func eosJob(t *testing.T) *job { return readCommitted(newJob(t)) }
-
-// readCommitted makes j's test readers read as read_committed consumers do: what an aborted
-// transaction wrote is never seen.
-func readCommitted(j *job) *job {
-	j.readOpts = []kgo.Opt{kgo.FetchIsolationLevel(kgo.ReadCommitted())}
-	return j
-}
-
-// steadyLoad scores keys k0..k59 (score 1000+i), then writes inputs over them every 5 ms, and
-// returns once progress outputs have been read.
-func (j *job) steadyLoad(progress int) (*collector, *load) {
-	j.t.Helper()
-	j.scoreRound(60, 1000)
-	j.waitChangelog(60)
-	c := j.collect()
-	l := j.startLoad(60, 5*time.Millisecond)
-	c.waitProgress(j.t, progress)
-	return c, l
-}
-
-// eosVerdict asserts what exactly-once promises a read_committed reader: every input once,
-// with its key's score.
-func eosVerdict(t *testing.T, c *collector, sent int, scores map[string]int64) {
-	t.Helper()
-	v := c.wait(t, sent)
-	v.report(t, sent)
-	assert.Equal(t, sent, v.unique, "every input has an output")
-	assert.Zero(t, v.duplicates, "no input has two outputs")
-	assert.Zero(t, c.wrongScores(scores), "every output has its key's score")
-}
-
-// startBadInputs writes an input that is not JSON every interval: each must reach the DLQ.
-func (j *job) startBadInputs(every time.Duration) *load {
-	return j.startWriting(j.topics.Input, every, func(seq int) (string, []byte) {
-		return fmt.Sprintf("k%d", seq%60), []byte(fmt.Sprintf("not json %d", seq))
-	})
-}
-
-// deadLetters reads the dead letters, expecting n (a duplicate would come after them: the read
-// asks for one more and runs to its timeout), and counts each value.
-func (j *job) deadLetters(n int) map[string]int {
-	j.t.Helper()
-	seen := map[string]int{}
-	for _, r := range j.records(j.topics.DLQ(), n+1, 10*time.Second) {
-		seen[string(r.Value)]++
-	}
-	return seen
-}
 
 // Ten SIGKILLs of a replica under a steady load, each replica restarted on its state
 // directory: a read_committed reader sees every input once, with the right score, and every
@@ -278,19 +222,6 @@ func TestExactlyOnceSavepointWhileRunning(t *testing.T) {
 		assert.Equal(t, want, got, "savepoint %d: the table at the cut is the scores before the cut", i)
 		c.waitProgress(t, 100)
 	}
-}
-
-// partitionRecords reads one partition of topic from its start up to, not including, until.
-func (j *job) partitionRecords(topic string, partition int32, until int64) []*kgo.Record {
-	j.t.Helper()
-	var out []*kgo.Record
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	require.NoError(j.t, changelog.ReadPartition(ctx, j.kc, topic, partition, 0, until, func(rs []*kgo.Record, _ int64) error {
-		out = append(out, rs...)
-		return nil
-	}))
-	return out
 }
 
 // A cluster that cannot start a transaction (its transaction state topic needs three replicas

@@ -22,42 +22,6 @@ import (
 	"github.com/enricher/enricher/internal/partition"
 )
 
-const partitions = 4
-
-// outputs reads n outputs and returns them by key, checking each carries its source headers.
-func (j *job) outputs(n int) map[string][]codecs.Output {
-	j.t.Helper()
-	recs := j.records(j.topics.Output, n, 60*time.Second)
-	require.Len(j.t, recs, n, "outputs")
-	byKey := map[string][]codecs.Output{}
-	for _, r := range recs {
-		var o codecs.Output
-		require.NoError(j.t, json.Unmarshal(r.Value, &o), "output %s", r.Value)
-		require.Equal(j.t, string(r.Key), o.Key)
-		h := headers(r)
-		require.Equal(j.t, j.topics.Input, h[dlq.HeaderSourceTopic])
-		require.NotEmpty(j.t, h[dlq.HeaderSourceOffset])
-		byKey[o.Key] = append(byKey[o.Key], o)
-	}
-	return byKey
-}
-
-func headers(r *kgo.Record) map[string]string {
-	h := map[string]string{}
-	for _, x := range r.Headers {
-		h[x.Key] = string(x.Value)
-	}
-	return h
-}
-
-func scoreLine(key string, score int) string {
-	return fmt.Sprintf(`{"key":%q,"score":%d}`, key, score)
-}
-
-func inputLine(key, msg string) string {
-	return fmt.Sprintf(`{"key":%q,"message":%q}`, key, msg)
-}
-
 // Scenario 1: scores then inputs -> outputs with the scores; an unknown key -> -1.
 func TestSeedScenario(t *testing.T) {
 	t.Parallel()
@@ -275,15 +239,6 @@ func TestForeignProducerKcat(t *testing.T) {
 		src, _ := strconv.Atoi(headers(r)[dlq.HeaderSourcePartition])
 		assert.Equal(t, int32(src), r.Partition, "kcat's murmur2 put the input where Java would")
 	}
-}
-
-func indexOf(xs []string, x string) int {
-	for i, v := range xs {
-		if v == x {
-			return i
-		}
-	}
-	return -1
 }
 
 // The CLI's usage errors exit 2 with one line naming what is wrong.

@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,72 +17,6 @@ import (
 	"github.com/enricher/enricher/internal/codecs"
 	"github.com/enricher/enricher/internal/topology"
 )
-
-// scoreRound writes one score per key k0..k(n-1) with value base+i.
-func (j *job) scoreRound(n, base int) {
-	j.t.Helper()
-	lines := make([]string, n)
-	for i := range lines {
-		lines[i] = scoreLine(fmt.Sprintf("k%d", i), base+i)
-	}
-	j.produce("score", lines...)
-}
-
-// dump returns the table of group as `enricher replay --dump` prints it.
-func (j *job) dump(group string, extra ...string) map[string]int64 {
-	j.t.Helper()
-	args := append([]string{"replay", "--dump", "--brokers", brokers, "--group", group}, extra...)
-	code, stdout, stderr := j.enricher("", args...)
-	require.Equal(j.t, 0, code, stderr)
-	table := map[string]int64{}
-	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
-		if line == "" {
-			continue
-		}
-		var s codecs.Score
-		require.NoError(j.t, json.Unmarshal([]byte(line), &s), line)
-		table[s.Key] = s.Score
-	}
-	return table
-}
-
-func want(n, base int) map[string]int64 {
-	m := map[string]int64{}
-	for i := 0; i < n; i++ {
-		m[fmt.Sprintf("k%d", i)] = int64(base + i)
-	}
-	return m
-}
-
-func (j *job) savepoint(path string) {
-	j.t.Helper()
-	code, stdout, stderr := j.enricher("", append([]string{"savepoint", "create", "--out", path}, j.topicArgs()...)...)
-	require.Equal(j.t, 0, code, stderr)
-	require.Contains(j.t, stdout, "savepoint of group")
-}
-
-// enrichOn sends one input per key k0..k(n-1), tagged tag, and returns the scores of their
-// outputs on output by key.
-func (j *job) enrichOn(output string, n int, tag string) map[string]int64 {
-	j.t.Helper()
-	lines := make([]string, n)
-	for i := range lines {
-		lines[i] = inputLine(fmt.Sprintf("k%d", i), tag)
-	}
-	j.produce("input", lines...)
-	got := map[string]int64{}
-	require.Eventually(j.t, func() bool {
-		for _, r := range j.records(output, 1<<20, 2*time.Second) {
-			var o codecs.Output
-			require.NoError(j.t, json.Unmarshal(r.Value, &o))
-			if o.Message == tag {
-				got[o.Key] = o.Score
-			}
-		}
-		return len(got) == n
-	}, 60*time.Second, 500*time.Millisecond, "outputs tagged %q on %s", tag, output)
-	return got
-}
 
 // Proof 3: scores v1, savepoint, scores v2, restore as a new group: its table equals v1 and
 // inputs sent after the restore get v1 scores; the old group still has v2.

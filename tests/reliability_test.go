@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,11 +13,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/enricher/enricher/internal/changelog"
 	"github.com/enricher/enricher/internal/codecs"
 	"github.com/enricher/enricher/internal/dlq"
 	"github.com/enricher/enricher/internal/store"
@@ -49,20 +46,6 @@ func TestBrokerOutage(t *testing.T) {
 	require.True(t, p.running())
 	t.Logf("what enricher logged during the outage:\n%s", grepLines(p.logs(), "level=WARN", "level=ERROR"))
 	assert.Equal(t, 0, p.stop(syscall.SIGTERM))
-}
-
-func grepLines(logs string, any ...string) string {
-	var out []string
-	for _, line := range strings.Split(logs, "\n") {
-		for _, a := range any {
-			if strings.Contains(line, a) {
-				out = append(out, line)
-				break
-			}
-		}
-	}
-	n := len(out)
-	return strings.Join(out[:min(n, 12)], "\n") + fmt.Sprintf("\n(%d such lines)", n)
 }
 
 // A batch of bad records among good ones: each bad one lands in the DLQ with its reason, every
@@ -99,13 +82,15 @@ func TestHostileInputBatch(t *testing.T) {
 	}
 
 	got := map[string]int64{}
-	require.Eventually(t, func() bool {
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		for _, r := range j.records(j.topics.Output, 1<<20, 2*time.Second) {
 			var o codecs.Output
-			require.NoError(t, json.Unmarshal(r.Value, &o))
+			if !assert.NoError(c, json.Unmarshal(r.Value, &o)) {
+				return
+			}
 			got[o.Message] = o.Score
 		}
-		return len(got) >= len(bad)
+		assert.GreaterOrEqual(c, len(got), len(bad))
 	}, 60*time.Second, 500*time.Millisecond)
 	for i := range bad {
 		assert.Equal(t, int64(70+i), got[fmt.Sprintf("good-%d", i)], "good record %d", i)
@@ -177,40 +162,6 @@ func TestDLQListAndRedrive(t *testing.T) {
 	require.NoError(t, json.Unmarshal(out[0].Value, &o))
 	assert.Equal(t, codecs.Output{Key: "k1", Message: long, Score: 5}, o)
 	assert.Equal(t, int64(2), j.endOffsets(j.topics.DLQ()), "nothing new was dead-lettered")
-}
-
-// localTable reads a stopped replica's local stores: every key but goka's offset key.
-func localTable(t *testing.T, state, table string, partitions int) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	for p := 0; p < partitions; p++ {
-		db, err := leveldb.OpenFile(store.Path(state, table, int32(p)), nil)
-		require.NoError(t, err)
-		it := db.NewIterator(nil, nil)
-		for it.Next() {
-			if k := string(it.Key()); k != "__offset" {
-				out[k] = string(it.Value())
-			}
-		}
-		it.Release()
-		require.NoError(t, it.Error())
-		require.NoError(t, db.Close())
-	}
-	return out
-}
-
-// changelogTable reads the table from its changelog.
-func (j *job) changelogTable() map[string]string {
-	j.t.Helper()
-	parts, err := changelog.Read(context.Background(), j.kc, j.adm, j.topics.Table(), nil, nil)
-	require.NoError(j.t, err)
-	out := map[string]string{}
-	for _, tb := range parts {
-		for k, v := range tb {
-			out[k] = string(v)
-		}
-	}
-	return out
 }
 
 // A replica killed every few seconds, ten times, while scores stream in never corrupts its
@@ -323,36 +274,4 @@ func TestBrokerKilledInCluster(t *testing.T) {
 	}
 	assert.Equal(t, want(60, 2000), table, "no score lost from the changelog")
 	t.Logf("processor restarts during the broker kill: %d", strings.Count(p.logs(), "processor failed"))
-}
-
-// clusterJob returns a job on a 3-node cluster of the test's own, its topics created with
-// partitions and replicated to all three nodes, and the cluster's directory.
-func clusterJob(t *testing.T, partitions int) (*job, string) {
-	t.Helper()
-	addr, dir := ownCluster(t)
-	j := newJobOn(t, addr)
-	j.createTopics(partitions)
-	// A created topic reaches the other brokers' metadata a moment after the controller
-	// confirms it, and `topics describe` may ask one of those.
-	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		for _, info := range j.describe() {
-			assert.Equal(c, 3, info.Replicas, "topic %s has replication 3", info.Name)
-		}
-	}, 30*time.Second, 200*time.Millisecond)
-	return j, dir
-}
-
-// killBroker SIGKILLs node 2 of the cluster in dir while c's outputs flow, waits until they
-// flow on two brokers, brings the node back and waits until they flow again.
-func killBroker(t *testing.T, c *collector, dir string) {
-	t.Helper()
-	node := filepath.Join(dir, "node2")
-	pid, err := os.ReadFile(filepath.Join(node, "kafka.pid"))
-	require.NoError(t, err)
-	require.NoError(t, exec.Command("kill", "-KILL", strings.TrimSpace(string(pid))).Run())
-	killed := time.Now()
-	c.waitProgress(t, 300) // the cluster goes on with two brokers
-	t.Logf("outputs flowing again with two brokers %s after the kill", time.Since(killed).Round(time.Millisecond))
-	kafkaScript(t, "restart", node)
-	c.waitProgress(t, 300)
 }

@@ -3,9 +3,6 @@ package tests
 import (
 	"context"
 	"fmt"
-	"regexp"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -16,63 +13,6 @@ import (
 
 	"github.com/enricher/enricher/internal/kafkaconf"
 )
-
-var assignedRE = regexp.MustCompile(`msg="partitions assigned".*partitions="?\[([0-9 ]*)\]`)
-
-// assigned returns the partitions of the replica's latest assignment.
-func (p *proc) assigned() map[int]bool {
-	out := map[int]bool{}
-	matches := assignedRE.FindAllStringSubmatch(p.logs(), -1)
-	if len(matches) == 0 {
-		return out
-	}
-	for _, f := range strings.Fields(matches[len(matches)-1][1]) {
-		n, _ := strconv.Atoi(f)
-		out[n] = true
-	}
-	return out
-}
-
-// waitBalanced waits until the replicas' latest assignments split all partitions between them.
-func waitBalanced(t *testing.T, partitions int, replicas ...*proc) {
-	t.Helper()
-	require.Eventually(t, func() bool {
-		seen := map[int]int{}
-		for _, r := range replicas {
-			a := r.assigned()
-			if len(a) == 0 {
-				return false
-			}
-			for p := range a {
-				seen[p]++
-			}
-		}
-		if len(seen) != partitions {
-			return false
-		}
-		for _, n := range seen {
-			if n != 1 {
-				return false
-			}
-		}
-		return true
-	}, 120*time.Second, 100*time.Millisecond, "replicas never split the %d partitions", partitions)
-}
-
-// waitProgress waits until n more outputs arrived: processing goes on.
-func (c *collector) waitProgress(t *testing.T, n int) {
-	t.Helper()
-	base := len(c.snapshot())
-	require.Eventually(t, func() bool { return len(c.snapshot()) >= base+n }, 120*time.Second, 100*time.Millisecond,
-		"outputs stopped")
-}
-
-func (v verdict) report(t *testing.T, sent int) {
-	t.Logf("inputs %d, outputs for %d of them, duplicates %d, outputs with -1 %d, longest gap between outputs %s, longest stall of one partition %s (partition %d)",
-		sent, v.unique, v.duplicates, v.noScore, v.longestGap.Round(time.Millisecond), v.stall.Round(time.Millisecond), v.stallPartition)
-}
-
-const scalePartitions = 6
 
 // Proof 1: scale 1 -> 2 -> 3 -> 1 replicas under a steady input stream: every input yields an
 // output, none carries -1 for a key that has a score; duplicates are reported.
@@ -150,26 +90,6 @@ func TestKillReplicaUnderLoad(t *testing.T) {
 			assert.Zero(t, v.noScore, "no output misses the score of its key")
 		})
 	}
-}
-
-func keys(m map[int]bool) []int {
-	var out []int
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
-// stallEvent runs event under the collector's watch and returns the longest stall of any one
-// partition that began while it ran, once processing has gone on for settle more outputs.
-func stallEvent(t *testing.T, c *collector, name string, event func()) time.Duration {
-	t.Helper()
-	from := time.Now()
-	event()
-	c.waitProgress(t, 300)
-	stall, part := c.stallIn(from, time.Now())
-	t.Logf("%s: longest stall of one partition %s (partition %d)", name, stall.Round(time.Millisecond), part)
-	return stall
 }
 
 // Issue 11's proof: per-partition stalls under a steady load while replicas join and leave,

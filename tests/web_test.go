@@ -1,14 +1,10 @@
 package tests
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,47 +15,6 @@ import (
 
 	"github.com/enricher/enricher/internal/codecs"
 )
-
-var webAddrRE = regexp.MustCompile(`msg="web server listening" addr=(\S+)`)
-
-// webAddr returns the address the replica's web server listens on.
-func (p *proc) webAddr() string {
-	p.t.Helper()
-	line := p.waitLog(30*time.Second, "web server listening")
-	m := webAddrRE.FindStringSubmatch(line)
-	require.NotNil(p.t, m, line)
-	return "http://" + m[1]
-}
-
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(b)
-}
-
-// scrape returns every sample of /metrics by its name and labels as printed.
-func scrape(t *testing.T, base string) map[string]float64 {
-	t.Helper()
-	code, body := get(t, base+"/metrics")
-	require.Equal(t, http.StatusOK, code)
-	out := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(body))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		require.NoError(t, err, line)
-		out[line[:i]] = v
-	}
-	return out
-}
 
 // /metrics after a known workload: every counter has its exact value.
 func TestMetricsAfterKnownWorkload(t *testing.T) {
@@ -135,22 +90,27 @@ func TestReadyzWhileRestoring(t *testing.T) {
 		}
 	}
 	var notReady string // the first 503 that showed a partition recovering towards its end
-	require.Eventually(t, func() bool {
+	// healthz answered 200 every time it was asked, and no 503 said ready
+	healthy, consistent := true, true
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		code, body := get(t, base+"/readyz")
 		hc, _ := get(t, base+"/healthz")
-		require.Equal(t, http.StatusOK, hc, "healthz is up while restoring")
+		healthy = healthy && hc == http.StatusOK
 		if code == http.StatusServiceUnavailable && notReady == "" {
 			var r readyz
-			require.NoError(t, json.Unmarshal([]byte(body), &r), body)
-			assert.False(t, r.Ready, body)
-			for _, part := range r.Recovering {
-				if part.State == "recovering" && part.HWM == records/partitions && part.Offset < part.HWM {
-					notReady = body
+			if assert.NoError(c, json.Unmarshal([]byte(body), &r), body) {
+				consistent = consistent && !r.Ready
+				for _, part := range r.Recovering {
+					if part.State == "recovering" && part.HWM == records/partitions && part.Offset < part.HWM {
+						notReady = body
+					}
 				}
 			}
 		}
-		return code == http.StatusOK
+		assert.Equal(c, http.StatusOK, code, "readyz")
 	}, 120*time.Second, 20*time.Millisecond, "readyz never became 200")
+	assert.True(t, healthy, "healthz is up while restoring")
+	assert.True(t, consistent, "a 503 from readyz says ready=false")
 	require.NotEmpty(t, notReady, "readyz was never 503 with a partition recovering towards its high-water mark")
 	t.Logf("while restoring %d records, /readyz said: %s", records, strings.TrimSpace(notReady))
 	assert.Equal(t, float64(records), scrape(t, base)["enricher_changelog_records_restored_total"])

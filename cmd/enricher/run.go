@@ -223,7 +223,7 @@ func runProcessor(ctx context.Context, cfg processor.Config, pf processorFlags) 
 		defer adm.Close()
 		srv, err := web.New(web.Config{Addr: pf.webAddr, Advertise: pf.advertiseAddr, Token: pf.webToken, Topics: cfg.Topics,
 			Scheme: cfg.Kafka.Partitioner, Directory: members.NewDirectory(adm, cfg.Topics.Group, cfg.Topics.Input),
-			Stats: cfg.Stats, Logger: cfg.Logger, Profiling: pf.pprof})
+			Standby: pf.standby, Stats: cfg.Stats, Logger: cfg.Logger, Profiling: pf.pprof})
 		if err != nil {
 			return usagef("%v", err)
 		}

@@ -55,6 +55,7 @@ func tableState(part int32, ps *goka.PartitionProcStats, stats *processor.Stats)
 const (
 	active  = "active"  // the group assigned it here: its inputs are processed here
 	standby = "standby" // a hot-standby copy (--standby) of a partition another replica owns
+	ahead   = "ahead"   // restored ahead of joining the group (--recover-ahead), not assigned
 )
 
 // partitionView is one partition this replica runs, as the monitor shows it.
@@ -122,10 +123,13 @@ func (s *Server) partitionViews(ctx context.Context, p *goka.Processor) []partit
 	out := make([]partitionView, 0, len(stats.Group))
 	for part, ps := range stats.Group {
 		st, remaining := tableState(part, ps, s.cfg.Stats)
-		v := partitionView{partitionState: st, Mode: standby, Remaining: remaining,
+		v := partitionView{partitionState: st, Mode: ahead, Remaining: remaining,
 			Input: map[string]topicInput{}, Output: map[string]uint{}}
-		if s.cfg.Stats.Assigned(part) {
+		switch {
+		case s.cfg.Stats.Assigned(part):
 			v.Mode, v.Waiting = active, waiting[part]
+		case s.cfg.Standby:
+			v.Mode = standby
 		}
 		if ts := ps.TableStats; ts != nil && ts.Recovery != nil {
 			if t := ts.Recovery.StartTime; !t.IsZero() {
@@ -178,31 +182,40 @@ type waitingPartition struct {
 	consumergroup.Wait
 }
 
+// recoveringPartition is a partition of /readyz's body that is not running yet.
+type recoveringPartition struct {
+	partitionState
+	Mode string `json:"mode"`
+}
+
 // readyz is 200 when the processor runs with every partition the group assigned it recovered,
-// else 503 with the partitions that are not running yet. Hot-standby copies do not count.
+// else 503. Its body lists every partition on this replica that is not running yet, with its
+// mode; hot-standby copies and partitions restored ahead of joining do not hold readiness up.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	body := struct {
-		Ready      bool             `json:"ready"`
-		Reason     string           `json:"reason,omitempty"`
-		Owned      []int32          `json:"owned"`
-		Recovering []partitionState `json:"recovering"`
+		Ready      bool                  `json:"ready"`
+		Reason     string                `json:"reason,omitempty"`
+		Owned      []int32               `json:"owned"`
+		Recovering []recoveringPartition `json:"recovering"`
 		// Waiting lists owned partitions holding a record back for their other topic
 		// (timestamp alignment); a waiting partition is still ready.
 		Waiting []waitingPartition `json:"waiting"`
-	}{Owned: []int32{}, Recovering: []partitionState{}, Waiting: []waitingPartition{}}
+	}{Owned: []int32{}, Recovering: []recoveringPartition{}, Waiting: []waitingPartition{}}
 	p := s.current()
 	switch {
 	case p == nil:
 		body.Reason = "the processor has not started"
 	default:
+		activeRecovering := false
 		for _, pv := range s.partitionViews(r.Context(), p) {
+			if pv.State != "running" {
+				body.Recovering = append(body.Recovering, recoveringPartition{partitionState: pv.partitionState, Mode: pv.Mode})
+			}
 			if pv.Mode != active {
 				continue
 			}
 			body.Owned = append(body.Owned, pv.Partition)
-			if pv.State != "running" {
-				body.Recovering = append(body.Recovering, pv.partitionState)
-			}
+			activeRecovering = activeRecovering || pv.State != "running"
 			if pv.Waiting != nil {
 				body.Waiting = append(body.Waiting, waitingPartition{Partition: pv.Partition, Wait: *pv.Waiting})
 			}
@@ -210,7 +223,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case !p.StateReader().IsState(goka.ProcStateRunning):
 			body.Reason = "the processor is joining its group or recovering"
-		case len(body.Recovering) > 0:
+		case activeRecovering:
 			body.Reason = "partitions are recovering"
 		default:
 			body.Ready = true

@@ -47,8 +47,11 @@ type Config struct {
 	Scheme partition.Scheme
 	// Directory describes the group; nil serves this replica's own partitions only.
 	Directory Directory
-	Stats     *processor.Stats
-	Logger    *slog.Logger
+	// Standby says the replica keeps hot-standby copies (--standby): a partition it runs but
+	// was not assigned is one, and answers lookups its owner cannot.
+	Standby bool
+	Stats   *processor.Stats
+	Logger  *slog.Logger
 	// Profiling serves Go's runtime profiles (net/http/pprof) under /debug/pprof/, behind Token.
 	Profiling bool
 	// Client makes the calls to the other replicas; nil: one with a 2 s timeout.

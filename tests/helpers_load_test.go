@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -234,4 +235,67 @@ func (c *collector) firstAfter(t0 time.Time, partitions map[int]bool) (time.Time
 		}
 	}
 	return first, !first.IsZero()
+}
+
+// steadyLoad scores keys k0..k59 (score 1000+i), then writes inputs over them every 5 ms, and
+// returns once progress outputs have been read.
+func (j *job) steadyLoad(progress int) (*collector, *load) {
+	j.t.Helper()
+	j.scoreRound(60, 1000)
+	j.waitChangelog(60)
+	c := j.collect()
+	l := j.startLoad(60, 5*time.Millisecond)
+	c.waitProgress(j.t, progress)
+	return c, l
+}
+
+// eosVerdict asserts what exactly-once promises a read_committed reader: every input once,
+// with its key's score.
+func eosVerdict(t *testing.T, c *collector, sent int, scores map[string]int64) {
+	t.Helper()
+	v := c.wait(t, sent)
+	v.report(t, sent)
+	assert.Equal(t, sent, v.unique, "every input has an output")
+	assert.Zero(t, v.duplicates, "no input has two outputs")
+	assert.Zero(t, c.wrongScores(scores), "every output has its key's score")
+}
+
+// startBadInputs writes an input that is not JSON every interval: each must reach the DLQ.
+func (j *job) startBadInputs(every time.Duration) *load {
+	return j.startWriting(j.topics.Input, every, func(seq int) (string, []byte) {
+		return fmt.Sprintf("k%d", seq%60), []byte(fmt.Sprintf("not json %d", seq))
+	})
+}
+
+// waitProgress waits until n more outputs arrived: processing goes on.
+func (c *collector) waitProgress(t *testing.T, n int) {
+	t.Helper()
+	base := len(c.snapshot())
+	require.Eventually(t, func() bool { return len(c.snapshot()) >= base+n }, 120*time.Second, 100*time.Millisecond,
+		"outputs stopped")
+}
+
+func (v verdict) report(t *testing.T, sent int) {
+	t.Logf("inputs %d, outputs for %d of them, duplicates %d, outputs with -1 %d, longest gap between outputs %s, longest stall of one partition %s (partition %d)",
+		sent, v.unique, v.duplicates, v.noScore, v.longestGap.Round(time.Millisecond), v.stall.Round(time.Millisecond), v.stallPartition)
+}
+
+func keys(m map[int]bool) []int {
+	var out []int
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// stallEvent runs event under the collector's watch and returns the longest stall of any one
+// partition that began while it ran, once processing has gone on for settle more outputs.
+func stallEvent(t *testing.T, c *collector, name string, event func()) time.Duration {
+	t.Helper()
+	from := time.Now()
+	event()
+	c.waitProgress(t, 300)
+	stall, part := c.stallIn(from, time.Now())
+	t.Logf("%s: longest stall of one partition %s (partition %d)", name, stall.Round(time.Millisecond), part)
+	return stall
 }
