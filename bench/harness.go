@@ -414,7 +414,7 @@ func (h *harness) records(ctx context.Context, topic string) (int64, error) {
 func (h *harness) rawRead(ctx context.Context, topic string) (float64, error) {
 	start := time.Now()
 	var n int64
-	if _, err := changelog.Scan(ctx, h.w.kc, h.adm, topic, nil, nil, func(*kgo.Record) { n++ }); err != nil {
+	if _, err := changelog.ReadTopic(ctx, h.w.kc, h.adm, topic, nil, nil, func(*kgo.Record) { n++ }); err != nil {
 		return 0, err
 	}
 	return float64(n) / time.Since(start).Seconds(), nil

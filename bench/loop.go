@@ -133,7 +133,7 @@ func (s *scoreMap) load(ctx context.Context, kc kafkaconf.Config, topic string) 
 	}
 	defer adm.Close()
 	var aerr error
-	bounds, err := changelog.Scan(ctx, kc, adm, topic, nil, nil, func(r *kgo.Record) {
+	bounds, err := changelog.ReadTopic(ctx, kc, adm, topic, nil, nil, func(r *kgo.Record) {
 		if err := s.apply(r); err != nil && aerr == nil {
 			aerr = err
 		}

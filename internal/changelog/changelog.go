@@ -90,7 +90,7 @@ type Progress func(read, total int64)
 // longer in the topic (its log start moved past them).
 func Read(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic string, until map[int32]int64, progress Progress) (Partitions, error) {
 	out := Partitions{}
-	bounds, err := Scan(ctx, kc, adm, topic, until, progress, func(r *kgo.Record) {
+	bounds, err := ReadTopic(ctx, kc, adm, topic, until, progress, func(r *kgo.Record) {
 		t := out[r.Partition]
 		if t == nil {
 			t = Table{}
@@ -113,10 +113,11 @@ func Read(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic stri
 	return out, nil
 }
 
-// Scan calls fn, in offset order per partition, with every record of topic from its start up
-// to, not including, until[p] (a partition missing from until is read to its current end). It
-// returns the bounds of the partitions as they were when the scan started.
-func Scan(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic string, until map[int32]int64, progress Progress, fn func(*kgo.Record)) (map[int32]Bounds, error) {
+// ReadTopic calls fn, in offset order per partition, with every committed record of topic
+// (any topic: a changelog, the dead-letter topic, an output) from its start up to, not
+// including, until[p] (a partition missing from until is read to its current end). It returns
+// the bounds of the partitions as they were when the read started.
+func ReadTopic(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic string, until map[int32]int64, progress Progress, fn func(*kgo.Record)) (map[int32]Bounds, error) {
 	bounds, err := Offsets(ctx, adm, topic)
 	if err != nil {
 		return nil, err

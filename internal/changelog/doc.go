@@ -4,5 +4,7 @@
 // (values for keys that differ, tombstones for keys it should not have), each written to the
 // partition it belongs to.
 //
-// Savepoint restore, rollback and `enricher replay` are built on it.
+// ReadTopic, under all of these, reads any topic from its start, in offset order per partition;
+// the dead-letter tools and the benchmark read with it too. Savepoint restore, rollback and
+// `enricher replay` are built on the package.
 package changelog

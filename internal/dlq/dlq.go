@@ -54,7 +54,7 @@ func (f Filter) match(l Letter) bool {
 func List(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic string, f Filter) ([]Letter, error) {
 	var out []Letter
 	var perr error
-	_, err := changelog.Scan(ctx, kc, adm, topic, nil, nil, func(r *kgo.Record) {
+	_, err := changelog.ReadTopic(ctx, kc, adm, topic, nil, nil, func(r *kgo.Record) {
 		l, err := parse(r)
 		if err != nil {
 			if perr == nil {
