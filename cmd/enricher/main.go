@@ -49,9 +49,9 @@ func main() {
 	os.Exit(run(os.Args[1:], &environment{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}))
 }
 
-// gcPercent is the garbage collector's target when GOGC is not set. Go's default of 100 made
-// garbage collection a fifth of the processor's CPU under the benchmark; 200 gave 25% more
-// throughput for 40% more peak memory (286 instead of 207 MiB at 100k keys).
+// gcPercent is the garbage collector's target when GOGC is not set: the processor allocates per
+// record, and Go's default of 100 spent a large share of its CPU collecting; 200 trades memory
+// for throughput (measured in docs/performance.md).
 const gcPercent = 200
 
 // defaultGC applies gcPercent unless the operator chose with GOGC.

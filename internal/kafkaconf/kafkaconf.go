@@ -28,8 +28,8 @@ type Config struct {
 	Partitioner partition.Scheme
 	// Linger is how long a producer waits to fill a batch. The default is 0: franz-go sends a
 	// batch at once while fewer than five requests are in flight, and batches up whatever
-	// arrives while they are, so batches grow with the load without a delay at low load (under
-	// the benchmark, 5 ms doubled the p99 latency at half of peak and added no throughput).
+	// arrives while they are, so batches grow with the load without a delay at low load (a
+	// linger only added latency under the benchmark: docs/performance.md).
 	Linger time.Duration
 	// SessionTimeout is how long the group coordinator waits for a member's heartbeat before it
 	// declares the member dead and moves its partitions: the failover time after a crash.
@@ -128,9 +128,9 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	// A new group reads its inputs from the start: scores written before the first start count.
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	// A partition consumer that subscribes while its broker connection waits in a fetch of idle
-	// partitions starts only when that fetch returns: with sarama's 500 ms, inputs started
-	// 0.6 s after a restore had finished (0.1 s with 100 ms). Fetches return as soon as data
-	// arrives either way; an idle connection sends 20 fetches a second.
+	// partitions starts only when that fetch returns, so sarama's 500 ms delayed the inputs
+	// after every restore. Fetches return as soon as data arrives either way; a short wait only
+	// costs an idle connection more empty fetches.
 	cfg.Consumer.MaxWaitTime = 50 * time.Millisecond
 	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{goka.CopartitioningStrategy}
 	cfg.Consumer.Group.Session.Timeout = c.SessionTimeout

@@ -12,9 +12,8 @@ import (
 
 // DefaultCacheEntries is the score cache's default size per partition. An entry costs 84 to 134
 // bytes (the map doubles as it grows), so a full cache is up to about 32 MiB; a partition with
-// fewer keys holds only those. A score the cache misses is a LevelDB read: at 1M keys over 4
-// partitions, 100,000 entries per partition made those reads 41% of the processor's CPU and
-// 82k inputs/s against 124k with every key cached.
+// fewer keys holds only those. A score the cache misses is a LevelDB read, which costs far
+// more than a hit: the default holds every key of the benchmark's largest run (docs/performance.md).
 const DefaultCacheEntries = 250_000
 
 // Cache keeps the latest scores of up to max keys of one table partition in memory,
