@@ -202,13 +202,7 @@ func TestBadRecordsGoToDLQ(t *testing.T) {
 // output partition of each key matches murmur2.
 func TestForeignProducerKcat(t *testing.T) {
 	t.Parallel()
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		if inCI {
-			t.Fatal("kcat not installed (scripts/test.sh installs it)")
-		}
-		t.Skip("kcat not installed")
-	}
+	kcat := needTool(t, "kcat")
 	j, _, _ := runningJob(t)
 
 	keys := []string{"user-1", "user-2", "user-3", "user-42", "ключ", "a-little-bit-long-string"}

@@ -54,6 +54,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// needTool returns the path of a program a test needs; without it the test is skipped, or,
+// under CI, fails (scripts/test.sh installs it).
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if inCI {
+			t.Fatalf("%s not installed (scripts/test.sh installs it)", name)
+		}
+		t.Skipf("%s not installed", name)
+	}
+	return path
+}
+
 // needKafka skips (or, under CI, fails) a test when no broker is available.
 func needKafka(t *testing.T) {
 	t.Helper()
