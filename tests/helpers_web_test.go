@@ -148,7 +148,8 @@ type scoreAnswer struct {
 
 // groupPage is the part of /api/group the tests read.
 type groupPage struct {
-	State   string `json:"state"`
+	State   string          `json:"state"`
+	Lag     map[int32]int64 `json:"lag"`
 	Members []struct {
 		Advert struct {
 			Web string `json:"web"`

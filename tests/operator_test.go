@@ -78,6 +78,14 @@ func TestAnyKeyFromAnyReplica(t *testing.T) {
 	j.scoreRound(keys, 500)
 	j.waitChangelog(keys)
 	owner := owners(t, bases[0], token, 3, scalePartitions)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		var g groupPage
+		assert.Equal(c, http.StatusOK, call(t, bases[1], "/api/group", token, &g))
+		assert.Len(c, g.Lag, scalePartitions, "a lag for every partition")
+		for p, n := range g.Lag {
+			assert.Zero(c, n, "partition %d: every score consumed and committed", p)
+		}
+	}, 60*time.Second, 250*time.Millisecond)
 
 	ask := func(base, key string) (int, scoreAnswer) {
 		var a scoreAnswer

@@ -1,7 +1,6 @@
 package members
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/enricher/enricher/internal/changelog"
 )
 
 // Advert is what a replica tells the rest of its group about itself.
@@ -175,32 +176,23 @@ func (d *Directory) Lag(ctx context.Context, topics ...string) (map[int32]int64,
 	if err != nil {
 		return nil, fmt.Errorf("committed offsets of %s: %w", d.group, err)
 	}
-	ends, err := d.adm.ListCommittedOffsets(ctx, topics...)
-	if err != nil {
-		return nil, fmt.Errorf("stable offsets of %v: %w", topics, err)
-	}
-	starts, err := d.adm.ListStartOffsets(ctx, topics...)
-	if err != nil {
-		return nil, fmt.Errorf("start offsets of %v: %w", topics, err)
-	}
 	lag := map[int32]int64{}
-	var firstErr error
-	ends.Each(func(end kadm.ListedOffset) {
-		if end.Err != nil {
-			firstErr = cmp.Or(firstErr, fmt.Errorf("stable offset of %s/%d: %w", end.Topic, end.Partition, end.Err))
-			return
+	for _, topic := range topics {
+		bounds, err := changelog.Offsets(ctx, d.adm, topic)
+		if err != nil {
+			return nil, err
 		}
-		from := int64(-1)
-		if c, ok := commits.Lookup(end.Topic, end.Partition); ok && c.Err == nil && c.At >= 0 {
-			from = c.At
-		} else if s, ok := starts.Lookup(end.Topic, end.Partition); ok && s.Err == nil {
-			from = s.Offset
+		ends, err := changelog.StableEnds(ctx, d.adm, topic)
+		if err != nil {
+			return nil, err
 		}
-		if from >= 0 && end.Offset > from {
-			lag[end.Partition] += end.Offset - from
-		} else if _, seen := lag[end.Partition]; !seen {
-			lag[end.Partition] = 0
+		for p, end := range ends {
+			from := bounds[p].Start
+			if c, ok := commits.Lookup(topic, p); ok && c.Err == nil && c.At >= 0 {
+				from = c.At
+			}
+			lag[p] += max(0, end-from)
 		}
-	})
-	return lag, firstErr
+	}
+	return lag, nil
 }
