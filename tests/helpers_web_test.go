@@ -79,10 +79,15 @@ func (b *browser) count(selector string, n int) {
 // texts returns the text of every element selector matches.
 func (b *browser) texts(selector string) []string {
 	b.t.Helper()
-	out, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](
-		fmt.Sprintf("Array.from(document.querySelectorAll(%q)).map(e => e.innerText)", selector)))
+	out, err := b.textsOf(selector)
 	require.NoError(b.t, err)
 	return out
+}
+
+// textsOf is texts for a caller that handles the error (a condition of EventuallyWithT).
+func (b *browser) textsOf(selector string) ([]string, error) {
+	return chromedp.Run(b.ctx, chromedp.Evaluate[[]string](
+		fmt.Sprintf("Array.from(document.querySelectorAll(%q)).map(e => e.innerText)", selector)))
 }
 
 // screenshot saves the page as name in the artifacts directory.

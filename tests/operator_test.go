@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,6 +35,15 @@ func TestPagesWorkOffline(t *testing.T) {
 		assert.Contains(t, row, "running", "row %d", i)
 	}
 	b.count(`#processor-state .running`, 1)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		for _, id := range []string{"#input-rate", "#output-rate"} {
+			rate, err := b.textsOf(id)
+			if assert.NoError(c, err) && assert.Len(c, rate, 1) {
+				_, err := strconv.ParseFloat(rate[0], 64)
+				assert.NoError(c, err, "%s shows a rate", id)
+			}
+		}
+	}, 30*time.Second, 250*time.Millisecond)
 	b.screenshot("monitor-page.png")
 
 	status, score := b.lookup(base, token, "alice")
