@@ -68,10 +68,10 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.IntVar(&p.maxMessage, "max-message-bytes", 900*1024, "inputs and scores larger than this go to the dead-letter topic")
 	fs.DurationVar(&p.connectTimeout, "connect-timeout", time.Minute, "how long start-up waits for the brokers")
 	fs.DurationVar(&p.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop may take to flush and commit")
-	fs.StringVar(&p.webAddr, "web-addr", "127.0.0.1:9095", "address of the web monitor, query page, /healthz, /readyz and /metrics (empty: no web server)")
+	fs.StringVar(&p.webAddr, "web-addr", "127.0.0.1:9095", "address of the monitor, group and query pages, /scores/{key}, /healthz, /readyz and /metrics (empty: no web server)")
 	fs.StringVar(&p.advertiseAddr, "advertise-addr", "", "host:port the other replicas reach this replica's web server on, to route key lookups and draw the group page (empty: the --web-addr bound; a wildcard host as this machine's host name if it resolves here, else 127.0.0.1)")
 	fs.BoolVar(&p.pprof, "pprof", false, "serve Go's CPU, heap and goroutine profiles under /debug/pprof/ on the web server (behind --web-token)")
-	fs.StringVar(&p.webToken, "web-token", "", "bearer token every web page but /healthz and /readyz requires (set it when --web-addr is not loopback)")
+	fs.StringVar(&p.webToken, "web-token", "", "bearer token every web page but /healthz, /readyz and /assets/ requires, and calls to the other replicas carry (set it when --web-addr is not loopback)")
 }
 
 func (p *processorFlags) config(log *slog.Logger) (processor.Config, error) {

@@ -150,6 +150,10 @@ func (rt router) lookup(ctx context.Context, key string, part int32) (int, answe
 // from this replica's own partitions only, and only for a partition the group assigned here.
 func (s *Server) scores(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
+	if key == "" {
+		writeJSON(w, http.StatusBadRequest, answer{Partition: -1, Reason: "no key: GET /scores/{key}"})
+		return
+	}
 	a := s.attached.Load()
 	if a == nil {
 		writeJSON(w, http.StatusServiceUnavailable, answer{Key: key, Partition: -1, Reason: "the processor has not started on this replica"})

@@ -165,6 +165,10 @@ func TestProfilingIsOptInAndBehindTheToken(t *testing.T) {
 	assert.Equal(t, http.StatusOK, status(on, "/debug/pprof/heap", "Bearer s3cret"))
 }
 
+func TestScoresWantsAKey(t *testing.T) {
+	assert.Equal(t, http.StatusBadRequest, status(newServer(t, "").Handler(), "/scores/", ""))
+}
+
 // A key with a slash and a space reaches the handler whole.
 func TestScoresKeepsTheKeyWhole(t *testing.T) {
 	w := serve(newServer(t, "").Handler(), "/scores/a%2Fb%20c", "")
