@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/lovoo/goka/storage"
 	"github.com/stretchr/testify/assert"
@@ -130,4 +131,34 @@ func TestRestoreLogCountsOnlyRecovery(t *testing.T) {
 	require.NoError(t, st.MarkRecovered())
 	require.NoError(t, st.Set("b", []byte("2")))
 	assert.Equal(t, int64(2), g.stats.RecordsRestored.Load())
+}
+
+func TestConfigValidate(t *testing.T) {
+	offsets := func(context.Context, string, int32) (int64, int64, error) { return 0, 0, nil }
+	good := Config{Dir: t.TempDir(), Offsets: offsets, Stats: &Stats{}, CacheEntries: 10, KeepFor: time.Minute}
+	for _, tc := range []struct {
+		name   string
+		change func(*Config)
+		err    string
+	}{
+		{"good", func(*Config) {}, ""},
+		{"no state directory", func(c *Config) { c.Dir = "" }, "state directory"},
+		{"no offsets", func(c *Config) { c.Offsets = nil }, "offsets"},
+		{"no stats", func(c *Config) { c.Stats = nil }, "stats"},
+		{"negative cache", func(c *Config) { c.CacheEntries = -1 }, "cache entries"},
+		{"negative keep", func(c *Config) { c.KeepFor = -time.Second }, "keep-for"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := good
+			tc.change(&c)
+			g, err := NewGuard(context.Background(), c)
+			if tc.err == "" {
+				require.NoError(t, err)
+				assert.NotNil(t, g.Builder())
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.err)
+		})
+	}
 }
