@@ -128,16 +128,9 @@ func (b *browser) lookup(base, token, key string) (status, score string) {
 // call GETs a replica's JSON endpoint with the token and decodes the body into out.
 func call(t *testing.T, base, path, token string, out any) int {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, base+path, nil)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(body, out), "%s%s: %s", base, path, body)
-	return resp.StatusCode
+	code, body := getWith(t, base+path, token)
+	require.NoError(t, json.Unmarshal([]byte(body), out), "%s%s: %s", base, path, body)
+	return code
 }
 
 // scoreAnswer is /scores/{key}'s body.
@@ -185,9 +178,18 @@ func owners(t *testing.T, base, token string, n, parts int) map[int32]string {
 	return out
 }
 
-func get(t *testing.T, url string) (int, string) {
+// get returns the status and body of a GET of url.
+func get(t *testing.T, url string) (int, string) { return getWith(t, url, "") }
+
+// getWith is get with the bearer token, when there is one.
+func getWith(t *testing.T, url, token string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

@@ -211,11 +211,13 @@ func runProcessor(ctx context.Context, cfg processor.Config, pf processorFlags) 
 	shutdownTimeout := pf.shutdownTimeout
 	cfg.Stats = processor.NewStats()
 	webErr := make(chan error, 1)
-	advert, err := members.NewAdvert("")
-	if err != nil {
-		return err
-	}
-	if pf.webAddr != "" {
+	var advert members.Advert
+	if pf.webAddr == "" {
+		var err error
+		if advert, err = members.NewAdvert(""); err != nil {
+			return err
+		}
+	} else {
 		adm, err := cfg.Kafka.Admin()
 		if err != nil {
 			return err

@@ -34,7 +34,7 @@ type Bounds struct{ Start, End int64 }
 
 // Offsets returns the bounds of every partition of topic.
 func Offsets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]Bounds, error) {
-	starts, err := listed(ctx, topic, "start", adm.ListStartOffsets)
+	starts, err := StartOffsets(ctx, adm, topic)
 	if err != nil {
 		return nil, err
 	}
@@ -47,6 +47,11 @@ func Offsets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]Bou
 		out[p] = Bounds{Start: starts[p], End: end}
 	}
 	return out, nil
+}
+
+// StartOffsets returns every partition's log start offset.
+func StartOffsets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]int64, error) {
+	return listed(ctx, topic, "start", adm.ListStartOffsets)
 }
 
 // StableEnds returns every partition's last stable offset: below it every record's

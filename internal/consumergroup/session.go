@@ -98,16 +98,9 @@ func (h *sessionHandler) setupTransaction(sess sarama.ConsumerGroupSession, part
 	// goka's Setup restores the partitions on the session's context: a session that ends
 	// during it must stop it, or Setup would restore on while sarama waits for it to return.
 	// Only once the partitions process does goka's context outlive sarama's.
-	var settingUp atomic.Bool
-	settingUp.Store(true)
-	stop := context.AfterFunc(sess.Context(), func() {
-		if settingUp.Load() {
-			gcancel(context.Cause(sess.Context()))
-		}
-	})
-	defer stop()
+	stop := context.AfterFunc(sess.Context(), func() { gcancel(context.Cause(sess.Context())) })
 	err := h.goka.Setup(gs)
-	settingUp.Store(false)
+	stop()
 	return err
 }
 

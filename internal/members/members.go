@@ -178,7 +178,7 @@ func (d *Directory) Lag(ctx context.Context, topics ...string) (map[int32]int64,
 	}
 	lag := map[int32]int64{}
 	for _, topic := range topics {
-		bounds, err := changelog.Offsets(ctx, d.adm, topic)
+		starts, err := changelog.StartOffsets(ctx, d.adm, topic)
 		if err != nil {
 			return nil, err
 		}
@@ -187,7 +187,7 @@ func (d *Directory) Lag(ctx context.Context, topics ...string) (map[int32]int64,
 			return nil, err
 		}
 		for p, end := range ends {
-			from := bounds[p].Start
+			from := starts[p]
 			if c, ok := commits.Lookup(topic, p); ok && c.Err == nil && c.At >= 0 {
 				from = c.At
 			}
