@@ -122,17 +122,9 @@ func TestTombstoneDeletesScore(t *testing.T) {
 func TestCopartitioningMismatchRefusesToStart(t *testing.T) {
 	t.Parallel()
 	j := newJob(t)
-	ctx := context.Background()
-	_, err := j.adm.CreateTopic(ctx, 2, 1, nil, j.topics.Input)
-	require.NoError(t, err)
-	_, err = j.adm.CreateTopic(ctx, 3, 1, nil, j.topics.Scores)
-	require.NoError(t, err)
-	_, err = j.adm.CreateTopic(ctx, 2, 1, nil, j.topics.Output)
-	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		md, err := j.adm.ListTopics(ctx, j.topics.Input, j.topics.Scores, j.topics.Output)
-		return err == nil && md.Error() == nil && len(md) == 3
-	}, 10*time.Second, 100*time.Millisecond)
+	j.createTopic(j.topics.Input, 2)
+	j.createTopic(j.topics.Scores, 3)
+	j.createTopic(j.topics.Output, 2)
 
 	code, _, stderr := j.enricher("", append([]string{"run", "--state-dir", t.TempDir(), "--web-addr", ""}, j.topicArgs()...)...)
 	assert.Equal(t, 1, code)

@@ -155,6 +155,22 @@ func (j *job) createTopics(partitions int) {
 	require.Equal(j.t, 0, code, stderr)
 }
 
+// createTopic creates topic with partitions and waits until the broker's metadata lists it: a
+// created topic reaches the metadata a moment after CreateTopic returns, and a process started
+// at once could be told that it does not exist.
+func (j *job) createTopic(topic string, partitions int32) {
+	j.t.Helper()
+	ctx := context.Background()
+	_, err := j.adm.CreateTopic(ctx, partitions, 1, nil, topic)
+	require.NoError(j.t, err)
+	require.EventuallyWithT(j.t, func(c *assert.CollectT) {
+		md, err := j.adm.ListTopics(ctx, topic)
+		if assert.NoError(c, err) && assert.NoError(c, md.Error()) {
+			assert.Len(c, md[topic].Partitions, int(partitions))
+		}
+	}, 10*time.Second, 100*time.Millisecond, "topic %s never showed in the metadata", topic)
+}
+
 // produce sends JSON lines through `enricher produce input|score`.
 func (j *job) produce(kind string, lines ...string) {
 	j.t.Helper()

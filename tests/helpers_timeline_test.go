@@ -189,8 +189,7 @@ func (j *job) newGroupFrom(sp, suffix string, restore ...string) ([]string, stri
 	j.t.Cleanup(func() {
 		_, _ = j.adm.DeleteTopics(context.Background(), group+"-table", group+"-dlq", output)
 	})
-	_, err := j.adm.CreateTopic(context.Background(), partitions, 1, nil, output)
-	require.NoError(j.t, err)
+	j.createTopic(output, partitions)
 	args := append([]string{"savepoint", "restore", sp, "--brokers", j.brokers, "--group", group, "--input", j.topics.Input,
 		"--scores", j.topics.Scores, "--output", output}, restore...)
 	code, _, stderr := j.enricher("", args...)

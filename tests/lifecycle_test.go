@@ -33,8 +33,7 @@ func TestSavepointRestoreAsNewVersion(t *testing.T) {
 	next := j.topics
 	next.Group, next.Output = j.topics.Group+"-v2", j.topics.Output+"-v2"
 	t.Cleanup(func() { _, _ = j.adm.DeleteTopics(context.Background(), next.Table(), next.DLQ(), next.Output) })
-	_, err := j.adm.CreateTopic(context.Background(), partitions, 1, nil, next.Output)
-	require.NoError(t, err)
+	j.createTopic(next.Output, partitions)
 	code, stdout, stderr := j.enricher("", "savepoint", "restore", sp, "--brokers", brokers, "--group", next.Group,
 		"--input", next.Input, "--scores", next.Scores, "--output", next.Output, "--scores-from", "end")
 	require.Equal(t, 0, code, stderr)
