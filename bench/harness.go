@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/enricher/enricher/internal/changelog"
-	"github.com/enricher/enricher/internal/topology"
+	"github.com/enricher/enricher/topology"
 )
 
 // harness measures one system on topics of its own.

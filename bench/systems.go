@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/enricher/enricher/internal/topology"
+	"github.com/enricher/enricher/topology"
 )
 
 // topics are one system's fresh topics for one run.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/kafkaconf"
 )
 

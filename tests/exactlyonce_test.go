@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/enricher/enricher/internal/changelog"
-	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/savepoint"
 )
 

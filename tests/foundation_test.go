@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/dlq"
 	"github.com/enricher/enricher/internal/partition"
 )

@@ -16,11 +16,11 @@ import (
 	"time"
 
 	"github.com/enricher/enricher/internal/changelog"
-	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/dlq"
 	"github.com/enricher/enricher/internal/kafkaconf"
 	"github.com/enricher/enricher/internal/store"
-	"github.com/enricher/enricher/internal/topology"
+	"github.com/enricher/enricher/topology"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/syndtr/goleveldb/leveldb"

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 
-	"github.com/enricher/enricher/internal/codecs"
-	"github.com/enricher/enricher/internal/topology"
+	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/topology"
 )
 
 // Proof 3: scores v1, savepoint, scores v2, restore as a new group: its table equals v1 and

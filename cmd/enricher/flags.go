@@ -13,7 +13,7 @@ import (
 
 	"github.com/enricher/enricher/internal/kafkaconf"
 	"github.com/enricher/enricher/internal/partition"
-	"github.com/enricher/enricher/internal/topology"
+	"github.com/enricher/enricher/topology"
 )
 
 // usageError is a bad flag, argument or environment variable: exit code 2.

@@ -9,7 +9,7 @@ import (
 	"sort"
 
 	"github.com/enricher/enricher/internal/changelog"
-	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/store"
 )
 

@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/embedded"
 	"github.com/enricher/enricher/internal/members"
-	"github.com/enricher/enricher/internal/processor"
+	"github.com/enricher/enricher/internal/job"
 	"github.com/enricher/enricher/internal/store"
-	"github.com/enricher/enricher/internal/topology"
+	"github.com/enricher/enricher/topology"
 	"github.com/enricher/enricher/internal/web"
 )
 
@@ -62,9 +62,9 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.Var(&p.maxIdle, "max-idle", "timestamp alignment of input and scores per partition: 0 waits only for records already on the broker, a duration also waits that long for a topic with none, -1 turns alignment off")
 	fs.StringVar(&p.join, "join", "latest", "latest: an input gets its key's latest score; as-of: the score whose timestamp is the latest at or before the input's, from the last --score-history")
 	fs.DurationVar(&p.scoreHistory, "score-history", time.Hour, "with --join as-of: how much of each key's score history, by record timestamp, the table keeps")
-	fs.StringVar(&p.guarantee, "guarantee", string(processor.AtLeastOnce), "at-least-once: a crash can repeat outputs; exactly-once: outputs, dead letters, table writes and offsets commit in one Kafka transaction per --commit-interval (read the outputs with isolation.level=read_committed)")
+	fs.StringVar(&p.guarantee, "guarantee", string(job.AtLeastOnce), "at-least-once: a crash can repeat outputs; exactly-once: outputs, dead letters, table writes and offsets commit in one Kafka transaction per --commit-interval (read the outputs with isolation.level=read_committed)")
 	fs.DurationVar(&p.commitInterval, "commit-interval", 100*time.Millisecond, "with --guarantee exactly-once: how often a transaction commits; outputs become visible this much later")
-	fs.DurationVar(&p.txnTimeout, "transaction-timeout", processor.DefaultTransactionTimeout, "with --guarantee exactly-once: how long the broker keeps a dead replica's transaction open, the longest its partitions wait for it when they fail over")
+	fs.DurationVar(&p.txnTimeout, "transaction-timeout", job.DefaultTransactionTimeout, "with --guarantee exactly-once: how long the broker keeps a dead replica's transaction open, the longest its partitions wait for it when they fail over")
 	fs.IntVar(&p.maxMessage, "max-message-bytes", 900*1024, "inputs and scores larger than this go to the dead-letter topic")
 	fs.DurationVar(&p.connectTimeout, "connect-timeout", time.Minute, "how long start-up waits for the brokers")
 	fs.DurationVar(&p.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop may take to flush and commit")
@@ -74,42 +74,42 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.StringVar(&p.webToken, "web-token", "", "bearer token every web page but /healthz, /readyz and /assets/ requires, and calls to the other replicas carry (set it when --web-addr is not loopback)")
 }
 
-func (p *processorFlags) config(log *slog.Logger) (processor.Config, error) {
+func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 	kc, topics, err := p.resolve()
 	if err != nil {
-		return processor.Config{}, err
+		return job.Config{}, err
 	}
 	switch {
 	case p.partitions <= 0 || p.partitions > 1<<20:
-		return processor.Config{}, usagef("--partitions: must be between 1 and 1048576, got %d", p.partitions)
+		return job.Config{}, usagef("--partitions: must be between 1 and 1048576, got %d", p.partitions)
 	case p.replication == 0 || p.replication < -1 || p.replication > 32767:
-		return processor.Config{}, usagef("--replication-factor: must be -1 or between 1 and 32767, got %d", p.replication)
+		return job.Config{}, usagef("--replication-factor: must be -1 or between 1 and 32767, got %d", p.replication)
 	case p.maxMessage <= 0 || p.maxMessage > maxMessageLimit:
-		return processor.Config{}, usagef("--max-message-bytes: must be between 1 and %d (outputs and dead letters must fit Kafka's 1 MB message limit), got %d", maxMessageLimit, p.maxMessage)
+		return job.Config{}, usagef("--max-message-bytes: must be between 1 and %d (outputs and dead letters must fit Kafka's 1 MB message limit), got %d", maxMessageLimit, p.maxMessage)
 	case p.stateDir == "":
-		return processor.Config{}, usagef("--state-dir: empty")
+		return job.Config{}, usagef("--state-dir: empty")
 	case p.connectTimeout <= 0:
-		return processor.Config{}, usagef("--connect-timeout: must be positive")
+		return job.Config{}, usagef("--connect-timeout: must be positive")
 	case p.shutdownTimeout <= 0:
-		return processor.Config{}, usagef("--shutdown-timeout: must be positive")
+		return job.Config{}, usagef("--shutdown-timeout: must be positive")
 	case p.join != "latest" && p.join != "as-of":
-		return processor.Config{}, usagef("--join: %q is not latest or as-of", p.join)
+		return job.Config{}, usagef("--join: %q is not latest or as-of", p.join)
 	case p.join == "as-of" && p.scoreHistory <= 0:
-		return processor.Config{}, usagef("--score-history: must be positive with --join as-of")
+		return job.Config{}, usagef("--score-history: must be positive with --join as-of")
 	case p.commitInterval <= 0:
-		return processor.Config{}, usagef("--commit-interval: must be positive")
+		return job.Config{}, usagef("--commit-interval: must be positive")
 	case p.txnTimeout < time.Second || p.txnTimeout < 2*p.commitInterval:
-		return processor.Config{}, usagef("--transaction-timeout: must be at least 1s and twice --commit-interval")
+		return job.Config{}, usagef("--transaction-timeout: must be at least 1s and twice --commit-interval")
 	}
-	guarantee, err := processor.ParseGuarantee(p.guarantee)
+	guarantee, err := job.ParseGuarantee(p.guarantee)
 	if err != nil {
-		return processor.Config{}, usagef("--guarantee: %v", err)
+		return job.Config{}, usagef("--guarantee: %v", err)
 	}
 	var history time.Duration
 	if p.join == "as-of" {
 		history = p.scoreHistory
 	}
-	return processor.Config{
+	return job.Config{
 		Kafka:  kc,
 		Topics: topics,
 		Create: p.create,
@@ -207,9 +207,9 @@ func cmdDev(ctx context.Context, env *environment, args []string) error {
 // runProcessor runs the processor, and the web server unless disabled, until ctx ends; then it
 // gives the processor the shutdown timeout to stop cleanly. The web server binds its port
 // before the processor starts, so a port that is taken stops the start before any store opens.
-func runProcessor(ctx context.Context, cfg processor.Config, pf processorFlags) error {
+func runProcessor(ctx context.Context, cfg job.Config, pf processorFlags) error {
 	shutdownTimeout := pf.shutdownTimeout
-	cfg.Stats = processor.NewStats()
+	cfg.Stats = job.NewStats()
 	webErr := make(chan error, 1)
 	var advert members.Advert
 	if pf.webAddr == "" {
@@ -240,7 +240,7 @@ func runProcessor(ctx context.Context, cfg processor.Config, pf processorFlags) 
 		go func() { webErr <- srv.Serve(wctx, ln) }()
 	}
 	cfg.MemberData = advert.Encode()
-	r, err := processor.New(cfg)
+	r, err := job.New(cfg)
 	if err != nil {
 		return usagef("%v", err)
 	}

@@ -7,7 +7,7 @@ import (
 	"os"
 
 	"github.com/enricher/enricher/internal/savepoint"
-	"github.com/enricher/enricher/internal/topology"
+	"github.com/enricher/enricher/topology"
 )
 
 func cmdSavepoint(ctx context.Context, env *environment, args []string) error {

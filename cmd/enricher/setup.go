@@ -6,7 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/enricher/enricher/internal/kafkaconf"
-	"github.com/enricher/enricher/internal/topology"
+	"github.com/enricher/enricher/topology"
 )
 
 // setup is what every subcommand that talks to Kafka repeats: a flag set with the job's flags

@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/enricher/enricher/internal/kafkaconf"
-	"github.com/enricher/enricher/internal/topology"
+	"github.com/enricher/enricher/topology"
 )
 
 // ErrFenced means the producer's epoch is gone: another producer started with its

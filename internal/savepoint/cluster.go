@@ -13,7 +13,7 @@ import (
 
 	"github.com/enricher/enricher/internal/changelog"
 	"github.com/enricher/enricher/internal/kafkaconf"
-	"github.com/enricher/enricher/internal/topology"
+	"github.com/enricher/enricher/topology"
 )
 
 // ErrRefused is a restore that would be unsafe; nothing was written.

@@ -7,7 +7,7 @@ import (
 
 	"github.com/lovoo/goka/storage"
 
-	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/codecs"
 )
 
 // DefaultCacheEntries is the score cache's default size per partition. An entry costs 84 to 134

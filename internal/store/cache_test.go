@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/codecs"
 )
 
 // countingStore counts the reads that reach the store under the cache.

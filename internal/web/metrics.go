@@ -10,14 +10,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/enricher/enricher/internal/codecs"
-	"github.com/enricher/enricher/internal/processor"
+	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/internal/job"
 )
 
-// metrics exposes processor.Stats and goka's per-partition stats to Prometheus.
+// metrics exposes job.Stats and goka's per-partition stats to Prometheus.
 type metrics struct {
 	reg     *prometheus.Registry
-	stats   *processor.Stats
+	stats   *job.Stats
 	current func() *goka.Processor
 
 	dlq       *prometheus.Desc
@@ -28,7 +28,7 @@ type metrics struct {
 	streamTime, waiting, waits, waitSeconds, waitsExpired, noTimestamp *prometheus.Desc
 }
 
-func newMetrics(stats *processor.Stats, current func() *goka.Processor) *metrics {
+func newMetrics(stats *job.Stats, current func() *goka.Processor) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(), stats: stats, current: current,
 		dlq: prometheus.NewDesc("enricher_dlq_records_total", "Records sent to the dead-letter topic, by reason.",

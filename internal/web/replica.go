@@ -9,7 +9,7 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/enricher/enricher/internal/consumergroup"
-	"github.com/enricher/enricher/internal/processor"
+	"github.com/enricher/enricher/internal/job"
 )
 
 // partitionState is where the table of one partition stands.
@@ -31,9 +31,9 @@ var procStateNames = map[goka.State]string{
 }
 
 // tableState is where the table of one partition stands, from goka's stats and from
-// processor.Stats for a store restored ahead of goka (goka shows it as initializing), and how
+// job.Stats for a store restored ahead of goka (goka shows it as initializing), and how
 // many changelog records it has still to restore.
-func tableState(part int32, ps *goka.PartitionProcStats, stats *processor.Stats) (st partitionState, remaining int64) {
+func tableState(part int32, ps *goka.PartitionProcStats, stats *job.Stats) (st partitionState, remaining int64) {
 	st = partitionState{Partition: part, State: "unknown"}
 	if ts := ps.TableStats; ts != nil {
 		st.State = stateNames[ts.Status]

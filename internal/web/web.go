@@ -20,8 +20,8 @@ import (
 
 	"github.com/enricher/enricher/internal/members"
 	"github.com/enricher/enricher/internal/partition"
-	"github.com/enricher/enricher/internal/processor"
-	"github.com/enricher/enricher/internal/topology"
+	"github.com/enricher/enricher/internal/job"
+	"github.com/enricher/enricher/topology"
 )
 
 // Directory is what the server needs to know of the group: its members and their partitions,
@@ -50,7 +50,7 @@ type Config struct {
 	// Standby says the replica keeps hot-standby copies (--standby): a partition it runs but
 	// was not assigned is one, and answers lookups its owner cannot.
 	Standby bool
-	Stats   *processor.Stats
+	Stats   *job.Stats
 	Logger  *slog.Logger
 	// Profiling serves Go's runtime profiles (net/http/pprof) under /debug/pprof/, behind Token.
 	Profiling bool
@@ -65,7 +65,7 @@ type Server struct {
 	metrics  *metrics
 	client   *http.Client
 	advert   members.Advert
-	attached atomic.Pointer[processor.Attached]
+	attached atomic.Pointer[job.Attached]
 }
 
 // New returns a server; it serves only once Listen and Serve are called.
@@ -93,7 +93,7 @@ func New(cfg Config) (*Server, error) {
 }
 
 // Attach makes the pages show a's processor; the Runner calls it with every processor it builds.
-func (s *Server) Attach(a processor.Attached) {
+func (s *Server) Attach(a job.Attached) {
 	s.attached.Store(&a)
 }
 

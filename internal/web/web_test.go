@@ -15,15 +15,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/enricher/enricher/internal/members"
-	"github.com/enricher/enricher/internal/processor"
-	"github.com/enricher/enricher/internal/topology"
+	"github.com/enricher/enricher/internal/job"
+	"github.com/enricher/enricher/topology"
 )
 
 var testTopics = topology.Topics{Group: "g", Input: "in", Scores: "sc", Output: "out"}
 
 func newServer(t *testing.T, token string) *Server {
 	t.Helper()
-	s, err := New(Config{Addr: "127.0.0.1:0", Token: token, Topics: testTopics, Stats: processor.NewStats()})
+	s, err := New(Config{Addr: "127.0.0.1:0", Token: token, Topics: testTopics, Stats: job.NewStats()})
 	require.NoError(t, err)
 	return s
 }
@@ -111,8 +111,8 @@ func TestPagesReferToNoOtherHost(t *testing.T) {
 
 func TestNewRefusesBadAddress(t *testing.T) {
 	for _, cfg := range []Config{
-		{Addr: "nope", Stats: processor.NewStats()},
-		{Addr: "127.0.0.1:0", Advertise: "no-port", Stats: processor.NewStats()},
+		{Addr: "nope", Stats: job.NewStats()},
+		{Addr: "127.0.0.1:0", Advertise: "no-port", Stats: job.NewStats()},
 		{Addr: "127.0.0.1:0"}, // stats are required
 	} {
 		_, err := New(cfg)
@@ -128,7 +128,7 @@ func TestListenAdvertises(t *testing.T) {
 		{"0.0.0.0:0", "", localName()}, // the host name if it resolves here, else loopback
 		{"127.0.0.1:0", "enricher-2.svc:9095", ""},
 	} {
-		s, err := New(Config{Addr: tc.addr, Advertise: tc.advertise, Token: "t", Stats: processor.NewStats()})
+		s, err := New(Config{Addr: tc.addr, Advertise: tc.advertise, Token: "t", Stats: job.NewStats()})
 		require.NoError(t, err)
 		ln, err := s.Listen()
 		require.NoError(t, err)
@@ -147,7 +147,7 @@ func TestListenOnATakenPortNamesTheAddress(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer taken.Close()
-	s, err := New(Config{Addr: taken.Addr().String(), Stats: processor.NewStats()})
+	s, err := New(Config{Addr: taken.Addr().String(), Stats: job.NewStats()})
 	require.NoError(t, err)
 	_, err = s.Listen()
 	require.Error(t, err)
@@ -157,7 +157,7 @@ func TestListenOnATakenPortNamesTheAddress(t *testing.T) {
 func TestProfilingIsOptInAndBehindTheToken(t *testing.T) {
 	off := newServer(t, "").Handler()
 	assert.Equal(t, http.StatusNotFound, status(off, "/debug/pprof/", ""), "off: not served")
-	s, err := New(Config{Addr: "127.0.0.1:0", Token: "s3cret", Topics: testTopics, Stats: processor.NewStats(), Profiling: true})
+	s, err := New(Config{Addr: "127.0.0.1:0", Token: "s3cret", Topics: testTopics, Stats: job.NewStats(), Profiling: true})
 	require.NoError(t, err)
 	on := s.Handler()
 	assert.Equal(t, http.StatusUnauthorized, status(on, "/debug/pprof/", ""))

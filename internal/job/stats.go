@@ -1,11 +1,11 @@
-package processor
+package job
 
 import (
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/consumergroup"
 	"github.com/enricher/enricher/internal/store"
 )

@@ -1,4 +1,4 @@
-package processor
+package job
 
 import (
 	"context"
@@ -17,11 +17,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/dlq"
 	"github.com/enricher/enricher/internal/partition"
 	"github.com/enricher/enricher/internal/store"
-	"github.com/enricher/enricher/internal/topology"
+	"github.com/enricher/enricher/topology"
 )
 
 // recordSink keeps what the callbacks send; fail, when set, fails every send.

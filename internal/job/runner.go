@@ -1,4 +1,4 @@
-package processor
+package job
 
 import (
 	"context"
@@ -17,12 +17,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/enricher/enricher/internal/changelog"
-	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/consumergroup"
 	"github.com/enricher/enricher/internal/kafkaconf"
 	"github.com/enricher/enricher/internal/producer"
 	"github.com/enricher/enricher/internal/store"
-	"github.com/enricher/enricher/internal/topology"
+	"github.com/enricher/enricher/topology"
 )
 
 // Config configures a Runner.

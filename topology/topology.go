@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/codecs"
 )
 
 // Errors a topology check returns; they are permanent: retrying does not help.

@@ -1,4 +1,4 @@
-package processor
+package job
 
 import (
 	"strconv"
@@ -8,7 +8,7 @@ import (
 	"github.com/lovoo/goka/tester"
 	"github.com/stretchr/testify/assert"
 
-	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/dlq"
 )
 

@@ -1,4 +1,4 @@
-package processor
+package job
 
 import (
 	"fmt"
@@ -9,11 +9,11 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/dlq"
 	"github.com/enricher/enricher/internal/partition"
 	"github.com/enricher/enricher/internal/store"
-	"github.com/enricher/enricher/internal/topology"
+	"github.com/enricher/enricher/topology"
 )
 
 // defaultDeadLetterMax caps dead-letter values when no size limit is configured, so that a dead

@@ -1,11 +1,11 @@
-package processor
+package job
 
 import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/enricher/enricher/internal/codecs"
+	"github.com/enricher/enricher/codecs"
 )
 
 // A Stats not made by NewStats still counts dead letters.

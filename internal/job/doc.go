@@ -12,4 +12,4 @@
 // Under exactly-once (Config.Guarantee) the Runner builds a transactional producer, hands the
 // consumer group a committer, and has the stores hold each owned partition's table writes until
 // their transaction commits.
-package processor
+package job
