@@ -47,11 +47,17 @@ const (
 	// ReasonMissingTimestamp is a score without a record timestamp under the as-of join: it
 	// cannot be placed in its key's history.
 	ReasonMissingTimestamp Reason = "missing_timestamp"
+	// ReasonInvalidRecord is the reason of a *DecodeError a Format returned without one.
+	ReasonInvalidRecord Reason = "invalid_record"
 )
 
-// Reasons lists every Reason, for metrics that want a series per reason from the start.
-var Reasons = []Reason{ReasonEmptyValue, ReasonInvalidUTF8, ReasonInvalidJSON, ReasonWrongType,
-	ReasonMissingField, ReasonMissingKey, ReasonKeyMismatch, ReasonTooLarge, ReasonMissingTimestamp}
+// Reasons returns every Reason this package defines, for metrics that want a series per reason
+// from the start. Each call returns a new slice.
+func Reasons() []Reason {
+	return []Reason{ReasonEmptyValue, ReasonInvalidUTF8, ReasonInvalidJSON, ReasonWrongType,
+		ReasonMissingField, ReasonMissingKey, ReasonKeyMismatch, ReasonTooLarge, ReasonMissingTimestamp,
+		ReasonInvalidRecord}
+}
 
 // DecodeError is a record that cannot be processed, with the reason why.
 type DecodeError struct {
@@ -62,16 +68,22 @@ type DecodeError struct {
 func (e *DecodeError) Error() string { return fmt.Sprintf("%s: %v", e.Reason, e.Err) }
 func (e *DecodeError) Unwrap() error { return e.Err }
 
-// ReasonOf returns the Reason of a *DecodeError in err's chain, or "" if there is none.
+// ReasonOf returns the Reason of a *DecodeError in err's chain: ReasonInvalidRecord for one
+// without a reason, and "" if the chain holds no *DecodeError.
 func ReasonOf(err error) Reason {
 	var de *DecodeError
-	if errors.As(err, &de) {
-		return de.Reason
+	if !errors.As(err, &de) {
+		return ""
 	}
-	return ""
+	if de.Reason == "" {
+		return ReasonInvalidRecord
+	}
+	return de.Reason
 }
 
-func reject(r Reason, format string, args ...any) error {
+// Reject returns a *DecodeError with reason r and a message made as fmt.Errorf makes it: what a
+// Format returns for a record it cannot read.
+func Reject(r Reason, format string, args ...any) error {
 	return &DecodeError{Reason: r, Err: fmt.Errorf(format, args...)}
 }
 
@@ -104,7 +116,7 @@ func (l Limits) DecodeInput(recordKey string, value []byte) (Input, error) {
 		return Input{}, err
 	}
 	if w.Message == nil {
-		return Input{}, reject(ReasonMissingField, `input has no "message"`)
+		return Input{}, Reject(ReasonMissingField, `input has no "message"`)
 	}
 	key, err := resolveKey(recordKey, w.Key)
 	if err != nil {
@@ -145,7 +157,7 @@ func (l Limits) DecodeScore(recordKey string, value []byte) (Score, error) {
 		return Score{}, err
 	}
 	if w.Score == nil {
-		return Score{}, reject(ReasonMissingField, `score has no "score"`)
+		return Score{}, Reject(ReasonMissingField, `score has no "score"`)
 	}
 	key, err := resolveKey(recordKey, w.Key)
 	if err != nil {
@@ -167,13 +179,13 @@ func DecodeScore(recordKey string, value []byte) (Score, error) {
 // check applies the checks every value passes before it is parsed.
 func (l Limits) check(value []byte) error {
 	if len(value) == 0 {
-		return reject(ReasonEmptyValue, "value is empty")
+		return Reject(ReasonEmptyValue, "value is empty")
 	}
 	if l.MaxValueBytes > 0 && len(value) > l.MaxValueBytes {
-		return reject(ReasonTooLarge, "value has %d bytes, the limit is %d", len(value), l.MaxValueBytes)
+		return Reject(ReasonTooLarge, "value has %d bytes, the limit is %d", len(value), l.MaxValueBytes)
 	}
 	if !utf8.Valid(value) {
-		return reject(ReasonInvalidUTF8, "value is not valid UTF-8")
+		return Reject(ReasonInvalidUTF8, "value is not valid UTF-8")
 	}
 	return nil
 }
@@ -182,14 +194,14 @@ func (l Limits) check(value []byte) error {
 func unmarshal(value []byte, into any) error {
 	trimmed := bytes.TrimLeft(value, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return reject(ReasonInvalidJSON, "value is not a JSON object")
+		return Reject(ReasonInvalidJSON, "value is not a JSON object")
 	}
 	if err := json.Unmarshal(value, into); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			return reject(ReasonWrongType, "field %q: %v", typeErr.Field, err)
+			return Reject(ReasonWrongType, "field %q: %v", typeErr.Field, err)
 		}
-		return reject(ReasonInvalidJSON, "%v", err)
+		return Reject(ReasonInvalidJSON, "%v", err)
 	}
 	return nil
 }
@@ -198,10 +210,10 @@ func unmarshal(value []byte, into any) error {
 // key takes it; a different payload key is rejected.
 func resolveKey(recordKey string, payloadKey *string) (string, error) {
 	if recordKey == "" {
-		return "", reject(ReasonMissingKey, "record has no key")
+		return "", Reject(ReasonMissingKey, "record has no key")
 	}
 	if payloadKey != nil && *payloadKey != "" && *payloadKey != recordKey {
-		return "", reject(ReasonKeyMismatch, "payload key %q differs from record key %q", *payloadKey, recordKey)
+		return "", Reject(ReasonKeyMismatch, "payload key %q differs from record key %q", *payloadKey, recordKey)
 	}
 	return recordKey, nil
 }

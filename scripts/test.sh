@@ -45,6 +45,9 @@ say "Kafka at $KAFKA_BROKERS"
 say "tests (unit with -race, system against Kafka)"
 go test -race -count=1 -timeout 20m ./...
 
+say "the embedding example: a module of its own that builds against processor, codecs and topology through a replace"
+(cd examples/orders && go vet ./... && go test -race -count=1 ./...)
+
 if [ "${BENCH_QUICK:-1}" != "0" ]; then
   say "benchmark smoke run: enricher, franz-go loop, Kafka Streams and Flink (bench --quick)"
   mkdir -p tests/artifacts

@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/enricher/enricher/internal/changelog"
 	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/internal/changelog"
 	"github.com/enricher/enricher/internal/savepoint"
 )
 

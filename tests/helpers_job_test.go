@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/enricher/enricher/internal/changelog"
 	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/internal/changelog"
 	"github.com/enricher/enricher/internal/dlq"
 	"github.com/enricher/enricher/internal/kafkaconf"
 	"github.com/enricher/enricher/internal/store"

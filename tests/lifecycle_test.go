@@ -226,6 +226,8 @@ func TestBadSavepointsAreRefused(t *testing.T) {
 		}
 	})
 	assert.Zero(t, n, "no offsets committed for the new group")
-	_, err = topology.PartitionCount(context.Background(), j.adm, next+"-table")
+	cluster, err := j.kc.Cluster()
+	require.NoError(t, err)
+	_, err = topology.PartitionCount(context.Background(), cluster, next+"-table")
 	assert.ErrorIs(t, err, topology.ErrMissingTopic, "no table topic created")
 }

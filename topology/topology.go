@@ -9,11 +9,8 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/codec"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-
-	"github.com/enricher/enricher/codecs"
 )
 
 // Errors a topology check returns; they are permanent: retrying does not help.
@@ -67,30 +64,6 @@ func (t Topics) Validate() error {
 	return nil
 }
 
-// Callbacks are the processor's callbacks for the two input streams. Both streams are decoded
-// by the processor itself (goka gets raw bytes), so a malformed record never stops it.
-type Callbacks struct {
-	Input goka.ProcessCallback
-	Score goka.ProcessCallback
-	// Table is the group table's codec; nil is codecs.ScoreCodec, the latest score per key.
-	Table goka.Codec
-}
-
-// Graph is the goka group graph of the job.
-func (t Topics) Graph(cb Callbacks) *goka.GroupGraph {
-	table := cb.Table
-	if table == nil {
-		table = new(codecs.ScoreCodec)
-	}
-	return goka.DefineGroup(goka.Group(t.Group),
-		goka.Input(goka.Stream(t.Input), new(codec.Bytes), cb.Input),
-		goka.Input(goka.Stream(t.Scores), new(codec.Bytes), cb.Score),
-		goka.Persist(table),
-		goka.Output(goka.Stream(t.Output), new(codecs.OutputCodec)),
-		goka.Output(goka.Stream(t.DLQ()), new(codec.Bytes)),
-	)
-}
-
 // Spec says how to create missing topics.
 type Spec struct {
 	// Partitions for input and scores when neither exists (when one does, the other gets its
@@ -113,8 +86,7 @@ type Layout struct {
 	DLQPartitions    int32
 }
 
-// Ensure creates the missing topics per spec, then checks the layout.
-func Ensure(ctx context.Context, adm *kadm.Client, t Topics, spec Spec) (Layout, error) {
+func ensure(ctx context.Context, adm *kadm.Client, t Topics, spec Spec) (Layout, error) {
 	details, err := list(ctx, adm, t.Input, t.Scores, t.Output, t.Table(), t.DLQ())
 	if err != nil {
 		return Layout{}, err
@@ -169,7 +141,7 @@ func Ensure(ctx context.Context, adm *kadm.Client, t Topics, spec Spec) (Layout,
 	if err := waitListed(ctx, adm, created); err != nil {
 		return Layout{}, err
 	}
-	return Check(ctx, adm, t)
+	return check(ctx, adm, t)
 }
 
 // waitListed waits until the broker's metadata lists every named topic with its partitions: a
@@ -198,9 +170,7 @@ func waitListed(ctx context.Context, adm *kadm.Client, names []string) error {
 	}
 }
 
-// Check verifies that every topic exists, that input, scores and the table have the same
-// partition count, and that the table is compacted.
-func Check(ctx context.Context, adm *kadm.Client, t Topics) (Layout, error) {
+func check(ctx context.Context, adm *kadm.Client, t Topics) (Layout, error) {
 	details, err := list(ctx, adm, t.Input, t.Scores, t.Output, t.Table(), t.DLQ())
 	if err != nil {
 		return Layout{}, err
@@ -259,8 +229,7 @@ type TopicInfo struct {
 	Configs    map[string]string `json:"configs,omitempty"`
 }
 
-// Describe lists the job's topics with partition counts, replication and explicitly set configs.
-func Describe(ctx context.Context, adm *kadm.Client, t Topics) ([]TopicInfo, error) {
+func describe(ctx context.Context, adm *kadm.Client, t Topics) ([]TopicInfo, error) {
 	roles := []struct{ role, name string }{
 		{"input", t.Input}, {"scores", t.Scores}, {"output", t.Output}, {"table", t.Table()}, {"dlq", t.DLQ()},
 	}
@@ -401,8 +370,7 @@ func configValue(ctx context.Context, adm *kadm.Client, topic, key string) (stri
 	return "", fmt.Errorf("topic %q reports no %s", topic, key)
 }
 
-// PartitionCount returns the partition count of an existing topic.
-func PartitionCount(ctx context.Context, adm *kadm.Client, topic string) (int32, error) {
+func partitionCount(ctx context.Context, adm *kadm.Client, topic string) (int32, error) {
 	counts, err := list(ctx, adm, topic)
 	if err != nil {
 		return 0, err
@@ -412,4 +380,38 @@ func PartitionCount(ctx context.Context, adm *kadm.Client, topic string) (int32,
 		return 0, fmt.Errorf("%w: %s (create it with `enricher topics create`)", ErrMissingTopic, topic)
 	}
 	return n, nil
+}
+
+// Ensure creates the missing topics per spec, then checks the layout as Check does.
+func Ensure(ctx context.Context, c Cluster, t Topics, spec Spec) (Layout, error) {
+	return withAdmin(c, func(adm *kadm.Client) (Layout, error) { return ensure(ctx, adm, t, spec) })
+}
+
+// Check verifies that every topic exists, that input, scores and the table have the same
+// partition count, and that the table is compacted. A failed check wraps ErrMissingTopic,
+// ErrNotCopartitioned or ErrBadTable.
+func Check(ctx context.Context, c Cluster, t Topics) (Layout, error) {
+	return withAdmin(c, func(adm *kadm.Client) (Layout, error) { return check(ctx, adm, t) })
+}
+
+// Describe lists the job's topics with partition counts, replication and explicitly set configs.
+func Describe(ctx context.Context, c Cluster, t Topics) ([]TopicInfo, error) {
+	return withAdmin(c, func(adm *kadm.Client) ([]TopicInfo, error) { return describe(ctx, adm, t) })
+}
+
+// PartitionCount returns the partition count of an existing topic; a missing one wraps
+// ErrMissingTopic.
+func PartitionCount(ctx context.Context, c Cluster, topic string) (int32, error) {
+	return withAdmin(c, func(adm *kadm.Client) (int32, error) { return partitionCount(ctx, adm, topic) })
+}
+
+// withAdmin runs fn with an admin client of c, closed when fn returns.
+func withAdmin[T any](c Cluster, fn func(*kadm.Client) (T, error)) (T, error) {
+	adm, err := c.admin()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer adm.Close()
+	return fn(adm)
 }

@@ -31,9 +31,9 @@ func TestTopicsNamesAndValidate(t *testing.T) {
 	}
 }
 
-// fakeAdmin is an admin client on an in-process broker: enough for the topology's own logic;
-// the system tests run the same checks against Apache Kafka.
-func fakeAdmin(t *testing.T) *kadm.Client {
+// fakeCluster is an in-process broker, and an admin client of it for the test's own setup:
+// enough for the topology's own logic; the system tests run the same checks against Apache Kafka.
+func fakeCluster(t *testing.T) (Cluster, *kadm.Client) {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	require.NoError(t, err)
@@ -41,42 +41,42 @@ func fakeAdmin(t *testing.T) *kadm.Client {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.MetadataMinAge(100*time.Millisecond))
 	require.NoError(t, err)
 	t.Cleanup(cl.Close)
-	return kadm.NewClient(cl)
+	return Cluster{Brokers: c.ListenAddrs()}, kadm.NewClient(cl)
 }
 
 func TestEnsureCreatesAndChecks(t *testing.T) {
-	adm := fakeAdmin(t)
+	cluster, _ := fakeCluster(t)
 	ctx := context.Background()
 	tp := DefaultTopics()
 
-	_, err := Check(ctx, adm, tp)
+	_, err := Check(ctx, cluster, tp)
 	require.ErrorIs(t, err, ErrMissingTopic)
 	assert.True(t, Permanent(err))
 
-	_, err = Ensure(ctx, adm, tp, Spec{Partitions: 3, ReplicationFactor: -1})
+	_, err = Ensure(ctx, cluster, tp, Spec{Partitions: 3, ReplicationFactor: -1})
 	require.ErrorIs(t, err, ErrMissingTopic, "input, scores and output are not created without CreateStreams")
-	infos, err := Describe(ctx, adm, tp)
+	infos, err := Describe(ctx, cluster, tp)
 	require.NoError(t, err)
 	for _, i := range infos {
 		assert.False(t, i.Exists, "%s was created by a refused Ensure", i.Name)
 	}
 
-	layout, err := Ensure(ctx, adm, tp, Spec{Partitions: 3, ReplicationFactor: -1, CreateStreams: true,
+	layout, err := Ensure(ctx, cluster, tp, Spec{Partitions: 3, ReplicationFactor: -1, CreateStreams: true,
 		TableConfigs: map[string]string{"segment.ms": "100"}})
 	require.NoError(t, err)
 	assert.Equal(t, Layout{Partitions: 3, OutputPartitions: 3, DLQPartitions: 3}, layout)
 
-	infos, err = Describe(ctx, adm, tp)
+	infos, err = Describe(ctx, cluster, tp)
 	require.NoError(t, err)
 	require.Len(t, infos, 5)
 	for _, i := range infos {
 		assert.True(t, i.Exists, i.Name)
 		assert.Equal(t, int32(3), i.Partitions, i.Name)
 	}
-	n, err := PartitionCount(ctx, adm, tp.Table())
+	n, err := PartitionCount(ctx, cluster, tp.Table())
 	require.NoError(t, err)
 	assert.Equal(t, int32(3), n)
-	_, err = PartitionCount(ctx, adm, "nope")
+	_, err = PartitionCount(ctx, cluster, "nope")
 	assert.ErrorIs(t, err, ErrMissingTopic)
 }
 
@@ -94,7 +94,7 @@ func TestCheckRefusesBadLayouts(t *testing.T) {
 		{"table not compacted", 4, 4, 4, "delete", ErrBadTable, "cleanup.policy=delete"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			adm := fakeAdmin(t)
+			cluster, adm := fakeCluster(t)
 			tp := DefaultTopics()
 			policy := tc.tablePolicy
 			for name, n := range map[string]int32{tp.Input: tc.input, tp.Scores: tc.scores, tp.Output: 1, tp.DLQ(): 1} {
@@ -103,7 +103,7 @@ func TestCheckRefusesBadLayouts(t *testing.T) {
 			}
 			_, err := adm.CreateTopic(ctx, tc.table, -1, map[string]*string{"cleanup.policy": &policy}, tp.Table())
 			require.NoError(t, err)
-			_, err = Check(ctx, adm, tp)
+			_, err = Check(ctx, cluster, tp)
 			require.ErrorIs(t, err, tc.want)
 			assert.Contains(t, err.Error(), tc.wantText)
 			assert.True(t, Permanent(err))

@@ -10,7 +10,6 @@ import (
 	"io"
 	"strconv"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/enricher/enricher/internal/kafkaconf"
@@ -48,15 +47,19 @@ func cmdProduce(ctx context.Context, env *environment, args []string) error {
 		records = append(records, r)
 	}
 
+	cluster, err := kc.Cluster()
+	if err != nil {
+		return err
+	}
+	partitions, err := topology.PartitionCount(ctx, cluster, topic)
+	if err != nil {
+		return err
+	}
 	cl, err := kc.Client()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	partitions, err := topology.PartitionCount(ctx, kadm.NewClient(cl), topic)
-	if err != nil {
-		return err
-	}
 	p := &producer{cl: cl, kc: kc, topic: topic, partitions: partitions}
 	if key != "" {
 		err = p.send(ctx, records...)

@@ -8,8 +8,8 @@ import (
 	"os"
 	"sort"
 
-	"github.com/enricher/enricher/internal/changelog"
 	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/internal/changelog"
 	"github.com/enricher/enricher/internal/store"
 )
 

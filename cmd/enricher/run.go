@@ -10,11 +10,11 @@ import (
 
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/embedded"
-	"github.com/enricher/enricher/internal/members"
 	"github.com/enricher/enricher/internal/job"
+	"github.com/enricher/enricher/internal/members"
 	"github.com/enricher/enricher/internal/store"
-	"github.com/enricher/enricher/topology"
 	"github.com/enricher/enricher/internal/web"
+	"github.com/enricher/enricher/topology"
 )
 
 // maxMessageLimit leaves room for an output's JSON around the message and for dead-letter
@@ -119,7 +119,8 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 			CreateStreams:     p.create,
 		},
 		StateDir:           p.stateDir,
-		Limits:             codecs.Limits{MaxValueBytes: p.maxMessage},
+		Format:             codecs.JSON{Limits: codecs.Limits{MaxValueBytes: p.maxMessage}},
+		DeadLetterMax:      p.maxMessage,
 		Standby:            p.standby,
 		RecoverAhead:       p.recoverAhead,
 		MaxIdle:            time.Duration(p.maxIdle),

@@ -9,8 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/enricher/enricher/internal/changelog"
 	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/internal/changelog"
 )
 
 func cmdTable(ctx context.Context, env *environment, args []string) error {

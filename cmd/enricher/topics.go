@@ -58,13 +58,12 @@ func cmdTopics(ctx context.Context, env *environment, args []string) error {
 	if replication == 0 || replication < -1 || replication > 32767 {
 		return usagef("--replication-factor: must be -1 or between 1 and 32767, got %d", replication)
 	}
-	adm, err := s.admin()
+	cluster, err := s.kc.Cluster()
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
 	if action == "create" {
-		layout, err := topology.Ensure(ctx, adm, topics, topology.Spec{
+		layout, err := topology.Ensure(ctx, cluster, topics, topology.Spec{
 			Partitions: int32(partitions), ReplicationFactor: int16(replication),
 			TableConfigs: tableConfigs, CreateStreams: true,
 		})
@@ -73,7 +72,7 @@ func cmdTopics(ctx context.Context, env *environment, args []string) error {
 		}
 		fmt.Fprintf(env.stderr, "topics ready: %s, %s and %s with %d partitions\n", topics.Input, topics.Scores, topics.Table(), layout.Partitions)
 	}
-	infos, err := topology.Describe(ctx, adm, topics)
+	infos, err := topology.Describe(ctx, cluster, topics)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
-// Package processor runs enricher's goka processor: the callbacks that enrich inputs with the
-// latest score of their key and keep that score in the group table, and a Runner that builds
-// the processor with hardened settings and keeps it running.
+// Package job is the engine behind the public processor package and the enricher command: the
+// callbacks that enrich inputs with the latest score of their key and keep that score in the
+// group table, the goka group graph, and a Runner that builds the processor with hardened
+// settings and keeps it running. Its types carry the operator surface's internals (per-partition
+// stats, the stores' lookups, the goka processor), which the public package keeps to itself.
 //
 // The callbacks decode records themselves, so a malformed record goes to the dead-letter topic
 // with its reason instead of stopping the processor; an input's score comes from the score

@@ -34,11 +34,13 @@ type Sink interface {
 // goka's Emit; a failed send fails the processor. Score changes go through goka's SetValue.
 type Enricher struct {
 	topics topology.Topics
-	limits codecs.Limits
-	stats  *Stats
-	log    *slog.Logger
-	dlqLog *rateLimiter
-	sink   Sink
+	format codecs.Format
+	// deadLetterMax caps the value a dead letter carries.
+	deadLetterMax int
+	stats         *Stats
+	log           *slog.Logger
+	dlqLog        *rateLimiter
+	sink          Sink
 	// scores holds the score cache of each partition the Runner opened; without one (goka's
 	// tester) scores are read through goka's table.
 	scores *store.Caches
@@ -54,16 +56,20 @@ type Enricher struct {
 // last history (codecs.Versions).
 func (e *Enricher) asOf(history time.Duration) { e.history = history }
 
-// NewEnricher returns the callbacks for topics, sending outputs and dead letters to sink; stats
-// may be shared with a metrics endpoint.
-func NewEnricher(topics topology.Topics, limits codecs.Limits, stats *Stats, sink Sink, scores *store.Caches, log *slog.Logger) *Enricher {
-	return &Enricher{topics: topics, limits: limits, stats: stats, sink: sink, scores: scores, log: log, dlqLog: newRateLimiter(10, time.Second),
+// NewEnricher returns the callbacks for topics, reading and writing records in format and sending
+// outputs and dead letters (values cut to deadLetterMax bytes; 0 for a default that fits Kafka's
+// message limit) to sink; stats may be shared with a metrics endpoint.
+func NewEnricher(topics topology.Topics, format codecs.Format, deadLetterMax int, stats *Stats, sink Sink, scores *store.Caches, log *slog.Logger) *Enricher {
+	if deadLetterMax <= 0 {
+		deadLetterMax = defaultDeadLetterMax
+	}
+	return &Enricher{topics: topics, format: format, deadLetterMax: deadLetterMax, stats: stats, sink: sink, scores: scores, log: log, dlqLog: newRateLimiter(10, time.Second),
 		names: map[string][]byte{topics.Input: []byte(topics.Input), topics.Scores: []byte(topics.Scores)}}
 }
 
 // Callbacks returns the callbacks for topology.Topics.Graph.
-func (e *Enricher) Callbacks() topology.Callbacks {
-	cb := topology.Callbacks{Input: e.onInput, Score: e.onScore}
+func (e *Enricher) Callbacks() Callbacks {
+	cb := Callbacks{Input: e.onInput, Score: e.onScore}
 	if e.history > 0 {
 		cb.Table = new(codecs.VersionsCodec)
 	}
@@ -84,9 +90,9 @@ func (e *Enricher) onScore(ctx goka.Context, msg any) {
 		e.stats.TombstonesApplied.Add(1)
 		return
 	}
-	s, err := e.limits.DecodeScore(ctx.Key(), raw)
+	score, err := e.format.Score(ctx.Key(), raw)
 	if err != nil {
-		e.deadLetter(ctx, raw, err)
+		e.rejected(ctx, raw, err)
 		return
 	}
 	if e.history > 0 {
@@ -97,15 +103,26 @@ func (e *Enricher) onScore(ctx goka.Context, msg any) {
 			return
 		}
 		v := e.versions(ctx)
-		v.Key = s.Key
-		v.Add(ts.UnixMilli(), s.Score)
+		v.Key = ctx.Key()
+		v.Add(ts.UnixMilli(), score)
 		v.Prune(e.history)
 		ctx.SetValue(v, pin)
 		e.stats.ScoresApplied.Add(1)
 		return
 	}
-	ctx.SetValue(s, pin)
+	ctx.SetValue(codecs.Score{Key: ctx.Key(), Score: score}, pin)
 	e.stats.ScoresApplied.Add(1)
+}
+
+// rejected handles an error of the format: bad input (a *codecs.DecodeError) goes to the
+// dead-letter topic; anything else is a failure that stops the processor, so the record is read
+// again after the restart rather than dead-lettered.
+func (e *Enricher) rejected(ctx goka.Context, raw []byte, err error) {
+	if codecs.ReasonOf(err) == "" {
+		ctx.Fail(fmt.Errorf("%s/%d offset %d: %w", ctx.Topic(), ctx.Partition(), ctx.Offset(), err))
+		return
+	}
+	e.deadLetter(ctx, raw, err)
 }
 
 // noTimestamp reports a record whose timestamp Kafka marks as missing (-1; goka gives the zero
@@ -157,9 +174,9 @@ func (e *Enricher) onInput(ctx goka.Context, msg any) {
 	key, score := ctx.Key(), e.score(ctx)
 	// One buffer holds the output's key, then its value.
 	buf := append(make([]byte, 0, len(key)+codecs.EnrichedSize(key, raw)), key...)
-	value, err := e.limits.AppendEnriched(buf[len(key):], key, raw, score)
+	value, err := e.format.Enrich(buf[len(key):], key, raw, score)
 	if err != nil {
-		e.deadLetter(ctx, raw, err)
+		e.rejected(ctx, raw, err)
 		return
 	}
 	now := time.Now()
@@ -206,11 +223,7 @@ func (e *Enricher) score(ctx goka.Context) int64 {
 // deadLetter sends the record as it came to the DLQ, with the reason and the source in headers.
 func (e *Enricher) deadLetter(ctx goka.Context, raw []byte, err error) {
 	reason := codecs.ReasonOf(err)
-	limit := e.limits.MaxValueBytes
-	if limit <= 0 {
-		limit = defaultDeadLetterMax
-	}
-	h, value := dlq.Mark(e.appendSourceHeaders(make([]kgo.RecordHeader, 0, 6), nil, ctx), raw, string(reason), err.Error(), limit)
+	h, value := dlq.Mark(e.appendSourceHeaders(make([]kgo.RecordHeader, 0, 6), nil, ctx), raw, string(reason), err.Error(), e.deadLetterMax)
 	e.send(ctx, &kgo.Record{Topic: e.topics.DLQ(), Key: []byte(ctx.Key()), Value: value, Headers: h})
 	e.stats.deadLettered(reason)
 	if suppressed, ok := e.dlqLog.allow(); ok {

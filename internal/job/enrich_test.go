@@ -1,11 +1,13 @@
 package job
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -74,11 +76,11 @@ func newHarnessWith(t *testing.T, scores *store.Caches, configure ...func(*Enric
 	topics := topology.DefaultTopics()
 	stats := NewStats()
 	sink := &recordSink{}
-	e := NewEnricher(topics, codecs.Limits{MaxValueBytes: 1024}, stats, sink, scores, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e := NewEnricher(topics, codecs.JSON{Limits: codecs.Limits{MaxValueBytes: 1024}}, 1024, stats, sink, scores, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for _, c := range configure {
 		c(e)
 	}
-	p, err := goka.NewProcessor(nil, topics.Graph(e.Callbacks()), goka.WithTester(tt), goka.WithNilHandling(goka.NilProcess))
+	p, err := goka.NewProcessor(nil, Graph(topics, e.Callbacks()), goka.WithTester(tt), goka.WithNilHandling(goka.NilProcess))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{tt: tt, topics: topics, stats: stats, sink: sink, table: tt.NewQueueTracker(topics.Table()), done: make(chan error, 1)}
@@ -252,4 +254,64 @@ func TestRateLimiter(t *testing.T) {
 	suppressed, ok := r.allow()
 	assert.True(t, ok)
 	assert.Equal(t, 1, suppressed)
+}
+
+// pipeFormat is a Format of the test's own: an input is "message", an output "message|score"
+// and a score a decimal number; a value starting with "!" is bad input, and one starting with "?"
+// a failure of the format itself (a registry that cannot be reached, say).
+func pipeFormat() codecs.Format {
+	return codecs.Typed[string]{
+		DecodeInput: func(_ string, value []byte) (string, error) {
+			switch {
+			case bytes.HasPrefix(value, []byte("!")):
+				return "", codecs.Reject(codecs.ReasonWrongType, "not a message")
+			case bytes.HasPrefix(value, []byte("?")):
+				return "", errors.New("registry unreachable")
+			}
+			return string(value), nil
+		},
+		DecodeScore: func(_ string, value []byte) (int64, error) {
+			n, err := strconv.ParseInt(string(value), 10, 64)
+			if err != nil {
+				return 0, &codecs.DecodeError{Err: err}
+			}
+			return n, nil
+		},
+		EncodeOutput: func(dst []byte, in string, score int64) ([]byte, error) {
+			return strconv.AppendInt(append(append(dst, in...), '|'), score, 10), nil
+		},
+	}
+}
+
+func TestFormatOfTheCallersOwn(t *testing.T) {
+	h := newHarnessWith(t, nil, func(e *Enricher) { e.format = pipeFormat() })
+	h.score("a", "7")
+	h.score("b", "seven")
+	h.input("a", "hello")
+	h.input("b", "!bad")
+	h.input("b", "hi")
+
+	r, _, ok := h.sink.next(h.topics.Output)
+	require.True(t, ok)
+	assert.Equal(t, "hello|7", string(r.Value))
+	r, _, ok = h.sink.next(h.topics.Output)
+	require.True(t, ok)
+	assert.Equal(t, "hi|-1", string(r.Value), "the score that did not decode was not applied")
+	assert.Equal(t, map[codecs.Reason]int64{codecs.ReasonInvalidRecord: 1, codecs.ReasonWrongType: 1}, h.stats.DeadLettered())
+}
+
+// A format's own failure is not bad input: the processor stops (and the Runner restarts it)
+// instead of dead-lettering a good record.
+func TestFormatFailureStopsTheProcessor(t *testing.T) {
+	h := newHarnessWith(t, nil, func(e *Enricher) { e.format = pipeFormat() })
+	h.input("a", "?")
+	select {
+	case err := <-h.done:
+		assert.ErrorContains(t, err, "registry unreachable")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the processor kept running after the format failed")
+	}
+	assert.Empty(t, h.stats.DeadLettered())
+	_, _, ok := h.sink.next(h.topics.DLQ())
+	assert.False(t, ok, "nothing dead-lettered")
 }

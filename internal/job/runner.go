@@ -16,8 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/enricher/enricher/internal/changelog"
 	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/internal/changelog"
 	"github.com/enricher/enricher/internal/consumergroup"
 	"github.com/enricher/enricher/internal/kafkaconf"
 	"github.com/enricher/enricher/internal/producer"
@@ -35,7 +35,11 @@ type Config struct {
 	Spec   topology.Spec
 	// StateDir holds the local LevelDB stores, one directory per table partition.
 	StateDir string
-	Limits   codecs.Limits
+	// Format reads inputs and scores and writes outputs; nil for codecs.JSON with no size limit.
+	Format codecs.Format
+	// DeadLetterMax caps the value a dead letter carries (0: a default that fits Kafka's 1 MB
+	// message limit with the headers).
+	DeadLetterMax int
 	// CacheEntries is how many keys per partition the in-memory score cache in front of LevelDB
 	// holds; 0 turns it off.
 	CacheEntries int
@@ -134,7 +138,10 @@ func New(cfg Config) (*Runner, error) {
 		cfg.MaxBackoff = 30 * time.Second
 	}
 	sink, caches := &currentProducer{}, &store.Caches{}
-	enrich := NewEnricher(cfg.Topics, cfg.Limits, cfg.Stats, sink, caches, cfg.Logger)
+	if cfg.Format == nil {
+		cfg.Format = codecs.JSON{}
+	}
+	enrich := NewEnricher(cfg.Topics, cfg.Format, cfg.DeadLetterMax, cfg.Stats, sink, caches, cfg.Logger)
 	if cfg.ScoreHistory > 0 {
 		enrich.asOf(cfg.ScoreHistory)
 	}
@@ -170,8 +177,12 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	defer adm.Close()
+	cluster, err := r.cfg.Kafka.Cluster()
+	if err != nil {
+		return err
+	}
 
-	layout, err := r.waitForTopology(ctx, adm, time.Now().Add(r.cfg.ConnectTimeout))
+	layout, err := r.waitForTopology(ctx, cluster, time.Now().Add(r.cfg.ConnectTimeout))
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
@@ -224,7 +235,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, r.cfg.MaxBackoff)
 		// Once running, a broker that went away is waited for as long as it takes.
-		if layout, err = r.waitForTopology(ctx, adm, time.Time{}); err != nil || ctx.Err() != nil {
+		if layout, err = r.waitForTopology(ctx, cluster, time.Time{}); err != nil || ctx.Err() != nil {
 			return err
 		}
 	}
@@ -235,7 +246,7 @@ func (r *Runner) runOnce(ctx context.Context, layout topology.Layout, guard *sto
 	if err != nil {
 		return err
 	}
-	graph := r.cfg.Topics.Graph(r.enrich.Callbacks())
+	graph := Graph(r.cfg.Topics, r.enrich.Callbacks())
 	p, err := goka.NewProcessor(r.cfg.Kafka.Brokers, graph, opts...)
 	if err != nil {
 		return fmt.Errorf("build processor: %w", err)
@@ -400,18 +411,18 @@ func (r *Runner) onRebalance(a goka.Assignment) {
 
 // waitForTopology creates (if asked) and checks the topics, retrying while the brokers cannot be
 // reached, until deadline (a zero deadline: until ctx ends). A wrong topology is returned at once.
-func (r *Runner) waitForTopology(ctx context.Context, adm *kadm.Client, deadline time.Time) (topology.Layout, error) {
+func (r *Runner) waitForTopology(ctx context.Context, cluster topology.Cluster, deadline time.Time) (topology.Layout, error) {
 	wait := 500 * time.Millisecond
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		var layout topology.Layout
 		var err error
 		if r.cfg.Create {
-			layout, err = topology.Ensure(cctx, adm, r.cfg.Topics, r.cfg.Spec)
+			layout, err = topology.Ensure(cctx, cluster, r.cfg.Topics, r.cfg.Spec)
 		} else {
 			spec := r.cfg.Spec
 			spec.CreateStreams = false
-			layout, err = topology.Ensure(cctx, adm, r.cfg.Topics, spec)
+			layout, err = topology.Ensure(cctx, cluster, r.cfg.Topics, spec)
 		}
 		cancel()
 		switch {

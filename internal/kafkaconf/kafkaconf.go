@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/enricher/enricher/internal/partition"
+	"github.com/enricher/enricher/topology"
 )
 
 // DefaultVersion is the Kafka protocol version sarama speaks unless told otherwise. Kafka 4.x
@@ -184,4 +185,15 @@ func (c Config) PartitionRecord(r *kgo.Record, partitions int32) {
 	if r.Key != nil {
 		r.Partition = c.Partitioner.Partition(r.Key, partitions)
 	}
+}
+
+// Cluster returns the brokers, client id, TLS and SASL settings as the public topology package
+// takes them; it reads the TLS files.
+func (c Config) Cluster() (topology.Cluster, error) {
+	tc, err := c.Security.tlsConfig()
+	if err != nil {
+		return topology.Cluster{}, err
+	}
+	return topology.Cluster{Brokers: c.Brokers, ClientID: c.ClientID, TLS: tc,
+		SASL: topology.SASL{Mechanism: c.Security.SASLMechanism, User: c.Security.SASLUser, Password: c.Security.SASLPassword}}, nil
 }

@@ -15,21 +15,24 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 	xscram "github.com/xdg-go/scram"
+
+	"github.com/enricher/enricher/internal/kafkaauth"
 )
 
 // The SASL mechanisms enricher speaks.
 const (
-	SASLPlain       = "PLAIN"
-	SASLScramSHA256 = "SCRAM-SHA-256"
-	SASLScramSHA512 = "SCRAM-SHA-512"
+	SASLPlain       = kafkaauth.Plain
+	SASLScramSHA256 = kafkaauth.ScramSHA256
+	SASLScramSHA512 = kafkaauth.ScramSHA512
 )
 
-// Security holds TLS and SASL settings. TLS is on when TLS is set or any file is.
+// Security holds TLS and SASL settings. TLS is on when TLS or TLSConfig is set or any file is.
 type Security struct {
-	TLS           bool
+	TLS bool
+	// TLSConfig, when set, is the TLS client config as the caller built it (a library user's);
+	// the files below are then not read.
+	TLSConfig     *tls.Config
 	CAFile        string
 	CertFile      string
 	KeyFile       string
@@ -39,32 +42,25 @@ type Security struct {
 	SASLPassword string
 }
 
-func (s Security) tlsOn() bool { return s.TLS || s.CAFile != "" || s.CertFile != "" || s.KeyFile != "" }
+func (s Security) tlsOn() bool {
+	return s.TLS || s.TLSConfig != nil || s.CAFile != "" || s.CertFile != "" || s.KeyFile != ""
+}
 
 // validate reports the first inconsistent setting.
 func (s Security) validate() error {
 	if (s.CertFile == "") != (s.KeyFile == "") {
 		return errors.New("tls-cert and tls-key go together")
 	}
-	switch s.SASLMechanism {
-	case "":
-		if s.SASLUser != "" || s.SASLPassword != "" {
-			return errors.New("sasl-user and sasl-password need sasl-mechanism")
-		}
-	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
-		if s.SASLUser == "" {
-			return fmt.Errorf("sasl-mechanism %s needs sasl-user", s.SASLMechanism)
-		}
-	default:
-		return fmt.Errorf("sasl-mechanism %q is not %s, %s or %s", s.SASLMechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512)
-	}
-	return nil
+	return kafkaauth.Validate(s.SASLMechanism, s.SASLUser, s.SASLPassword)
 }
 
-// tlsConfig builds the TLS client config, or nil when TLS is off.
+// tlsConfig builds the TLS client config, or returns nil when TLS is off.
 func (s Security) tlsConfig() (*tls.Config, error) {
 	if !s.tlsOn() {
 		return nil, nil
+	}
+	if s.TLSConfig != nil {
+		return s.TLSConfig.Clone(), nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if s.CAFile != "" {
@@ -118,23 +114,11 @@ func (s Security) applySarama(cfg *sarama.Config) error {
 
 // kgoOpts returns the franz-go options for TLS and SASL.
 func (s Security) kgoOpts() ([]kgo.Opt, error) {
-	var opts []kgo.Opt
 	tc, err := s.tlsConfig()
 	if err != nil {
 		return nil, err
 	}
-	if tc != nil {
-		opts = append(opts, kgo.DialTLSConfig(tc))
-	}
-	switch s.SASLMechanism {
-	case SASLPlain:
-		opts = append(opts, kgo.SASL(plain.Auth{User: s.SASLUser, Pass: s.SASLPassword}.AsMechanism()))
-	case SASLScramSHA256:
-		opts = append(opts, kgo.SASL(scram.Auth{User: s.SASLUser, Pass: s.SASLPassword}.AsSha256Mechanism()))
-	case SASLScramSHA512:
-		opts = append(opts, kgo.SASL(scram.Auth{User: s.SASLUser, Pass: s.SASLPassword}.AsSha512Mechanism()))
-	}
-	return opts, nil
+	return kafkaauth.KgoOpts(tc, s.SASLMechanism, s.SASLUser, s.SASLPassword), nil
 }
 
 // scramClient is sarama's SCRAM conversation, on xdg-go/scram.

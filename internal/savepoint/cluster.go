@@ -30,7 +30,11 @@ type Cluster struct {
 
 // Create records a savepoint of the job named by topics.
 func Create(ctx context.Context, c Cluster, topics topology.Topics, toolVersion string) (*Savepoint, error) {
-	layout, err := topology.Check(ctx, c.Admin, topics)
+	cluster, err := c.Kafka.Cluster()
+	if err != nil {
+		return nil, err
+	}
+	layout, err := topology.Check(ctx, cluster, topics)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +161,11 @@ func Restore(ctx context.Context, c Cluster, sp *Savepoint, target topology.Topi
 
 	// Checks are done: from here on, write.
 	spec.CreateStreams = false
-	if _, err := topology.Ensure(ctx, c.Admin, target, spec); err != nil {
+	cluster, err := c.Kafka.Cluster()
+	if err != nil {
+		return Result{}, err
+	}
+	if _, err := topology.Ensure(ctx, cluster, target, spec); err != nil {
 		return Result{}, err
 	}
 	current, err := changelog.Read(ctx, c.Kafka, c.Admin, target.Table(), nil, nil)
@@ -196,7 +204,11 @@ func checkFresh(ctx context.Context, c Cluster, sp *Savepoint, target topology.T
 		}
 	}
 	tableRecords := int64(0)
-	counts, err := topology.PartitionCount(ctx, c.Admin, target.Table())
+	cluster, err := c.Kafka.Cluster()
+	if err != nil {
+		return err
+	}
+	counts, err := topology.PartitionCount(ctx, cluster, target.Table())
 	switch {
 	case errors.Is(err, topology.ErrMissingTopic):
 	case err != nil:
@@ -359,11 +371,11 @@ func committedOffsetsOnce(ctx context.Context, adm *kadm.Client, group string, t
 	}
 	// Partitions without an entry have no commit.
 	for _, t := range topics {
-		n, err := topology.PartitionCount(ctx, adm, t)
+		starts, err := changelog.StartOffsets(ctx, adm, t)
 		if err != nil {
 			return nil, false, err
 		}
-		for p := int32(0); p < n; p++ {
+		for p := range starts {
 			if _, ok := out[t][p]; !ok {
 				out[t][p] = NoOffset
 			}

@@ -103,7 +103,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	dlq := m.stats.DeadLettered()
-	for _, r := range codecs.Reasons {
+	for _, r := range codecs.Reasons() {
 		ch <- prometheus.MustNewConstMetric(m.dlq, prometheus.CounterValue, float64(dlq[r]), string(r))
 	}
 	m.collectAlignment(ch)

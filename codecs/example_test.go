@@ -1,0 +1,63 @@
+package codecs_test
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/enricher/enricher/codecs"
+)
+
+// The default format splices an input's JSON into its output, with the key's score.
+func ExampleJSON() {
+	var f codecs.JSON
+	out, err := f.Enrich(nil, "alice", []byte(`{"key":"alice","message":"hello"}`), 10)
+	fmt.Println(string(out), err)
+	_, err = f.Enrich(nil, "bob", []byte(`{"key":"alice","message":"hi"}`), codecs.NoScore)
+	fmt.Println(codecs.ReasonOf(err))
+	// Output:
+	// {"key":"alice","message":"hello","score":10} <nil>
+	// key_mismatch
+}
+
+// A format of the caller's own: inputs are plain text and outputs "text|score".
+func ExampleTyped() {
+	f := codecs.Typed[string]{
+		DecodeInput: func(_ string, value []byte) (string, error) {
+			if len(value) == 0 {
+				return "", codecs.Reject(codecs.ReasonEmptyValue, "no text")
+			}
+			return strings.ToUpper(string(value)), nil
+		},
+		DecodeScore: func(_ string, value []byte) (int64, error) {
+			n, err := strconv.ParseInt(string(value), 10, 64)
+			if err != nil {
+				return 0, codecs.Reject(codecs.ReasonWrongType, "score: %v", err)
+			}
+			return n, nil
+		},
+		EncodeOutput: func(dst []byte, in string, score int64) ([]byte, error) {
+			return strconv.AppendInt(append(append(dst, in...), '|'), score, 10), nil
+		},
+	}
+	score, _ := f.Score("k", []byte("42"))
+	out, _ := f.Enrich(nil, "k", []byte("hello"), score)
+	fmt.Println(string(out))
+	_, err := f.Score("k", []byte("many"))
+	var bad *codecs.DecodeError
+	fmt.Println(errors.As(err, &bad), bad.Reason)
+	// Output:
+	// HELLO|42
+	// true wrong_type
+}
+
+// Every reason a record can be dead-lettered with, as they appear in headers and metrics.
+func ExampleReasons() {
+	for _, r := range codecs.Reasons() {
+		fmt.Print(r, " ")
+	}
+	fmt.Println()
+	// Output:
+	// empty_value invalid_utf8 invalid_json wrong_type missing_field missing_key key_mismatch too_large missing_timestamp invalid_record
+}
