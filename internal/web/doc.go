@@ -10,7 +10,23 @@
 // when no owner can answer, the reply is 503 with the reason, or an answer from a hot-standby
 // copy that says so: never a "no score" that may be false.
 //
+// Beside its own pages the server mounts goka's: its monitor at /goka/monitor/ and its query
+// at /goka/query/ (github.com/lovoo/goka/web, on a gorilla/mux router). They load jQuery, d3,
+// lodash and Bootstrap from public CDNs, so they need a browser with internet access; enricher's
+// own pages stay the offline default and link to them. goka's query reads the key's committed
+// score in this replica's store (as /scores/{key}?local=1 does), never goka's Processor.Get,
+// and answers only for a partition the group assigned here. goka's monitor indexes its lists
+// past their end (/goka/monitor/processor/1 with one processor): those indexes are answered 404
+// before goka sees them.
+//
 // The Runner builds a new goka processor after a failure; Attach switches every page to the
-// newest one. A bearer token, when set, protects every page but the health checks and the
-// pages' static assets, and goes with every call to another replica.
+// newest one. goka's monitor cannot detach a processor, so each Attach builds goka's servers
+// anew and swaps them in whole; before the first Attach, and while a stopped processor waits
+// for its successor, /goka/ answers 503.
+//
+// A bearer token, when set, protects every page but the health checks and the pages' static
+// assets, and goes with every call to another replica. goka's pages request their data with
+// neither the header nor ?token=: a request under /goka/ that brings the token gets an
+// HttpOnly, SameSite=Strict cookie for /goka/ only, which later /goka/ requests may carry
+// instead.
 package web

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lovoo/goka"
 
+	"github.com/enricher/enricher/internal/job"
 	"github.com/enricher/enricher/internal/members"
 )
 
@@ -43,8 +44,13 @@ type localAnswer struct {
 // from a partition that is recovered and running, and 503 with the reason otherwise: a store
 // that is still restoring would give false "no score" answers.
 func (s *Server) local(ctx context.Context, key string, part int32) localAnswer {
+	return s.localIn(ctx, s.attached.Load(), key, part)
+}
+
+// localIn is local for the processor of attached (nil: none yet). goka's query page asks the
+// processor its router was built for.
+func (s *Server) localIn(ctx context.Context, attached *job.Attached, key string, part int32) localAnswer {
 	la := localAnswer{status: http.StatusServiceUnavailable, answer: answer{Key: key, Partition: part, AnsweredBy: s.advert.Web}}
-	attached := s.attached.Load()
 	if attached == nil {
 		la.answer.Reason = "the processor has not started on this replica"
 		return la
@@ -159,7 +165,7 @@ func (s *Server) scores(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, answer{Key: key, Partition: -1, Reason: "the processor has not started on this replica"})
 		return
 	}
-	part := s.cfg.Scheme.Partition([]byte(key), a.Layout.Partitions)
+	part := s.partitionOf(a, key)
 	if r.URL.Query().Has("local") {
 		la := s.local(r.Context(), key, part)
 		if la.mode != active && la.status != http.StatusServiceUnavailable {
@@ -173,6 +179,11 @@ func (s *Server) scores(w http.ResponseWriter, r *http.Request) {
 	rt := router{self: s.advert, local: s.local, describe: s.describe, peer: s.peer}
 	status, body := rt.lookup(r.Context(), key, part)
 	writeJSON(w, status, body)
+}
+
+// partitionOf is key's partition in a's table, hashed as the job's producers hash keys.
+func (s *Server) partitionOf(a *job.Attached, key string) int32 {
+	return s.cfg.Scheme.Partition([]byte(key), a.Layout.Partitions)
 }
 
 // describe asks the directory for the group.

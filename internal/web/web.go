@@ -18,9 +18,9 @@ import (
 
 	"github.com/lovoo/goka"
 
+	"github.com/enricher/enricher/internal/job"
 	"github.com/enricher/enricher/internal/members"
 	"github.com/enricher/enricher/internal/partition"
-	"github.com/enricher/enricher/internal/job"
 	"github.com/enricher/enricher/topology"
 )
 
@@ -40,7 +40,8 @@ type Config struct {
 	// that resolves to this machine, else by 127.0.0.1.
 	Advertise string
 	// Token, when set, must come as "Authorization: Bearer TOKEN" (or ?token=TOKEN) on every
-	// request but /healthz, /readyz and /assets/; calls to the other replicas carry it.
+	// request but /healthz, /readyz and /assets/; calls to the other replicas carry it. Under
+	// /goka/ the cookie a request with the token was given stands in for it.
 	Token  string
 	Topics topology.Topics
 	// Scheme partitions keys as the job's producers do, so a key's partition is found.
@@ -66,6 +67,8 @@ type Server struct {
 	client   *http.Client
 	advert   members.Advert
 	attached atomic.Pointer[job.Attached]
+	// goka is goka's monitor and query for the attached processor, swapped whole on Attach.
+	goka atomic.Pointer[gokaWeb]
 }
 
 // New returns a server; it serves only once Listen and Serve are called.
@@ -93,8 +96,10 @@ func New(cfg Config) (*Server, error) {
 }
 
 // Attach makes the pages show a's processor; the Runner calls it with every processor it builds.
+// goka's own monitor and query under /goka/ are built anew for it.
 func (s *Server) Attach(a job.Attached) {
 	s.attached.Store(&a)
+	s.goka.Store(s.newGokaWeb(&a))
 }
 
 // current is the processor attached last, or nil.
@@ -121,6 +126,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/replica", s.replica)
 	mux.HandleFunc("GET /api/group", s.group)
 	s.pages(mux)
+	mux.HandleFunc("GET /goka/", s.gokaPages)
+	mux.HandleFunc("GET /goka/{$}", gokaRedirect(gokaMonitorPath+"/"))
+	mux.HandleFunc("GET "+gokaMonitorPath, gokaRedirect(gokaMonitorPath+"/"))
+	mux.HandleFunc("GET "+gokaQueryPath, gokaRedirect(gokaQueryPath+"/"))
 	if s.cfg.Profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -161,7 +170,7 @@ func (s *Server) Listen() (net.Listener, error) {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	s.log.Info("web server listening", "addr", ln.Addr().String(), "advertised", s.advert.Web,
-		"pages", "/ /monitor /query /group /scores/{key} /healthz /readyz /metrics")
+		"pages", "/ /monitor /query /group /scores/{key} /healthz /readyz /metrics /goka/monitor/ /goka/query/")
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -209,12 +218,15 @@ func isLoopback(host string) bool {
 }
 
 // auth requires the token on every path but the health checks and the pages' script and
-// stylesheet, which hold no data (a browser loads them without the page's ?token=).
+// stylesheet, which hold no data (a browser loads them without the page's ?token=). Under
+// /goka/ a request with the token also gets a cookie, and one with the cookie needs no token:
+// goka's pages request their data without either.
 func (s *Server) auth(next http.Handler) http.Handler {
 	if s.cfg.Token == "" {
 		return next
 	}
 	want := []byte("Bearer " + s.cfg.Token)
+	cookie := gokaCookieAuth{value: gokaCookieValue(s.cfg.Token)}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || strings.HasPrefix(r.URL.Path, "/assets/") {
 			next.ServeHTTP(w, r)
@@ -224,7 +236,15 @@ func (s *Server) auth(next http.Handler) http.Handler {
 		if t := r.URL.Query().Get("token"); t != "" {
 			got = []byte("Bearer " + t)
 		}
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		ok := subtle.ConstantTimeCompare(got, want) == 1
+		if underGoka(r.URL.Path) {
+			if ok {
+				cookie.set(w, r)
+			} else {
+				ok = cookie.valid(r)
+			}
+		}
+		if !ok {
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return

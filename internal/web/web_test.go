@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/enricher/enricher/internal/members"
 	"github.com/enricher/enricher/internal/job"
+	"github.com/enricher/enricher/internal/members"
 	"github.com/enricher/enricher/topology"
 )
 
