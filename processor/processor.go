@@ -82,6 +82,12 @@ type Config struct {
 	// that could be earlier. Zero (the default) waits only for records already on the broker; a
 	// negative value turns timestamp alignment off.
 	MaxIdle time.Duration
+	// StandbyReplicas is how many standby copies of each partition the group keeps, each on a
+	// process other than the partition's owner and current from the changelog, so a crash
+	// fails over without a restore. Zero (the default) keeps none: a process then stores only
+	// its own partitions, and the warm-up copies of partitions it is to take over. Set the same
+	// value on every process: the group's leader plans with its own.
+	StandbyReplicas int
 	// InstanceID makes the consumer-group member static (KIP-345): a process that restarts
 	// with the same id within the session timeout keeps its partitions. Empty is dynamic.
 	InstanceID string
@@ -227,6 +233,8 @@ func (c Config) engine() (job.Config, error) {
 		return job.Config{}, &ConfigError{Field: "CommitInterval", Err: fmt.Errorf("must not be negative, got %s", c.CommitInterval)}
 	case c.ScoreHistory < 0:
 		return job.Config{}, &ConfigError{Field: "ScoreHistory", Err: fmt.Errorf("must not be negative, got %s", c.ScoreHistory)}
+	case c.StandbyReplicas < 0:
+		return job.Config{}, &ConfigError{Field: "StandbyReplicas", Err: fmt.Errorf("must not be negative, got %d", c.StandbyReplicas)}
 	case c.ConnectTimeout < 0:
 		return job.Config{}, &ConfigError{Field: "ConnectTimeout", Err: fmt.Errorf("must not be negative, got %s", c.ConnectTimeout)}
 	}
@@ -235,20 +243,20 @@ func (c Config) engine() (job.Config, error) {
 		interval = 100 * time.Millisecond
 	}
 	return job.Config{
-		Kafka:          kc,
-		Topics:         topics,
-		Create:         c.CreateTopics,
-		Spec:           topology.Spec{Partitions: partitions, ReplicationFactor: rf, CreateStreams: c.CreateTopics},
-		StateDir:       c.StateDir,
-		Format:         c.Format,
-		CacheEntries:   store.DefaultCacheEntries,
-		MaxIdle:        c.MaxIdle,
-		ScoreHistory:   c.ScoreHistory,
-		RecoverAhead:   true,
-		Guarantee:      guarantee,
-		CommitInterval: interval,
-		Logger:         c.Logger,
-		ConnectTimeout: c.ConnectTimeout,
+		Kafka:           kc,
+		Topics:          topics,
+		Create:          c.CreateTopics,
+		Spec:            topology.Spec{Partitions: partitions, ReplicationFactor: rf, CreateStreams: c.CreateTopics},
+		StateDir:        c.StateDir,
+		Format:          c.Format,
+		CacheEntries:    store.DefaultCacheEntries,
+		MaxIdle:         c.MaxIdle,
+		ScoreHistory:    c.ScoreHistory,
+		StandbyReplicas: c.StandbyReplicas,
+		Guarantee:       guarantee,
+		CommitInterval:  interval,
+		Logger:          c.Logger,
+		ConnectTimeout:  c.ConnectTimeout,
 	}, nil
 }
 

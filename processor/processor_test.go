@@ -44,6 +44,7 @@ func TestConfigValidate(t *testing.T) {
 		{"replication below -1", func(c *processor.Config) { c.ReplicationFactor = -2 }, "ReplicationFactor"},
 		{"negative commit interval", func(c *processor.Config) { c.CommitInterval = -time.Second }, "CommitInterval"},
 		{"negative history", func(c *processor.Config) { c.ScoreHistory = -time.Second }, "ScoreHistory"},
+		{"negative standbys", func(c *processor.Config) { c.StandbyReplicas = -1 }, "StandbyReplicas"},
 		{"session timeout below three heartbeats", func(c *processor.Config) { c.SessionTimeout = 500 * time.Millisecond }, "SessionTimeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -191,8 +191,9 @@ func (p *proc) assigned() map[int]bool {
 	return out
 }
 
-// waitBalanced waits until every replica's /readyz says it is ready, and together they own
-// each of the partitions once.
+// waitBalanced waits until every replica's /readyz says it is ready, together they own each of
+// the partitions once, and each owns its share (counts differ by one at most): a joining
+// replica owns its share once its warm-up copies have caught up.
 func waitBalanced(t *testing.T, partitions int, replicas ...*proc) {
 	t.Helper()
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
@@ -202,6 +203,7 @@ func waitBalanced(t *testing.T, partitions int, replicas ...*proc) {
 			if !assert.NoError(c, err) || !assert.True(c, r.Ready, "replica ready") {
 				return
 			}
+			assert.InDelta(c, float64(partitions)/float64(len(replicas)), len(r.Owned), 0.999, "partitions owned by one replica")
 			for _, part := range r.Owned {
 				seen[part]++
 			}

@@ -30,6 +30,10 @@ type processorFlags struct {
 	partitions      int
 	replication     int
 	standby         bool
+	standbyReplicas int
+	maxWarmups      int
+	acceptableLag   int64
+	cleanupDelay    time.Duration
 	recoverAhead    bool
 	maxIdle         maxIdle
 	join            string
@@ -57,8 +61,12 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.IntVar(&p.partitions, "partitions", 4, "partitions of topics created")
 	fs.IntVar(&p.replication, "replication-factor", -1, "replication factor of topics created (-1: the broker's default)")
 	fs.IntVar(&p.cacheEntries, "cache-entries", store.DefaultCacheEntries, "keys per partition whose scores are cached in memory in front of LevelDB (0: no cache)")
-	fs.BoolVar(&p.standby, "standby", false, "keep hot standby copies of the partitions this replica does not own")
-	fs.BoolVar(&p.recoverAhead, "recover-ahead", true, "restore every partition of the table before joining the group, so the partitions this replica takes do not stop for their restore")
+	fs.IntVar(&p.standbyReplicas, "standby-replicas", 0, "standby copies of each partition the group keeps on replicas other than its owner, current from the changelog: a failover to one restores nothing (the group's leader decides with its own setting)")
+	fs.BoolVar(&p.standby, "standby", false, "the same as --standby-replicas 1")
+	fs.IntVar(&p.maxWarmups, "max-warmups", job.DefaultMaxWarmups, "warm-up copies the group restores at a time: a partition moves to a replica once that replica's copy is within --acceptable-recovery-lag, its owner processing it meanwhile")
+	fs.Int64Var(&p.acceptableLag, "acceptable-recovery-lag", job.DefaultAcceptableRecoveryLag, "changelog records a replica's copy of a partition may trail by and still take the partition over")
+	fs.DurationVar(&p.cleanupDelay, "state-cleanup-delay", job.DefaultStateCleanupDelay, "how long a local store this replica neither owns nor keeps a copy of stays on disk before it is deleted")
+	fs.BoolVar(&p.recoverAhead, "recover-ahead", true, "accepted for compatibility and ignored: a joining replica warms up the partitions it is to take (--max-warmups) and restores nothing else")
 	fs.Var(&p.maxIdle, "max-idle", "timestamp alignment of input and scores per partition: 0 waits only for records already on the broker, a duration also waits that long for a topic with none, -1 turns alignment off")
 	fs.StringVar(&p.join, "join", "latest", "latest: an input gets its key's latest score; as-of: the score whose timestamp is the latest at or before the input's, from the last --score-history")
 	fs.DurationVar(&p.scoreHistory, "score-history", time.Hour, "with --join as-of: how much of each key's score history, by record timestamp, the table keeps")
@@ -100,6 +108,18 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 		return job.Config{}, usagef("--commit-interval: must be positive")
 	case p.txnTimeout < time.Second || p.txnTimeout < 2*p.commitInterval:
 		return job.Config{}, usagef("--transaction-timeout: must be at least 1s and twice --commit-interval")
+	case p.standbyReplicas < 0:
+		return job.Config{}, usagef("--standby-replicas: must not be negative, got %d", p.standbyReplicas)
+	case p.maxWarmups < 1:
+		return job.Config{}, usagef("--max-warmups: must be at least 1, got %d", p.maxWarmups)
+	case p.cleanupDelay <= 0:
+		return job.Config{}, usagef("--state-cleanup-delay: must be positive")
+	case p.acceptableLag < 0:
+		return job.Config{}, usagef("--acceptable-recovery-lag: must not be negative, got %d", p.acceptableLag)
+	}
+	standbys := p.standbyReplicas
+	if p.standby && standbys == 0 {
+		standbys = 1
 	}
 	guarantee, err := job.ParseGuarantee(p.guarantee)
 	if err != nil {
@@ -118,19 +138,21 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 			ReplicationFactor: int16(p.replication),
 			CreateStreams:     p.create,
 		},
-		StateDir:           p.stateDir,
-		Format:             codecs.JSON{Limits: codecs.Limits{MaxValueBytes: p.maxMessage}},
-		DeadLetterMax:      p.maxMessage,
-		Standby:            p.standby,
-		RecoverAhead:       p.recoverAhead,
-		MaxIdle:            time.Duration(p.maxIdle),
-		ScoreHistory:       history,
-		Guarantee:          guarantee,
-		CommitInterval:     p.commitInterval,
-		TransactionTimeout: p.txnTimeout,
-		CacheEntries:       p.cacheEntries,
-		Logger:             log,
-		ConnectTimeout:     p.connectTimeout,
+		StateDir:              p.stateDir,
+		Format:                codecs.JSON{Limits: codecs.Limits{MaxValueBytes: p.maxMessage}},
+		DeadLetterMax:         p.maxMessage,
+		StandbyReplicas:       standbys,
+		MaxWarmups:            p.maxWarmups,
+		AcceptableRecoveryLag: max(p.acceptableLag, 1),
+		StateCleanupDelay:     p.cleanupDelay,
+		MaxIdle:               time.Duration(p.maxIdle),
+		ScoreHistory:          history,
+		Guarantee:             guarantee,
+		CommitInterval:        p.commitInterval,
+		TransactionTimeout:    p.txnTimeout,
+		CacheEntries:          p.cacheEntries,
+		Logger:                log,
+		ConnectTimeout:        p.connectTimeout,
 	}, nil
 }
 
@@ -226,7 +248,7 @@ func runProcessor(ctx context.Context, cfg job.Config, pf processorFlags) error 
 		defer adm.Close()
 		srv, err := web.New(web.Config{Addr: pf.webAddr, Advertise: pf.advertiseAddr, Token: pf.webToken, Topics: cfg.Topics,
 			Scheme: cfg.Kafka.Partitioner, Directory: members.NewDirectory(adm, cfg.Topics.Group, cfg.Topics.Input),
-			Standby: pf.standby, Stats: cfg.Stats, Logger: cfg.Logger, Profiling: pf.pprof})
+			Stats: cfg.Stats, Logger: cfg.Logger, Profiling: pf.pprof})
 		if err != nil {
 			return usagef("%v", err)
 		}
@@ -240,7 +262,7 @@ func runProcessor(ctx context.Context, cfg job.Config, pf processorFlags) error 
 		defer stopWeb()
 		go func() { webErr <- srv.Serve(wctx, ln) }()
 	}
-	cfg.MemberData = advert.Encode()
+	cfg.Advert = advert
 	r, err := job.New(cfg)
 	if err != nil {
 		return usagef("%v", err)

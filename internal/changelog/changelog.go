@@ -340,3 +340,36 @@ func withoutControl(records []*kgo.Record) []*kgo.Record {
 	}
 	return records
 }
+
+// FollowPartition calls fn with the committed records of one partition of topic from offset
+// from on, in offset order, one fetched batch at a time, with the offset the read is through
+// and the partition's end as that fetch saw it (its last stable offset: below it every
+// transaction has ended). It follows the partition until ctx ends, then returns ctx's error, or
+// returns the first error of a fetch or of fn.
+func FollowPartition(ctx context.Context, kc kafkaconf.Config, topic string, partition int32, from int64, fn func(records []*kgo.Record, through, end int64) error) error {
+	cl, err := kc.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}),
+		kgo.FetchMaxBytes(16<<20), kgo.FetchMaxPartitionBytes(16<<20),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if errs := fs.Errors(); len(errs) > 0 {
+			return fmt.Errorf("follow %s/%d: %w", errs[0].Topic, errs[0].Partition, errs[0].Err)
+		}
+		var ferr error
+		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+			if n := len(fp.Records); n > 0 && ferr == nil {
+				ferr = fn(withoutControl(fp.Records), fp.Records[n-1].Offset, fp.LastStableOffset)
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+	}
+}

@@ -31,6 +31,9 @@ type Config struct {
 	// together with what their records produced, every CommitInterval.
 	Commit         Committer
 	CommitInterval time.Duration
+	// Rejoin, if set, ends the running session when it receives: the next session's join
+	// makes the group rebalance (a warm-up copy that caught up asks for its partition so).
+	Rejoin <-chan struct{}
 }
 
 // DefaultLagWait is Config.LagWait's default: many fetches' worth, yet short next to a rebalance.
@@ -100,7 +103,9 @@ func (g *Group) Consume(ctx context.Context, topics []string, handler sarama.Con
 		// A session under exactly-once ends itself, with the cause, when a commit fails.
 		sctx, end := context.WithCancelCause(ctx)
 		h.end = end
+		stopRejoin := g.rejoinOn(sctx, end)
 		err := g.ConsumerGroup.Consume(sctx, topics, h)
+		stopRejoin()
 		cause := context.Cause(sctx)
 		end(nil)
 		if err != nil {
@@ -126,6 +131,25 @@ func (g *Group) Consume(ctx context.Context, topics []string, handler sarama.Con
 		case <-time.After(backoff):
 		}
 	}
+}
+
+// rejoinOn ends the session of sctx with end when Config.Rejoin receives, until the returned
+// stop is called.
+func (g *Group) rejoinOn(sctx context.Context, end context.CancelCauseFunc) (stop func()) {
+	if g.cfg.Rejoin == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-g.cfg.Rejoin:
+			g.cfg.Logger.Info("ending the session to rejoin the group")
+			end(nil) // a plain cancel: Consume starts the next session
+		case <-sctx.Done():
+		case <-done:
+		}
+	}()
+	return func() { close(done) }
 }
 
 // Close leaves the group and closes the client the group was built on.

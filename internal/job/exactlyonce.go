@@ -51,22 +51,30 @@ func TransactionalID(stateDir, group, instanceID string) (string, error) {
 	if instanceID != "" {
 		return group + "-" + instanceID, nil
 	}
-	path := filepath.Join(stateDir, transactionalIDFile)
+	id, err := persistedID(filepath.Join(stateDir, transactionalIDFile), group+"-")
+	if err != nil {
+		return "", fmt.Errorf("transactional id: %w", err)
+	}
+	return id, nil
+}
+
+// persistedID returns the id the file at path holds, or writes a new random one there, prefixed.
+func persistedID(path, prefix string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
 		if id := strings.TrimSpace(string(b)); id != "" {
 			return id, nil
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("transactional id: %w", err)
+		return "", err
 	}
 	var r [8]byte
 	if _, err := rand.Read(r[:]); err != nil {
-		return "", fmt.Errorf("transactional id: %w", err)
+		return "", err
 	}
-	id := group + "-" + hex.EncodeToString(r[:])
+	id := prefix + hex.EncodeToString(r[:])
 	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
-		return "", fmt.Errorf("transactional id: %w", err)
+		return "", err
 	}
 	return id, nil
 }

@@ -17,9 +17,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/internal/assign"
 	"github.com/enricher/enricher/internal/changelog"
 	"github.com/enricher/enricher/internal/consumergroup"
 	"github.com/enricher/enricher/internal/kafkaconf"
+	"github.com/enricher/enricher/internal/members"
 	"github.com/enricher/enricher/internal/producer"
 	"github.com/enricher/enricher/internal/store"
 	"github.com/enricher/enricher/topology"
@@ -49,10 +51,6 @@ type Config struct {
 	// ScoreHistory, when positive, makes the join as-of: each key keeps its scores of the last
 	// ScoreHistory by record timestamp, and an input gets the one valid at its timestamp.
 	ScoreHistory time.Duration
-	// RecoverAhead restores every partition of the table before the replica joins the group
-	// (goka's WithRecoverAhead), so the partitions it takes over do not stop for their restore
-	// while the group waits; the replica joins later by that restore.
-	RecoverAhead bool
 	// Guarantee is AtLeastOnce (also the zero value) or ExactlyOnce.
 	Guarantee Guarantee
 	// CommitInterval is how often exactly-once commits a transaction.
@@ -62,17 +60,29 @@ type Config struct {
 	// TransactionTimeout is how long the broker keeps a transaction of a replica that died
 	// open: the longest a partition that fails over waits for it to abort.
 	TransactionTimeout time.Duration
-	// Standby keeps hot copies of the partitions this replica does not own (goka's hot standby).
-	Standby bool
-	Logger  *slog.Logger
-	Stats   *Stats
+	// StandbyReplicas is how many standby copies of each partition the group keeps, each on a
+	// replica other than the partition's owner, current from the changelog: a failover to one
+	// restores nothing. The group's leader decides with its own setting.
+	StandbyReplicas int
+	// MaxWarmups is how many warm-up copies the group restores at a time: a partition moves to
+	// a replica only once that replica's copy is within AcceptableRecoveryLag; meanwhile its
+	// owner keeps processing it. 0 is DefaultMaxWarmups.
+	MaxWarmups int
+	// AcceptableRecoveryLag is how many changelog records a replica's copy of a partition may
+	// trail by and still take the partition over. 0 is DefaultAcceptableRecoveryLag.
+	AcceptableRecoveryLag int64
+	// StateCleanupDelay is how long a local store that is neither owned, nor a standby or
+	// warm-up copy, stays on disk before it is deleted. 0 is DefaultStateCleanupDelay.
+	StateCleanupDelay time.Duration
+	Logger            *slog.Logger
+	Stats             *Stats
 	// ConnectTimeout bounds how long start-up waits for the brokers before it gives up.
 	ConnectTimeout time.Duration
 	// MaxBackoff caps the wait between restarts of a processor that failed.
 	MaxBackoff time.Duration
-	// MemberData is sent as the user data of the replica's group membership, where the other
-	// replicas read it (members.Advert: where this replica's web server answers).
-	MemberData []byte
+	// Advert is sent in the replica's group membership, where the other replicas read it
+	// (where this replica's web server answers).
+	Advert members.Advert
 	// OnProcessor, if set, is called with each processor before it runs (the web server
 	// attaches to it); after a restart it is called again with the new one.
 	OnProcessor func(Attached)
@@ -108,6 +118,14 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// The defaults of the assignor's settings, Kafka Streams' (KIP-441).
+const (
+	DefaultMaxWarmups            = 2
+	DefaultAcceptableRecoveryLag = 10_000
+	// DefaultStateCleanupDelay is Kafka Streams' state.cleanup.delay.ms.
+	DefaultStateCleanupDelay = 10 * time.Minute
+)
+
 // Runner keeps one goka processor of the job running.
 type Runner struct {
 	cfg    Config
@@ -118,6 +136,11 @@ type Runner struct {
 	caches *store.Caches
 	// commit is the exactly-once committer; nil under at-least-once.
 	commit *committer
+	// member is the replica's side of the assignor, and rejoin its request for a rebalance;
+	// both are made by Run.
+	member *member
+	rejoin *rejoiner
+	bounds func(context.Context) (map[int32]assign.Bounds, error)
 }
 
 // New returns a Runner for cfg.
@@ -150,6 +173,15 @@ func New(cfg Config) (*Runner, error) {
 	}
 	if cfg.Guarantee == "" {
 		cfg.Guarantee = AtLeastOnce
+	}
+	if cfg.MaxWarmups <= 0 {
+		cfg.MaxWarmups = DefaultMaxWarmups
+	}
+	if cfg.AcceptableRecoveryLag <= 0 {
+		cfg.AcceptableRecoveryLag = DefaultAcceptableRecoveryLag
+	}
+	if cfg.StateCleanupDelay <= 0 {
+		cfg.StateCleanupDelay = DefaultStateCleanupDelay
 	}
 	r := &Runner{cfg: cfg, log: cfg.Logger, stats: cfg.Stats, enrich: enrich, sink: sink, caches: caches}
 	if cfg.Guarantee == ExactlyOnce {
@@ -194,11 +226,12 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.log.Info("starting", "group", r.cfg.Topics.Group, "input", r.cfg.Topics.Input, "scores", r.cfg.Topics.Scores,
 		"output", r.cfg.Topics.Output, "table", r.cfg.Topics.Table(), "dlq", r.cfg.Topics.DLQ(),
 		"partitions", layout.Partitions, "state_dir", r.cfg.StateDir, "partitioner", string(r.cfg.Kafka.Partitioner),
-		"standby", r.cfg.Standby, "score_history", r.cfg.ScoreHistory.String(), "recover_ahead", r.cfg.RecoverAhead, "max_idle", r.cfg.MaxIdle.String(),
+		"standby_replicas", r.cfg.StandbyReplicas, "max_warmups", r.cfg.MaxWarmups, "acceptable_recovery_lag", r.cfg.AcceptableRecoveryLag,
+		"score_history", r.cfg.ScoreHistory.String(), "max_idle", r.cfg.MaxIdle.String(),
 		"guarantee", string(r.cfg.Guarantee), "transactional_id", r.cfg.TransactionalID)
 
 	sc := store.Config{Dir: r.cfg.StateDir, Offsets: changelogOffsets(adm), Read: r.partitionReader(), Logger: r.log,
-		Stats: &r.stats.Stats, CacheEntries: r.cfg.CacheEntries, Caches: r.caches, KeepFor: keptStoreTTL}
+		Stats: &r.stats.Stats, CacheEntries: r.cfg.CacheEntries, Caches: r.caches, KeepFor: min(keptStoreTTL, r.cfg.StateCleanupDelay)}
 	if r.commit != nil {
 		sc.Held = r.commit.stores
 	}
@@ -206,6 +239,22 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	process, err := ProcessID(r.cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	r.rejoin = newRejoiner(2 * time.Second)
+	replicas := guard.Replicas(store.ReplicaConfig{Topic: r.cfg.Topics.Table(), Follow: r.partitionFollower(),
+		AcceptableLag: r.cfg.AcceptableRecoveryLag, CaughtUp: r.rejoin.caughtUp})
+	defer func() {
+		if err := replicas.Close(); err != nil {
+			r.log.Warn("close the standby and warm-up copies", "error", err.Error())
+		}
+	}()
+	r.member = &member{advert: r.cfg.Advert, process: process, table: r.cfg.Topics.Table(), guard: guard,
+		replicas: replicas, stats: r.stats, log: r.log.With("component", "assignor")}
+	r.bounds = changelogBounds(adm, r.cfg.Topics.Table())
+	go guard.Cleanup(ctx, r.cfg.Topics.Table(), r.cfg.StateCleanupDelay, min(max(r.cfg.StateCleanupDelay/4, time.Second), time.Minute))
 	backoff := time.Second
 	for {
 		started := time.Now()
@@ -252,7 +301,7 @@ func (r *Runner) runOnce(ctx context.Context, layout topology.Layout, guard *sto
 		return fmt.Errorf("build processor: %w", err)
 	}
 	if r.cfg.OnProcessor != nil {
-		r.cfg.OnProcessor(Attached{Processor: p, Layout: layout, Lookup: r.caches.Lookup})
+		r.cfg.OnProcessor(Attached{Processor: p, Layout: layout, Lookup: r.lookup, Copies: r.member.replicas.Copies})
 	}
 	err = p.Run(ctx)
 	// goka has closed every store; the ones kept for a next session are closed for real.
@@ -262,12 +311,24 @@ func (r *Runner) runOnce(ctx context.Context, layout topology.Layout, guard *sto
 	return err
 }
 
+// lookup reads key's score in this replica's store of partition: the store goka runs, else a
+// standby or warm-up copy.
+func (r *Runner) lookup(partition int32, key string) (store.Lookup, error) {
+	l, err := r.caches.Lookup(partition, key)
+	if err != nil || l.Open {
+		return l, err
+	}
+	return r.member.replicas.Lookup(partition, key)
+}
+
 // Attached is what OnProcessor is handed: a processor about to run, the layout of its topics,
-// and a lookup of scores in this replica's stores (store.Caches.Lookup).
+// and a lookup of scores in this replica's stores, standby and warm-up copies included.
 type Attached struct {
 	Processor *goka.Processor
 	Layout    topology.Layout
 	Lookup    func(partition int32, key string) (store.Lookup, error)
+	// Copies lists the standby and warm-up copies this replica keeps, by partition.
+	Copies func() map[int32]store.Copy
 }
 
 // keptStoreTTL is how long a store whose partition went to another replica stays open, in
@@ -285,7 +346,7 @@ func (r *Runner) options(layout topology.Layout, guard *store.Guard) ([]goka.Pro
 		configs[i] = c
 	}
 	cg := consumergroup.Config{MaxIdle: r.cfg.MaxIdle, First: r.cfg.Topics.Scores,
-		Stats: r.stats.Alignment, Logger: r.log.With("component", "consumergroup")}
+		Stats: r.stats.Alignment, Logger: r.log.With("component", "consumergroup"), Rejoin: r.rejoin.ch}
 	if r.commit != nil {
 		cg.Commit, cg.CommitInterval = r.commit, r.cfg.CommitInterval
 		// Inputs, scores and the changelog are read as committed: a transaction's records are
@@ -294,7 +355,17 @@ func (r *Runner) options(layout topology.Layout, guard *store.Guard) ([]goka.Pro
 		configs[1].Consumer.IsolationLevel = sarama.ReadCommitted
 		configs[2].Consumer.IsolationLevel = sarama.ReadCommitted
 	}
-	configs[1].Consumer.Group.Member.UserData = r.cfg.MemberData
+	// The state-aware assignor first; goka's co-partitioning strategy while a replica of an
+	// older version, which knows only that one, is in the group. goka's config sets the
+	// deprecated Rebalance.Strategy, which would win over the list.
+	strategy := assign.New(assign.Config{
+		Settings: assign.Settings{StandbyReplicas: r.cfg.StandbyReplicas, MaxWarmups: r.cfg.MaxWarmups,
+			AcceptableLag: r.cfg.AcceptableRecoveryLag},
+		Local: r.member, Bounds: r.bounds, Logger: r.log.With("component", "assignor"),
+	})
+	configs[1].Consumer.Group.Rebalance.Strategy = nil
+	configs[1].Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{strategy, goka.CopartitioningStrategy}
+	configs[1].Consumer.Group.Member.UserData = r.cfg.Advert.Encode()
 	group, err := consumergroup.Builder(configs[1], cg)
 	if err != nil {
 		return nil, err
@@ -316,12 +387,6 @@ func (r *Runner) options(layout topology.Layout, guard *store.Guard) ([]goka.Pro
 		goka.WithHasher(r.cfg.Kafka.Partitioner.GokaHasher(layout.Partitions)),
 		goka.WithNilHandling(goka.NilProcess),
 		goka.WithRebalanceCallback(r.onRebalance),
-	}
-	if r.cfg.Standby {
-		opts = append(opts, goka.WithHotStandby())
-	}
-	if r.cfg.RecoverAhead {
-		opts = append(opts, goka.WithRecoverAhead())
 	}
 	return append(opts, r.cfg.Options...), nil
 }
@@ -449,6 +514,14 @@ func (r *Runner) waitForTopology(ctx context.Context, cluster topology.Cluster, 
 func (r *Runner) partitionReader() store.PartitionReader {
 	return func(ctx context.Context, topic string, partition int32, from, end int64, fn func([]*kgo.Record, int64) error) error {
 		return changelog.ReadPartition(ctx, r.cfg.Kafka, topic, partition, from, end, fn)
+	}
+}
+
+// partitionFollower follows changelog partitions with franz-go for the standby and warm-up
+// copies.
+func (r *Runner) partitionFollower() store.PartitionFollower {
+	return func(ctx context.Context, topic string, partition int32, from int64, fn func([]*kgo.Record, int64, int64) error) error {
+		return changelog.FollowPartition(ctx, r.cfg.Kafka, topic, partition, from, fn)
 	}
 }
 

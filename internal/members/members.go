@@ -48,8 +48,9 @@ func (a Advert) Encode() []byte {
 // an enricher replica, or an enricher from before adverts.
 var ErrNoAdvert = errors.New("the member advertises no address")
 
-// maxAdvert bounds the user data Decode reads: an advert is two short strings.
-const maxAdvert = 4096
+// maxAdvert bounds the user data Decode reads: an advert is two short strings, and the
+// assignor (internal/assign) adds about 25 bytes per partition with a local store.
+const maxAdvert = 256 << 10
 
 // Decode parses a member's user data.
 func Decode(data []byte) (Advert, error) {

@@ -64,6 +64,19 @@ func (k *keptStores) take(path string) *leveldb.DB {
 	return ks.db
 }
 
+// peek returns the database kept open at path, or nil, leaving it kept.
+func (k *keptStores) peek(path string) *leveldb.DB {
+	if k == nil {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if ks, ok := k.kept[path]; ok {
+		return ks.db
+	}
+	return nil
+}
+
 // expire closes ks if it is still the store kept at path.
 func (k *keptStores) expire(path string, ks *keptStore) {
 	k.mu.Lock()

@@ -53,6 +53,8 @@ type restoringStore struct {
 	start time.Time
 	// keep, if set, is offered the store on Close and reports whether it keeps it open.
 	keep func() bool
+	// closed, if set, is called once goka has closed the store, kept or not.
+	closed func()
 
 	mu         sync.Mutex
 	batch      leveldb.Batch
@@ -165,6 +167,9 @@ func (r *restoringStore) Close() error {
 	}
 	recovered := r.recovered
 	r.mu.Unlock()
+	if r.closed != nil {
+		defer r.closed()
+	}
 	if err == nil && recovered && r.keep != nil && r.keep() {
 		return nil
 	}

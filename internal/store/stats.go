@@ -9,6 +9,8 @@ import (
 // ahead of goka stands. Its zero value is ready to use, and it is safe for concurrent use.
 type Stats struct {
 	RecordsRestored atomic.Int64
+	// RecordsReplicated counts changelog records written into standby and warm-up copies.
+	RecordsReplicated atomic.Int64
 
 	mu        sync.Mutex
 	restoring map[int32]RestoreProgress

@@ -7,12 +7,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/lovoo/goka/storage"
 	"github.com/syndtr/goleveldb/leveldb"
 	lerrors "github.com/syndtr/goleveldb/leveldb/errors"
+	"github.com/syndtr/goleveldb/leveldb/opt"
 )
 
 // OffsetRange is a changelog partition's log start offset and high-water mark.
@@ -104,6 +108,18 @@ type Guard struct {
 	// fatal holds an ErrStateUnrecoverable: goka flattens the errors of a storage builder, so the
 	// Runner reads it from here to stop instead of restarting.
 	fatal atomic.Pointer[error]
+	// replicas, once made (Replicas), are the standby and warm-up copies.
+	replicas     *Replicas
+	replicasOnce sync.Once
+
+	// diskMu orders the opening of stores with the reading of closed stores' offsets: a
+	// LevelDB store opens in one place at a time.
+	diskMu sync.Mutex
+	// inUse are the paths of the stores open for goka or as standby and warm-up copies.
+	inUse map[string]bool
+	// diskOffsets are the offsets of closed stores read off disk, by path; opening a store
+	// forgets its entry.
+	diskOffsets map[string]int64
 }
 
 // Fatal returns the ErrStateUnrecoverable the guard met, if any: the Runner stops on it
@@ -121,43 +137,9 @@ func (g *Guard) Builder() storage.Builder {
 		began := time.Now()
 		path := Path(g.dir, topic, partition)
 		log := g.log.With("topic", topic, "partition", partition)
-		st, db, local, err := g.takeOrOpen(path, log)
+		st, db, local, start, end, err := g.openChecked(topic, partition, log)
 		if err != nil {
 			return nil, err
-		}
-		ctx, cancel := context.WithTimeout(g.context(), 30*time.Second)
-		start, end, err := g.offsets(ctx, topic, partition)
-		cancel()
-		if err != nil {
-			_ = st.Close()
-			return nil, fmt.Errorf("check local store of %s/%d against the changelog: %w", topic, partition, err)
-		}
-		if local >= 0 {
-			var why string
-			switch {
-			case end == 0:
-				err := fmt.Errorf("%w: changelog %s/%d is empty but the local store %s holds data up to offset %d: "+
-					"the changelog topic was deleted or recreated. Restore the table (enricher savepoint restore), "+
-					"or move the store aside to start with an empty table", ErrStateUnrecoverable, topic, partition, path, local)
-				g.fatal.CompareAndSwap(nil, &err)
-				_ = st.Close()
-				return nil, err
-			case local >= end:
-				why = fmt.Sprintf("local store is at changelog offset %d but the changelog ends at %d: the store is ahead of the changelog (topic recreated or truncated)", local, end)
-			case local+1 < start:
-				why = fmt.Sprintf("local store is at changelog offset %d but the changelog now starts at %d: records in between are gone", local, start)
-			}
-			if why != "" {
-				_ = st.Close()
-				moved, err := quarantine(path, "stale")
-				if err != nil {
-					return nil, err
-				}
-				log.Warn("local store not trusted: rebuilding it from the changelog", "reason", why, "moved_to", moved)
-				if st, db, local, err = g.open(path, log); err != nil {
-					return nil, err
-				}
-			}
 		}
 		var held *txnStore
 		if g.txn != nil {
@@ -170,6 +152,7 @@ func (g *Guard) Builder() storage.Builder {
 		}
 		r := newRestoringStore(cache, db, log, g.stats, local)
 		r.start = began
+		r.closed = func() { g.setInUse(path, false) }
 		if g.kept != nil {
 			r.keep = func() bool {
 				if held != nil {
@@ -207,6 +190,125 @@ func (g *Guard) Builder() storage.Builder {
 	}
 }
 
+// openChecked takes or opens the store of topic/partition and checks it against its changelog:
+// a store the changelog cannot have written (ahead of its end, or behind its start) is moved
+// aside and a fresh one opened; a store whose changelog is empty stops the job
+// (ErrStateUnrecoverable). It returns the store, its database, the offset it has applied (-1
+// for none), and the changelog's start and end.
+func (g *Guard) openChecked(topic string, partition int32, log *slog.Logger) (storage.Storage, *leveldb.DB, int64, int64, int64, error) {
+	path := Path(g.dir, topic, partition)
+	st, db, local, err := g.takeOrOpen(partition, path, log)
+	if err != nil {
+		return nil, nil, 0, 0, 0, err
+	}
+	ctx, cancel := context.WithTimeout(g.context(), 30*time.Second)
+	start, end, err := g.offsets(ctx, topic, partition)
+	cancel()
+	if err != nil {
+		_ = st.Close()
+		return nil, nil, 0, 0, 0, fmt.Errorf("check local store of %s/%d against the changelog: %w", topic, partition, err)
+	}
+	if local >= 0 {
+		var why string
+		switch {
+		case end == 0:
+			err := fmt.Errorf("%w: changelog %s/%d is empty but the local store %s holds data up to offset %d: "+
+				"the changelog topic was deleted or recreated. Restore the table (enricher savepoint restore), "+
+				"or move the store aside to start with an empty table", ErrStateUnrecoverable, topic, partition, path, local)
+			g.fatal.CompareAndSwap(nil, &err)
+			_ = st.Close()
+			return nil, nil, 0, 0, 0, err
+		case local >= end:
+			why = fmt.Sprintf("local store is at changelog offset %d but the changelog ends at %d: the store is ahead of the changelog (topic recreated or truncated)", local, end)
+		case local+1 < start:
+			why = fmt.Sprintf("local store is at changelog offset %d but the changelog now starts at %d: records in between are gone", local, start)
+		}
+		if why != "" {
+			_ = st.Close()
+			moved, err := quarantine(path, "stale")
+			if err != nil {
+				return nil, nil, 0, 0, 0, err
+			}
+			log.Warn("local store not trusted: rebuilding it from the changelog", "reason", why, "moved_to", moved)
+			if st, db, local, err = g.open(path, log); err != nil {
+				return nil, nil, 0, 0, 0, err
+			}
+		}
+	}
+	return st, db, local, start, end, nil
+}
+
+// setInUse records whether the store at path is open for goka or as a copy.
+func (g *Guard) setInUse(path string, open bool) {
+	g.diskMu.Lock()
+	defer g.diskMu.Unlock()
+	if open {
+		if g.inUse == nil {
+			g.inUse = map[string]bool{}
+		}
+		g.inUse[path] = true
+	} else {
+		delete(g.inUse, path)
+	}
+}
+
+// StoreOffsets returns, for every store of topic this replica holds but goka's open ones (which
+// the group knows as active), the changelog offset it has applied: its standby and warm-up
+// copies, the stores kept open, and the stores closed on disk (read once, then remembered until
+// the store opens again). A store that cannot be read is left out.
+func (g *Guard) StoreOffsets(topic string) map[int32]int64 {
+	out := map[int32]int64{}
+	for p, c := range g.replicas.Copies() {
+		out[p] = c.Offset
+	}
+	g.diskMu.Lock()
+	defer g.diskMu.Unlock()
+	entries, err := os.ReadDir(g.dir)
+	if err != nil {
+		return out
+	}
+	prefix := topic + "."
+	for _, e := range entries {
+		p, err := strconv.ParseInt(strings.TrimPrefix(e.Name(), prefix), 10, 32)
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), prefix) || err != nil || p < 0 {
+			continue // quarantined stores carry a suffix and never count
+		}
+		part, path := int32(p), filepath.Join(g.dir, e.Name())
+		if _, ok := out[part]; ok || g.inUse[path] {
+			continue
+		}
+		if db := g.kept.peek(path); db != nil {
+			if off, err := storedOffset(db); err == nil {
+				out[part] = off
+			}
+			continue
+		}
+		off, ok := g.diskOffsets[path]
+		if !ok {
+			if off, err = readOffset(path); err != nil {
+				g.log.Warn("cannot read the offset of a local store", "path", path, "error", err.Error())
+				continue
+			}
+			if g.diskOffsets == nil {
+				g.diskOffsets = map[string]int64{}
+			}
+			g.diskOffsets[path] = off
+		}
+		out[part] = off
+	}
+	return out
+}
+
+// readOffset opens the closed store at path just to read its offset.
+func readOffset(path string) (int64, error) {
+	db, err := leveldb.OpenFile(path, &opt.Options{ReadOnly: true})
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	return storedOffset(db)
+}
+
 // context is the guard's context, or Background for a guard without one.
 func (g *Guard) context() context.Context {
 	if g.ctx != nil {
@@ -215,9 +317,29 @@ func (g *Guard) context() context.Context {
 	return context.Background()
 }
 
-// takeOrOpen takes back the store kept open at path (see keptStores), or opens it.
-func (g *Guard) takeOrOpen(path string, log *slog.Logger) (storage.Storage, *leveldb.DB, int64, error) {
-	db := g.kept.take(path)
+// takeOrOpen takes over the partition's standby or warm-up copy (Replicas), or the store kept
+// open at path (keptStores), or opens it.
+// The path is in use from then on, until its user calls setInUse(path, false): cleanup leaves it.
+func (g *Guard) takeOrOpen(partition int32, path string, log *slog.Logger) (storage.Storage, *leveldb.DB, int64, error) {
+	g.diskMu.Lock()
+	defer g.diskMu.Unlock()
+	delete(g.diskOffsets, path)
+	st, db, local, err := g.takeOrOpenLocked(partition, path, log)
+	if err == nil {
+		if g.inUse == nil {
+			g.inUse = map[string]bool{}
+		}
+		g.inUse[path] = true
+	}
+	return st, db, local, err
+}
+
+// takeOrOpenLocked is takeOrOpen with diskMu held.
+func (g *Guard) takeOrOpenLocked(partition int32, path string, log *slog.Logger) (storage.Storage, *leveldb.DB, int64, error) {
+	db := g.replicas.take(partition)
+	if db == nil {
+		db = g.kept.take(path)
+	}
 	if db == nil {
 		return g.open(path, log)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/job"
+	"github.com/enricher/enricher/internal/store"
 )
 
 // metrics exposes job.Stats and goka's per-partition stats to Prometheus.
@@ -24,13 +25,18 @@ type metrics struct {
 	lag       *prometheus.Desc
 	remaining *prometheus.Desc
 	state     *prometheus.Desc
+	// copies lists the standby and warm-up copies; copyLag is their lag.
+	copies  func() map[int32]store.Copy
+	copyLag *prometheus.Desc
 
 	streamTime, waiting, waits, waitSeconds, waitsExpired, noTimestamp *prometheus.Desc
 }
 
-func newMetrics(stats *job.Stats, current func() *goka.Processor) *metrics {
+func newMetrics(stats *job.Stats, current func() *goka.Processor, copies func() map[int32]store.Copy) *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(), stats: stats, current: current,
+		reg: prometheus.NewRegistry(), stats: stats, current: current, copies: copies,
+		copyLag: prometheus.NewDesc("enricher_copy_lag", "Changelog records a standby or warm-up copy trails its changelog's end by, by partition and mode.",
+			[]string{"partition", "mode"}, nil),
 		dlq: prometheus.NewDesc("enricher_dlq_records_total", "Records sent to the dead-letter topic, by reason.",
 			[]string{"reason"}, nil),
 		lag: prometheus.NewDesc("enricher_consumer_lag", "Records not yet consumed, by input topic and owned partition.",
@@ -70,6 +76,7 @@ func newMetrics(stats *job.Stats, current func() *goka.Processor) *metrics {
 		counter("enricher_scores_applied_total", "Score records applied to the table.", stats.ScoresApplied.Load),
 		counter("enricher_tombstones_applied_total", "Score tombstones applied (keys deleted from the table).", stats.TombstonesApplied.Load),
 		counter("enricher_changelog_records_restored_total", "Changelog records applied while restoring partitions.", stats.RecordsRestored.Load),
+		counter("enricher_changelog_records_replicated_total", "Changelog records written into standby and warm-up copies.", stats.RecordsReplicated.Load),
 		counter("enricher_rebalances_total", "Partition assignments received.", stats.Rebalances.Load),
 		counter("enricher_processor_restarts_total", "Processors rebuilt after a failure.", stats.Restarts.Load),
 		counter("enricher_asof_outside_history_total", "Inputs of the as-of join stamped before their key's kept history (they got -1).", stats.AsOfOutsideHistory.Load),
@@ -95,6 +102,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.lag
 	ch <- m.remaining
 	ch <- m.state
+	ch <- m.copyLag
 	for _, d := range []*prometheus.Desc{m.streamTime, m.waiting, m.waits, m.waitSeconds, m.waitsExpired, m.noTimestamp} {
 		ch <- d
 	}
@@ -107,6 +115,15 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.dlq, prometheus.CounterValue, float64(dlq[r]), string(r))
 	}
 	m.collectAlignment(ch)
+	for part, c := range m.copies() {
+		mode := standby
+		if c.Warmup {
+			mode = warmup
+		}
+		if c.End >= 0 {
+			ch <- prometheus.MustNewConstMetric(m.copyLag, prometheus.GaugeValue, float64(max(0, c.End-(c.Offset+1))), strconv.Itoa(int(part)), mode)
+		}
+	}
 	p := m.current()
 	if p == nil {
 		return

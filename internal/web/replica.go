@@ -54,8 +54,8 @@ func tableState(part int32, ps *goka.PartitionProcStats, stats *job.Stats) (st p
 // Modes of a partition a replica runs.
 const (
 	active  = "active"  // the group assigned it here: its inputs are processed here
-	standby = "standby" // a hot-standby copy (--standby) of a partition another replica owns
-	ahead   = "ahead"   // restored ahead of joining the group (--recover-ahead), not assigned
+	standby = "standby" // a standby copy (--standby-replicas) of a partition another replica owns
+	warmup  = "warm-up" // a copy restored here to take the partition over once it is caught up
 )
 
 // partitionView is one partition this replica runs, as the monitor shows it.
@@ -109,11 +109,12 @@ type replicaView struct {
 	Time       time.Time       `json:"time"`
 }
 
-// partitions returns the partitions p runs, sorted, each with its mode and state.
-func (s *Server) partitionViews(ctx context.Context, p *goka.Processor) []partitionView {
+// partitionViews returns the partitions a's processor runs and the copies this replica keeps,
+// sorted, each with its mode and state.
+func (s *Server) partitionViews(ctx context.Context, a *job.Attached) []partitionView {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	stats := p.StatsWithContext(ctx)
+	stats := a.Processor.StatsWithContext(ctx)
 	waiting := map[int32]*consumergroup.Wait{}
 	for _, ps := range s.cfg.Stats.Alignment.Partitions() {
 		if w := ps.Waiting(); w != nil {
@@ -123,14 +124,9 @@ func (s *Server) partitionViews(ctx context.Context, p *goka.Processor) []partit
 	out := make([]partitionView, 0, len(stats.Group))
 	for part, ps := range stats.Group {
 		st, remaining := tableState(part, ps, s.cfg.Stats)
-		v := partitionView{partitionState: st, Mode: ahead, Remaining: remaining,
+		// goka runs the partitions the group assigned here, and no others.
+		v := partitionView{partitionState: st, Mode: active, Remaining: remaining, Waiting: waiting[part],
 			Input: map[string]topicInput{}, Output: map[string]uint{}}
-		switch {
-		case s.cfg.Stats.Assigned(part):
-			v.Mode, v.Waiting = active, waiting[part]
-		case s.cfg.Standby:
-			v.Mode = standby
-		}
 		if ts := ps.TableStats; ts != nil && ts.Recovery != nil {
 			if t := ts.Recovery.StartTime; !t.IsZero() {
 				v.RecoveryStarted = &t
@@ -149,6 +145,24 @@ func (s *Server) partitionViews(ctx context.Context, p *goka.Processor) []partit
 		}
 		out = append(out, v)
 	}
+	if a.Copies != nil {
+		for part, c := range a.Copies() {
+			if _, running := stats.Group[part]; running {
+				continue // handed over to goka this moment
+			}
+			v := partitionView{partitionState: partitionState{Partition: part, State: "running", Offset: c.Offset, HWM: c.End},
+				Mode: standby, Input: map[string]topicInput{}, Output: map[string]uint{}}
+			if c.Warmup {
+				v.Mode = warmup
+			}
+			if c.End < 0 {
+				v.State = "recovering" // no fetch answered yet
+			} else {
+				v.Remaining = max(0, c.End-(c.Offset+1))
+			}
+			out = append(out, v)
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Partition < out[j].Partition })
 	return out
 }
@@ -166,7 +180,7 @@ func (s *Server) view(ctx context.Context) replicaView {
 			Scores: st.ScoresApplied.Load(), DeadLetters: dlq, Restarts: st.Restarts.Load(), Rebalances: st.Rebalances.Load()}}
 	if p := s.current(); p != nil {
 		v.State = procStateNames[p.StateReader().State()]
-		v.Partitions = s.partitionViews(ctx, p)
+		v.Partitions = s.partitionViews(ctx, s.attached.Load())
 	}
 	return v
 }
@@ -190,7 +204,7 @@ type recoveringPartition struct {
 
 // readyz is 200 when the processor runs with every partition the group assigned it recovered,
 // else 503. Its body lists every partition on this replica that is not running yet, with its
-// mode; hot-standby copies and partitions restored ahead of joining do not hold readiness up.
+// mode; standby and warm-up copies do not hold readiness up.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	body := struct {
 		Ready      bool                  `json:"ready"`
@@ -207,7 +221,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		body.Reason = "the processor has not started"
 	default:
 		activeRecovering := false
-		for _, pv := range s.partitionViews(r.Context(), p) {
+		for _, pv := range s.partitionViews(r.Context(), s.attached.Load()) {
 			if pv.State != "running" {
 				body.Recovering = append(body.Recovering, recoveringPartition{partitionState: pv.partitionState, Mode: pv.Mode})
 			}

@@ -57,7 +57,7 @@ func (s *Server) localIn(ctx context.Context, attached *job.Attached, key string
 	}
 	p := attached.Processor
 	var pv *partitionView
-	for _, v := range s.partitionViews(ctx, p) {
+	for _, v := range s.partitionViews(ctx, attached) {
 		if v.Partition == part {
 			pv = &v
 			break
@@ -67,7 +67,7 @@ func (s *Server) localIn(ctx context.Context, attached *job.Attached, key string
 	case pv == nil:
 		la.answer.Reason = fmt.Sprintf("partition %d is not on this replica", part)
 		return la
-	case !p.StateReader().IsState(goka.ProcStateRunning):
+	case pv.Mode == active && !p.StateReader().IsState(goka.ProcStateRunning):
 		la.mode = pv.Mode
 		la.answer.Reason = "the processor on this replica is joining its group or recovering"
 		return la
@@ -144,9 +144,9 @@ func (rt router) lookup(ctx context.Context, key string, part int32) (int, answe
 			}
 		}
 	}
-	if here.mode == standby && here.status != http.StatusServiceUnavailable {
+	if (here.mode == standby || here.mode == warmup) && here.status != http.StatusServiceUnavailable {
 		here.answer.Owner, here.answer.Standby = owner, true
-		here.answer.Reason = why + "; this answer is from this replica's hot-standby copy"
+		here.answer.Reason = why + "; this answer is from this replica's " + here.mode + " copy"
 		return here.status, here.answer
 	}
 	return http.StatusServiceUnavailable, answer{Key: key, Partition: part, Owner: owner, Reason: why}

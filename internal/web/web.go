@@ -21,6 +21,7 @@ import (
 	"github.com/enricher/enricher/internal/job"
 	"github.com/enricher/enricher/internal/members"
 	"github.com/enricher/enricher/internal/partition"
+	"github.com/enricher/enricher/internal/store"
 	"github.com/enricher/enricher/topology"
 )
 
@@ -48,11 +49,8 @@ type Config struct {
 	Scheme partition.Scheme
 	// Directory describes the group; nil serves this replica's own partitions only.
 	Directory Directory
-	// Standby says the replica keeps hot-standby copies (--standby): a partition it runs but
-	// was not assigned is one, and answers lookups its owner cannot.
-	Standby bool
-	Stats   *job.Stats
-	Logger  *slog.Logger
+	Stats     *job.Stats
+	Logger    *slog.Logger
 	// Profiling serves Go's runtime profiles (net/http/pprof) under /debug/pprof/, behind Token.
 	Profiling bool
 	// Client makes the calls to the other replicas; nil: one with a 2 s timeout.
@@ -91,7 +89,7 @@ func New(cfg Config) (*Server, error) {
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 2 * time.Second}
 	}
-	s.metrics = newMetrics(cfg.Stats, s.current)
+	s.metrics = newMetrics(cfg.Stats, s.current, s.copies)
 	return s, nil
 }
 
@@ -106,6 +104,14 @@ func (s *Server) Attach(a job.Attached) {
 func (s *Server) current() *goka.Processor {
 	if a := s.attached.Load(); a != nil {
 		return a.Processor
+	}
+	return nil
+}
+
+// copies lists the standby and warm-up copies of the processor attached last; none before.
+func (s *Server) copies() map[int32]store.Copy {
+	if a := s.attached.Load(); a != nil && a.Copies != nil {
+		return a.Copies()
 	}
 	return nil
 }

@@ -227,7 +227,7 @@ func TestRouterLookup(t *testing.T) {
 		{name: "owner recovering", part: 1, here: notHere, group: stable,
 			peer: peerSays(503, answer{Reason: "partition 1 is recovering"}, nil), wantStatus: 503, wantOwner: owner.Web, reason: "cannot answer: partition 1 is recovering"},
 		{name: "owner unreachable, standby here", part: 1, here: found(standby), group: stable,
-			peer: peerSays(0, answer{}, errors.New("connection refused")), wantStatus: 200, wantScore: score(7), wantOwner: owner.Web, standby: true, reason: "hot-standby copy"},
+			peer: peerSays(0, answer{}, errors.New("connection refused")), wantStatus: 200, wantScore: score(7), wantOwner: owner.Web, standby: true, reason: "standby copy"},
 		{name: "standby is not asked first", part: 1, here: found(standby), group: stable, peer: okPeer, wantStatus: 200, wantScore: score(9), wantOwner: owner.Web},
 		{name: "rebalancing", part: 1, here: notHere, group: members.Group{State: "PreparingRebalance"}, wantStatus: 503, reason: "rebalancing (PreparingRebalance)"},
 		{name: "rebalancing, standby here", part: 1, here: found(standby), group: members.Group{State: "CompletingRebalance"}, wantStatus: 200, wantScore: score(7), standby: true, reason: "rebalancing"},

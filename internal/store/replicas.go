@@ -1,0 +1,375 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// PartitionFollower reads the committed records of one changelog partition from offset from on
+// until ctx ends, a fetched batch at a time, with the offset the read is through and the
+// partition's end as that fetch saw it (changelog.FollowPartition).
+type PartitionFollower func(ctx context.Context, topic string, partition int32, from int64, fn func(records []*kgo.Record, through, end int64) error) error
+
+// Replicas keeps this replica's standby and warm-up copies of table partitions it does not own
+// current from their changelog (docs/state-assignment.md). A copy is a LevelDB store like any
+// other, written in the restore's batches, each with its last offset under goka's offset key;
+// when the group makes its partition active here, the Guard takes the copy over (take), checks
+// it against the changelog and catches it up from its own offset before goka sees it.
+type Replicas struct {
+	g      *Guard
+	topic  string
+	follow PartitionFollower
+	// acceptable is how far a warm-up copy may trail the changelog's end and count as caught up.
+	acceptable int64
+	// caughtUp is called when the warm-up copies are ready to move (see report).
+	caughtUp func()
+	log      *slog.Logger
+
+	mu     sync.Mutex
+	copies map[int32]*replica
+	// reported says caughtUp was called for the current assignment's warm-ups; setting, that
+	// Set is still opening the assignment's copies, so not all of them are there to ask.
+	reported, setting bool
+}
+
+// reportAfter is how long a warm-up copy that caught up waits for the others before it asks to
+// move alone: each move is a rebalance that stops every partition for a moment, so copies that
+// catch up close together move in one.
+const reportAfter = 3 * time.Second
+
+// replica is one copy being followed.
+type replica struct {
+	path   string
+	cancel context.CancelFunc
+	done   chan struct{}
+	// db is the copy's database; its follower writes it until done is closed.
+	db *leveldb.DB
+
+	mu     sync.Mutex
+	warmup bool
+	offset int64 // the last changelog offset applied, -1 for none
+	end    int64 // the changelog's end as the last fetch saw it, -1 before one
+	// caughtUpAt is when this warm-up first came within the acceptable lag; zero before.
+	caughtUpAt time.Time
+}
+
+// ReplicaConfig configures the Guard's Replicas.
+type ReplicaConfig struct {
+	// Topic is the table's changelog topic.
+	Topic  string
+	Follow PartitionFollower
+	// AcceptableLag is how many records a warm-up copy may trail by and count as caught up.
+	AcceptableLag int64
+	// CaughtUp, if set, is called once per assignment when its warm-up copies are ready to
+	// move: every one within AcceptableLag, or one of them for reportAfter.
+	CaughtUp func()
+}
+
+// Replicas returns the guard's standby and warm-up copies, made on the first call with c.
+func (g *Guard) Replicas(c ReplicaConfig) *Replicas {
+	g.replicasOnce.Do(func() {
+		g.replicas = &Replicas{g: g, topic: c.Topic, follow: c.Follow, acceptable: c.AcceptableLag,
+			caughtUp: c.CaughtUp, log: g.log.With("component", "replicas"), copies: map[int32]*replica{}}
+	})
+	return g.replicas
+}
+
+// Set makes standby and warmup the copies this replica keeps: copies no longer wanted stop
+// being followed and are kept open a while (keptStores) in case they come back, then closed;
+// new ones are opened (or taken from where they were kept) and followed from their offset.
+func (r *Replicas) Set(standby, warmup []int32) {
+	if r == nil {
+		return
+	}
+	want := map[int32]bool{}
+	for _, p := range standby {
+		want[p] = false
+	}
+	for _, p := range warmup {
+		want[p] = true
+	}
+	r.mu.Lock()
+	var removed []*replica
+	for p, c := range r.copies {
+		if _, ok := want[p]; !ok {
+			delete(r.copies, p)
+			removed = append(removed, c)
+		}
+	}
+	var added []int32
+	for p, warm := range want {
+		c, ok := r.copies[p]
+		if !ok {
+			added = append(added, p)
+			continue
+		}
+		c.mu.Lock()
+		c.warmup = warm
+		c.mu.Unlock()
+	}
+	// A new assignment reports afresh: the rebalance asked for may have come before a copy
+	// caught up, or planned its partition elsewhere.
+	r.reported, r.setting = false, true
+	r.mu.Unlock()
+	// Copies that caught up before this assignment, or while Set opened the others, report now.
+	defer func() {
+		r.mu.Lock()
+		r.setting = false
+		r.mu.Unlock()
+		go r.report()
+	}()
+	// Closing and opening take the guard's locks, which a hand-over to goka holds while it takes
+	// r.mu: not under r.mu.
+	for _, c := range removed {
+		c.stop()
+		if !r.g.kept.keep(c.path, c.db) {
+			if err := closeDB(c.db); err != nil {
+				r.log.Warn("close a copy no longer wanted", "path", c.path, "error", err.Error())
+			}
+		}
+		r.g.setInUse(c.path, false)
+	}
+	slices.Sort(added)
+	for _, p := range added {
+		c, err := r.start(p, want[p])
+		if err != nil {
+			// The copy is an optimisation: without it the partition restores when it moves here.
+			r.log.Warn("cannot keep a copy of the partition", "partition", p, "warmup", want[p], "error", err.Error())
+			continue
+		}
+		r.mu.Lock()
+		r.copies[p] = c
+		r.mu.Unlock()
+	}
+}
+
+// start opens the copy of p, checked against the changelog, and follows it.
+func (r *Replicas) start(p int32, warm bool) (*replica, error) {
+	log := r.log.With("topic", r.topic, "partition", p)
+	st, db, local, _, _, err := r.g.openChecked(r.topic, p, log)
+	if err != nil {
+		return nil, err
+	}
+	_ = st // the copy writes its database directly; goka's storage over it is made at hand-over
+	ctx, cancel := context.WithCancel(r.g.context())
+	c := &replica{path: Path(r.g.dir, r.topic, p), cancel: cancel, done: make(chan struct{}), db: db,
+		warmup: warm, offset: local, end: -1}
+	go c.follow(ctx, r, p, log)
+	log.Info("following a copy of the partition", "role", c.role(), "local_offset", local)
+	return c, nil
+}
+
+func (c *replica) role() string {
+	if c.warmup {
+		return "warm-up"
+	}
+	return "standby"
+}
+
+// follow writes the changelog into the copy until ctx ends, retrying a failed read with
+// backoff.
+func (c *replica) follow(ctx context.Context, r *Replicas, p int32, log *slog.Logger) {
+	defer close(c.done)
+	backoff := 500 * time.Millisecond
+	for ctx.Err() == nil {
+		c.mu.Lock()
+		from := c.offset + 1
+		c.mu.Unlock()
+		err := r.follow(ctx, r.topic, p, from, func(records []*kgo.Record, through, end int64) error {
+			return c.apply(records, through, end, r, p)
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("following the copy stopped: retrying", "error", err.Error(), "retry_in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// apply writes one fetch's records and the offset they read through, in batches as a restore
+// writes them, and reports a warm-up copy that came within the acceptable lag.
+func (c *replica) apply(records []*kgo.Record, through, end int64, r *Replicas, p int32) error {
+	batch := new(leveldb.Batch)
+	for _, rec := range records {
+		if rec.Value == nil {
+			batch.Delete(rec.Key)
+		} else {
+			batch.Put(rec.Key, rec.Value)
+		}
+		if batchFull(batch) {
+			putOffset(batch, rec.Offset)
+			if err := c.db.Write(batch, nil); err != nil {
+				return fmt.Errorf("write the copy of %s/%d: %w", r.topic, p, err)
+			}
+			batch.Reset()
+		}
+	}
+	putOffset(batch, through)
+	if err := c.db.Write(batch, nil); err != nil {
+		return fmt.Errorf("write the copy of %s/%d: %w", r.topic, p, err)
+	}
+	r.g.stats.RecordsReplicated.Add(int64(len(records)))
+	c.mu.Lock()
+	c.offset, c.end = through, end
+	first := c.warmup && c.caughtUpAt.IsZero() && end-(through+1) <= r.acceptable
+	if first {
+		c.caughtUpAt = time.Now()
+	}
+	c.mu.Unlock()
+	if first {
+		r.log.Info("warm-up copy caught up", "topic", r.topic, "partition", p, "offset", through, "end", end)
+		r.report()
+		time.AfterFunc(reportAfter, r.report)
+	}
+	return nil
+}
+
+// report calls caughtUp once per assignment, when every warm-up copy has caught up or one of
+// them caught up reportAfter ago.
+func (r *Replicas) report() {
+	r.mu.Lock()
+	ready, all, warm := false, true, 0
+	for _, c := range r.copies {
+		c.mu.Lock()
+		if c.warmup {
+			warm++
+			if c.caughtUpAt.IsZero() {
+				all = false
+			} else if time.Since(c.caughtUpAt) >= reportAfter {
+				ready = true
+			}
+		}
+		c.mu.Unlock()
+	}
+	fire := warm > 0 && (ready || all) && !r.reported && !r.setting && r.caughtUp != nil
+	if fire {
+		r.reported = true
+	}
+	r.mu.Unlock()
+	if fire {
+		r.caughtUp()
+	}
+}
+
+// stop ends the copy's follower and waits until it wrote its last batch.
+func (c *replica) stop() {
+	c.cancel()
+	<-c.done
+}
+
+// take hands the copy of p over to its new owner, the Guard: following stops, and the
+// database is the caller's. It returns nil when there is no copy of p; a nil *Replicas has none.
+func (r *Replicas) take(p int32) *leveldb.DB {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	c, ok := r.copies[p]
+	delete(r.copies, p)
+	r.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	c.stop()
+	r.log.Info("copy handed over to the partition's processor", "partition", p, "role", c.role(), "offset", c.offsetNow())
+	return c.db
+}
+
+func (c *replica) offsetNow() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.offset
+}
+
+// Copy is what a copy reports: its role, the offset it applied and the changelog's end as it
+// last saw it (-1 before a fetch).
+type Copy struct {
+	Warmup      bool
+	Offset, End int64
+}
+
+// Copies returns every copy this replica follows, by partition.
+func (r *Replicas) Copies() map[int32]Copy {
+	out := map[int32]Copy{}
+	if r == nil {
+		return out
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p, c := range r.copies {
+		c.mu.Lock()
+		out[p] = Copy{Warmup: c.warmup, Offset: c.offset, End: c.end}
+		c.mu.Unlock()
+	}
+	return out
+}
+
+// Lookup reads key's score in the copy of partition: Open is false without one. A copy trails
+// the owner's store by as much as it lags.
+func (r *Replicas) Lookup(partition int32, key string) (Lookup, error) {
+	if r == nil {
+		return Lookup{}, nil
+	}
+	r.mu.Lock()
+	c, ok := r.copies[partition]
+	r.mu.Unlock()
+	if !ok {
+		return Lookup{}, nil
+	}
+	v, err := c.db.Get([]byte(key), nil)
+	if err == leveldb.ErrNotFound {
+		return Lookup{Open: true}, nil
+	}
+	if err != nil {
+		return Lookup{}, err
+	}
+	e, err := decodeCached(v)
+	return Lookup{Open: true, Found: e.present, Score: e.score}, err
+}
+
+// Close stops following every copy and closes it.
+func (r *Replicas) Close() error {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	copies := r.copies
+	r.copies = map[int32]*replica{}
+	r.mu.Unlock()
+	var first error
+	for _, p := range slices.Sorted(maps.Keys(copies)) {
+		c := copies[p]
+		c.stop()
+		if err := closeDB(c.db); err != nil && first == nil {
+			first = err
+		}
+		r.g.setInUse(c.path, false)
+	}
+	return first
+}
+
+// storedOffset reads the changelog offset a database has applied, -1 for none.
+func storedOffset(db *leveldb.DB) (int64, error) {
+	v, err := db.Get([]byte(offsetKey), nil)
+	if err == leveldb.ErrNotFound {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(string(v), 10, 64)
+}
