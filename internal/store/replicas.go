@@ -36,9 +36,13 @@ type Replicas struct {
 
 	mu     sync.Mutex
 	copies map[int32]*replica
-	// reported says caughtUp was called for the current assignment's warm-ups; setting, that
-	// Set is still opening the assignment's copies, so not all of them are there to ask.
-	reported, setting bool
+	// want is the latest assignment's copies (true for a warm-up); starting, the copies being
+	// opened, each closing its channel once open.
+	want     map[int32]bool
+	starting map[int32]chan struct{}
+	// reported says caughtUp was called for the current assignment's warm-ups; closed, that
+	// Close was called, so a copy retired from then on is closed, not kept.
+	reported, closed bool
 }
 
 // reportAfter is how long a warm-up copy that caught up waits for the others before it asks to
@@ -78,7 +82,8 @@ type ReplicaConfig struct {
 func (g *Guard) Replicas(c ReplicaConfig) *Replicas {
 	g.replicasOnce.Do(func() {
 		g.replicas = &Replicas{g: g, topic: c.Topic, follow: c.Follow, acceptable: c.AcceptableLag,
-			caughtUp: c.CaughtUp, log: g.log.With("component", "replicas"), copies: map[int32]*replica{}}
+			caughtUp: c.CaughtUp, log: g.log.With("component", "replicas"), copies: map[int32]*replica{},
+			starting: map[int32]chan struct{}{}}
 	})
 	return g.replicas
 }
@@ -86,6 +91,8 @@ func (g *Guard) Replicas(c ReplicaConfig) *Replicas {
 // Set makes standby and warmup the copies this replica keeps: copies no longer wanted stop
 // being followed and are kept open a while (keptStores) in case they come back, then closed;
 // new ones are opened (or taken from where they were kept) and followed from their offset.
+// Set returns once the copies no longer wanted are stopped; the new ones open in the
+// background, since Set runs in the group's rebalance, before any partition processes again.
 func (r *Replicas) Set(standby, warmup []int32) {
 	if r == nil {
 		return
@@ -98,6 +105,7 @@ func (r *Replicas) Set(standby, warmup []int32) {
 		want[p] = true
 	}
 	r.mu.Lock()
+	r.want = want
 	var removed []*replica
 	for p, c := range r.copies {
 		if _, ok := want[p]; !ok {
@@ -105,50 +113,86 @@ func (r *Replicas) Set(standby, warmup []int32) {
 			removed = append(removed, c)
 		}
 	}
-	var added []int32
+	started := map[int32]chan struct{}{}
 	for p, warm := range want {
-		c, ok := r.copies[p]
-		if !ok {
-			added = append(added, p)
+		if c, ok := r.copies[p]; ok {
+			c.mu.Lock()
+			c.warmup = warm
+			c.mu.Unlock()
 			continue
 		}
-		c.mu.Lock()
-		c.warmup = warm
-		c.mu.Unlock()
+		if _, ok := r.starting[p]; !ok {
+			started[p] = make(chan struct{})
+			r.starting[p] = started[p]
+		}
 	}
 	// A new assignment reports afresh: the rebalance asked for may have come before a copy
 	// caught up, or planned its partition elsewhere.
-	r.reported, r.setting = false, true
+	r.reported = false
 	r.mu.Unlock()
-	// Copies that caught up before this assignment, or while Set opened the others, report now.
-	defer func() {
-		r.mu.Lock()
-		r.setting = false
-		r.mu.Unlock()
-		go r.report()
-	}()
-	// Closing and opening take the guard's locks, which a hand-over to goka holds while it takes
-	// r.mu: not under r.mu.
 	for _, c := range removed {
-		c.stop()
-		if !r.g.kept.keep(c.path, c.db) {
-			if err := closeDB(c.db); err != nil {
-				r.log.Warn("close a copy no longer wanted", "path", c.path, "error", err.Error())
-			}
-		}
-		r.g.setInUse(c.path, false)
+		r.retire(c)
 	}
-	slices.Sort(added)
-	for _, p := range added {
-		c, err := r.start(p, want[p])
-		if err != nil {
-			// The copy is an optimisation: without it the partition restores when it moves here.
-			r.log.Warn("cannot keep a copy of the partition", "partition", p, "warmup", want[p], "error", err.Error())
-			continue
-		}
-		r.mu.Lock()
+	for p, done := range started {
+		go r.startAsync(p, done)
+	}
+	// Copies that caught up before this assignment report under it too.
+	go r.report()
+}
+
+// startAsync opens and follows the copy of p, and adds it if p is still wanted when it is open.
+func (r *Replicas) startAsync(p int32, done chan struct{}) {
+	defer close(done)
+	r.mu.Lock()
+	warm := r.want[p]
+	r.mu.Unlock()
+	c, err := r.start(p, warm)
+	r.mu.Lock()
+	delete(r.starting, p)
+	warm, wanted := r.want[p]
+	if err == nil && wanted {
+		c.mu.Lock()
+		c.warmup = warm
+		c.mu.Unlock()
 		r.copies[p] = c
-		r.mu.Unlock()
+	}
+	r.mu.Unlock()
+	switch {
+	case err != nil:
+		// The copy is an optimisation: without it the partition restores when it moves here.
+		r.log.Warn("cannot keep a copy of the partition", "partition", p, "error", err.Error())
+	case !wanted:
+		r.retire(c) // a later assignment no longer wants it
+	default:
+		r.report()
+	}
+}
+
+// retire stops following a copy and keeps it open for a while, or closes it.
+func (r *Replicas) retire(c *replica) {
+	c.stop()
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed || !r.g.kept.keep(c.path, c.db) {
+		if err := closeDB(c.db); err != nil {
+			r.log.Warn("close a copy no longer wanted", "path", c.path, "error", err.Error())
+		}
+	}
+	r.g.setInUse(c.path, false)
+}
+
+// settle waits until a copy of p that is being opened is open: the Guard then takes it, rather
+// than open the same store beside it.
+func (r *Replicas) settle(p int32) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	done := r.starting[p]
+	r.mu.Unlock()
+	if done != nil {
+		<-done
 	}
 }
 
@@ -255,7 +299,8 @@ func (r *Replicas) report() {
 		}
 		c.mu.Unlock()
 	}
-	fire := warm > 0 && (ready || all) && !r.reported && !r.setting && r.caughtUp != nil
+	// Not while copies are being opened: the ones still opening have not caught up.
+	fire := warm > 0 && (ready || all) && !r.reported && len(r.starting) == 0 && r.caughtUp != nil
 	if fire {
 		r.reported = true
 	}
@@ -341,10 +386,20 @@ func (r *Replicas) Lookup(partition int32, key string) (Lookup, error) {
 	return Lookup{Open: true, Found: e.present, Score: e.score}, err
 }
 
-// Close stops following every copy and closes it.
+// Close stops following every copy and closes it, once those being opened are open.
 func (r *Replicas) Close() error {
 	if r == nil {
 		return nil
+	}
+	r.mu.Lock()
+	r.want, r.closed = nil, true // copies that finish opening now are closed
+	var pending []chan struct{}
+	for _, done := range r.starting {
+		pending = append(pending, done)
+	}
+	r.mu.Unlock()
+	for _, done := range pending {
+		<-done
 	}
 	r.mu.Lock()
 	copies := r.copies

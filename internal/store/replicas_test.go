@@ -21,7 +21,9 @@ type memLog struct {
 	grew    chan struct{}
 }
 
-func newMemLog() *memLog { return &memLog{records: map[int32][]*kgo.Record{}, grew: make(chan struct{})} }
+func newMemLog() *memLog {
+	return &memLog{records: map[int32][]*kgo.Record{}, grew: make(chan struct{})}
+}
 
 func (l *memLog) append(p int32, n int) {
 	l.mu.Lock()

@@ -137,6 +137,7 @@ func (g *Guard) Builder() storage.Builder {
 		began := time.Now()
 		path := Path(g.dir, topic, partition)
 		log := g.log.With("topic", topic, "partition", partition)
+		g.replicas.settle(partition) // a copy being opened is taken over, not opened beside
 		st, db, local, start, end, err := g.openChecked(topic, partition, log)
 		if err != nil {
 			return nil, err
