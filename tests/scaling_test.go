@@ -168,4 +168,3 @@ func (j *job) scoreBulk(n int) {
 		cancel()
 	}
 }
-

@@ -2,6 +2,7 @@ package consumergroup
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -21,6 +22,8 @@ type feed struct {
 	// next is the offset after the last record received: the broker holds more while the
 	// claim's high-water mark is above it.
 	next int64
+	// track, if set, notes each record received with the session's watermark.
+	track *track
 }
 
 func (f *feed) buffered() bool { return f.head < len(f.queue) }
@@ -37,6 +40,9 @@ func (f *feed) push(m *sarama.ConsumerMessage) {
 	}
 	f.queue = append(f.queue, m)
 	f.next = m.Offset + 1
+	if f.track != nil {
+		f.track.deliver(m.Offset)
+	}
 }
 
 // pop drops the first buffered record, which was handed on.
@@ -70,6 +76,16 @@ func newMerger(claims []sarama.ConsumerGroupClaim, next []int64, first string, m
 		m.sides[i].first = c.Topic() == first
 	}
 	return m
+}
+
+// noteWith makes the merger note every record it receives with wm, before goka can see it.
+func (m *merger) noteWith(wm *watermark) error {
+	for _, f := range m.feeds {
+		if f.track = wm.track(f.claim.Topic(), f.claim.Partition()); f.track == nil {
+			return fmt.Errorf("claim %s/%d was not in the session's assignment", f.claim.Topic(), f.claim.Partition())
+		}
+	}
+	return nil
 }
 
 // drain moves what feed i's claim has delivered into its queue, without blocking.

@@ -27,10 +27,12 @@ type sessionHandler struct {
 
 	mu    sync.Mutex
 	parts map[int32]*partitionClaims
-	// Under exactly-once: the session's transaction, the session goka sees, and the end of
-	// goka's context.
+	// The session's watermark, which every record is noted with before goka sees it, and the
+	// session goka sees, whose marks go through it.
+	wm *watermark
+	gs sarama.ConsumerGroupSession
+	// Under exactly-once: the session's transaction and the end of goka's context.
 	tx         *transaction
-	gs         sarama.ConsumerGroupSession
 	gokaCancel context.CancelCauseFunc
 }
 
@@ -64,10 +66,16 @@ func (h *sessionHandler) Setup(sess sarama.ConsumerGroupSession) error {
 	h.cfg.Logger.Info("consumer group session", "generation", sess.GenerationID(), "member", sess.MemberID(),
 		"partitions", sortedPartitions(parts))
 	if h.cfg.Commit == nil {
+		// sarama's MarkOffset only moves forward: the watermark passes it a position only once
+		// every earlier record of its partition is done.
+		wm := newWatermark(sess.Claims(), func(topic string, partition int32, next int64) {
+			sess.MarkOffset(topic, partition, next, "")
+		}, h.cfg.Stats, h.cfg.Logger)
+		gs := &markSession{ConsumerGroupSession: sess, wm: wm}
 		h.mu.Lock()
-		h.parts = parts
+		h.parts, h.wm, h.gs = parts, wm, gs
 		h.mu.Unlock()
-		return h.goka.Setup(sess)
+		return h.goka.Setup(gs)
 	}
 	return h.setupTransaction(sess, parts)
 }
@@ -90,9 +98,12 @@ func (h *sessionHandler) setupTransaction(sess sarama.ConsumerGroupSession, part
 		gcancel(err)
 		return err
 	}
-	gs := &txnSession{ConsumerGroupSession: sess, tx: tx, ctx: gctx}
+	// The transaction commits the watermark's positions: what it commits waits for every
+	// record goka was handed, not only for the latest one marked.
+	wm := newWatermark(sess.Claims(), tx.mark, h.cfg.Stats, h.cfg.Logger)
+	gs := &txnSession{markSession: markSession{ConsumerGroupSession: sess, wm: wm}, ctx: gctx}
 	h.mu.Lock()
-	h.parts, h.tx, h.gs, h.gokaCancel = parts, tx, gs, gcancel
+	h.parts, h.wm, h.tx, h.gs, h.gokaCancel = parts, wm, tx, gs, gcancel
 	h.mu.Unlock()
 	go tx.run(sess.Context())
 	// goka's Setup restores the partitions on the session's context: a session that ends
@@ -110,10 +121,13 @@ func (h *sessionHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	h.mu.Lock()
 	h.parts = nil
 	tx, gs, gcancel := h.tx, h.gs, h.gokaCancel
-	h.tx, h.gs, h.gokaCancel = nil, nil, nil
+	h.wm, h.tx, h.gs, h.gokaCancel = nil, nil, nil, nil
 	h.mu.Unlock()
+	if gs == nil {
+		gs = sess
+	}
 	if tx == nil {
-		return h.goka.Cleanup(sess)
+		return h.goka.Cleanup(gs)
 	}
 	err := tx.finish()
 	gcancel(context.Canceled)
@@ -125,14 +139,27 @@ var errGokaStopped = errors.New("its partition processor stopped")
 // gatedBuffer is how many records a partition's transaction gate buffers in front of goka.
 const gatedBuffer = 256
 
-// toGoka runs goka's ConsumeClaim on claim until it ends. Under exactly-once each record goes
-// through the transaction, which holds it back while a commit is under way.
-func (h *sessionHandler) toGoka(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+// toGoka runs goka's ConsumeClaim on claim until it ends. Every record is noted with the
+// session's watermark before goka sees it: noted says the merger did so as it received the
+// claim's records; otherwise it is done here, on the way to goka, which costs a goroutine hop
+// per record (only without timestamp alignment, or for a partition of one topic). Under
+// exactly-once each record also goes through the transaction, which holds it back while a
+// commit is under way.
+func (h *sessionHandler) toGoka(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, noted bool) error {
 	h.mu.Lock()
-	tx, gs := h.tx, h.gs
+	tx, gs, wm := h.tx, h.gs, h.wm
 	h.mu.Unlock()
+	var tr *track
+	if !noted {
+		if tr = wm.track(claim.Topic(), claim.Partition()); tr == nil {
+			return fmt.Errorf("claim %s/%d was not in the session's assignment", claim.Topic(), claim.Partition())
+		}
+	}
 	if tx == nil {
-		return h.goka.ConsumeClaim(sess, claim)
+		if noted {
+			return h.goka.ConsumeClaim(gs, claim)
+		}
+		return h.handOn(sess, gs, claim, tr)
 	}
 	// Buffered, so records go on in batches: goka reads the buffer to its end even after the
 	// session ended, because its context lasts until the session's last commit.
@@ -155,7 +182,13 @@ forward:
 	for {
 		select {
 		case m, ok := <-in:
-			if !ok || !tx.forward(ctx, m, gated.out) {
+			if !ok {
+				break forward
+			}
+			if tr != nil {
+				tr.deliver(m.Offset)
+			}
+			if !tx.forward(ctx, m, gated.out) {
 				break forward
 			}
 		case <-ctx.Done():
@@ -167,12 +200,49 @@ forward:
 	return <-done
 }
 
+// handOn runs goka's ConsumeClaim on claim's records, noting each with tr on its way: goka
+// never sees a record the watermark does not know.
+func (h *sessionHandler) handOn(sess, gs sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, tr *track) error {
+	noted := &mergedClaim{ConsumerGroupClaim: claim, out: make(chan *sarama.ConsumerMessage, gatedBuffer)}
+	gokaDone := make(chan struct{})
+	var gokaErr error
+	go func() {
+		defer close(gokaDone)
+		gokaErr = h.goka.ConsumeClaim(gs, noted)
+	}()
+	ctx, in := sess.Context(), claim.Messages()
+forward:
+	for {
+		select {
+		case m, ok := <-in:
+			if !ok {
+				break forward
+			}
+			tr.deliver(m.Offset)
+			select {
+			case noted.out <- m:
+			case <-gokaDone:
+				break forward
+			case <-ctx.Done():
+				break forward
+			}
+		case <-gokaDone:
+			break forward
+		case <-ctx.Done():
+			break forward
+		}
+	}
+	close(noted.out)
+	<-gokaDone
+	return gokaErr
+}
+
 // ConsumeClaim hands the claim to goka as it is when alignment is off or the partition has one
 // topic. Otherwise the last of a partition's claims to arrive runs the merge and goka's
 // ConsumeClaim on the merged stream, and the others wait for it to end.
 func (h *sessionHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	if !h.aligned() {
-		return h.toGoka(sess, claim)
+		return h.toGoka(sess, claim, false)
 	}
 	h.mu.Lock()
 	pc := h.parts[claim.Partition()]
@@ -185,7 +255,7 @@ func (h *sessionHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sa
 	h.mu.Unlock()
 	if pc.want == 1 {
 		defer close(pc.done)
-		return h.toGoka(sess, claim)
+		return h.toGoka(sess, claim, false)
 	}
 	if !last {
 		select {
@@ -210,12 +280,20 @@ func (h *sessionHandler) merge(sess sarama.ConsumerGroupSession, claims []sarama
 		next[i] = n
 	}
 	m := newMerger(claims, next, h.cfg.First, h.cfg.MaxIdle, h.cfg.LagWait, h.cfg.Stats.Partition(claims[0].Partition()), h.cfg.Logger)
+	h.mu.Lock()
+	wm := h.wm
+	h.mu.Unlock()
+	// The merger notes each record with the watermark as it receives it, the one place every
+	// record of a merged partition passes, so the merged stream goes to goka without a hop.
+	if err := m.noteWith(wm); err != nil {
+		return err
+	}
 	merged := &mergedClaim{ConsumerGroupClaim: claims[0], out: make(chan *sarama.ConsumerMessage, 256)}
 	gokaDone := make(chan struct{})
 	var gokaErr error
 	go func() {
 		defer close(gokaDone)
-		gokaErr = h.toGoka(sess, merged)
+		gokaErr = h.toGoka(sess, merged, true)
 	}()
 	m.run(sess.Context(), merged.out, gokaDone)
 	close(merged.out)

@@ -19,6 +19,9 @@ type Stats struct {
 	CommitsFailed atomic.Int64
 	CommitNanos   atomic.Int64
 	DrainNanos    atomic.Int64
+	// MarksIgnored counts goka's offset marks for records the session never handed on: the
+	// commit watermark ignores them (see watermark). Any is a bug worth a look.
+	MarksIgnored atomic.Int64
 
 	mu    sync.Mutex
 	parts map[int32]*PartitionStats

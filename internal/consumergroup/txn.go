@@ -296,25 +296,16 @@ func (t *transaction) finish() error {
 	return err
 }
 
-// txnSession is the session goka sees under exactly-once. Its offset marks go to the
-// transaction, not to sarama, whose offset commits would not be part of it; its context ends
-// only after the session's last commit, so goka's partition processors finish the records they
-// were handed before it.
+// txnSession is the session goka sees under exactly-once. Its offset marks go through the
+// session's watermark to the transaction, not to sarama, whose offset commits would not be
+// part of it; its context ends only after the session's last commit, so goka's partition
+// processors finish the records they were handed before it.
 type txnSession struct {
-	sarama.ConsumerGroupSession
-	tx  *transaction
+	markSession
 	ctx context.Context
 }
 
 func (s *txnSession) Context() context.Context { return s.ctx }
-
-func (s *txnSession) MarkOffset(topic string, partition int32, offset int64, _ string) {
-	s.tx.mark(topic, partition, offset)
-}
-
-func (s *txnSession) MarkMessage(msg *sarama.ConsumerMessage, _ string) {
-	s.tx.mark(msg.Topic, msg.Partition, msg.Offset+1)
-}
 
 // ResetOffset is refused: offsets move only with a transaction.
 func (s *txnSession) ResetOffset(string, int32, int64, string) {}

@@ -193,16 +193,44 @@ func TestTransactionFinishCommits(t *testing.T) {
 	assert.Equal(t, map[string]map[int32]int64{"input": {3: 6}}, r.c.commits[0])
 }
 
-// goka's marks go to the transaction, never to sarama's offset manager.
+// goka's marks go through the watermark to the transaction, never to sarama's offset manager.
 func TestTxnSessionMarksGoToTheTransaction(t *testing.T) {
 	r := newTxnRun(t)
-	s := &txnSession{tx: r.tx, ctx: context.Background()}
+	wm := newWatermark(map[string][]int32{"input": {3}, "scores": {3}}, r.tx.mark, NewStats(), slog.New(slog.DiscardHandler))
+	s := &txnSession{markSession: markSession{ConsumerGroupSession: &fakeSession{ctx: context.Background()}, wm: wm}, ctx: context.Background()}
+	wm.track("input", 3).deliver(8)
+	wm.track("scores", 3).deliver(4)
 	s.MarkOffset("input", 3, 9, "")
 	s.MarkMessage(&sarama.ConsumerMessage{Topic: "scores", Partition: 3, Offset: 4}, "")
 	s.Commit()
 	r.tx.mu.Lock()
 	defer r.tx.mu.Unlock()
 	assert.Equal(t, map[topicPartition]int64{{"input", 3}: 9, {"scores", 3}: 5}, r.tx.marked)
+}
+
+// With the watermark in front, an exactly-once commit waits until every record goka was
+// handed is done, not only the last one marked: goka marks record 1 before record 0.
+func TestTransactionCommitWaitsForEveryRecord(t *testing.T) {
+	r := newTxnRun(t)
+	r.tx.drain = 10 * time.Second
+	wm := newWatermark(map[string][]int32{"input": {3}}, r.tx.mark, NewStats(), slog.New(slog.DiscardHandler))
+	tr := wm.track("input", 3)
+	for _, off := range []int64{0, 1} {
+		tr.deliver(off)
+		r.hand(t, "input", off)
+	}
+	wm.mark("input", 3, 2) // record 1 done; record 0's writes still pending
+
+	committed := make(chan error, 1)
+	go func() { committed <- r.tx.commit(context.Background(), false) }()
+	select {
+	case err := <-committed:
+		t.Fatalf("the commit went on while record 0 was pending: %v, %v", err, r.c.commits)
+	case <-time.After(100 * time.Millisecond):
+	}
+	wm.mark("input", 3, 1)
+	require.NoError(t, <-committed)
+	assert.Equal(t, map[string]map[int32]int64{"input": {3: 2}}, r.c.commits[0])
 }
 
 // A session that ends while a commit waits for goka's marks hands the unit to the last

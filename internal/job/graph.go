@@ -31,4 +31,3 @@ func Graph(t topology.Topics, cb Callbacks) *goka.GroupGraph {
 		goka.Output(goka.Stream(t.DLQ()), new(codec.Bytes)),
 	)
 }
-

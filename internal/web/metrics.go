@@ -81,6 +81,7 @@ func newMetrics(stats *job.Stats, current func() *goka.Processor, copies func() 
 		counter("enricher_processor_restarts_total", "Processors rebuilt after a failure.", stats.Restarts.Load),
 		counter("enricher_asof_outside_history_total", "Inputs of the as-of join stamped before their key's kept history (they got -1).", stats.AsOfOutsideHistory.Load),
 		counter("enricher_consumer_group_sessions_total", "Consumer-group sessions that ended in a rebalance.", stats.Alignment.Sessions.Load),
+		counter("enricher_offset_marks_ignored_total", "Offset marks naming a record the session never handed on: ignored, never committed.", stats.Alignment.MarksIgnored.Load),
 		counter("enricher_transactions_committed_total", "Exactly-once transactions committed.", stats.Alignment.Commits.Load),
 		counter("enricher_transactions_failed_total", "Exactly-once transactions whose commit failed (they were aborted).", stats.Alignment.CommitsFailed.Load),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "enricher_transaction_commit_seconds_total",
