@@ -19,6 +19,11 @@ import (
 // stateScalePartitions is the partition count of the state scale-out tests.
 const stateScalePartitions = 12
 
+// stateLoadEvery spaces the inputs of the state scale-out tests: 250 a second, about 20 per
+// partition, so the time between two outputs of a partition, which a stall measured from the
+// outputs includes, stays well under the stalls measured.
+const stateLoadEvery = 4 * time.Millisecond
+
 // stateFlags make the tests' replicas delete stores they no longer use within seconds.
 func stateFlags() []string { return []string{"--state-cleanup-delay", "2s"} }
 
@@ -103,7 +108,7 @@ func TestStateScalesOut(t *testing.T) {
 	j.scoreBulk(tableKeys)
 	j.waitChangelog(tableKeys)
 	c := j.collect()
-	l := j.startLoad(tableKeys, 10*time.Millisecond)
+	l := j.startLoad(tableKeys, stateLoadEvery)
 	c.waitProgress(t, 300)
 
 	var p2, p3 *proc
@@ -182,7 +187,7 @@ func TestStandbyReplicas(t *testing.T) {
 	j.scoreBulk(tableKeys)
 	j.waitChangelog(tableKeys)
 	c := j.collect()
-	l := j.startLoad(tableKeys, 10*time.Millisecond)
+	l := j.startLoad(tableKeys, stateLoadEvery)
 	c.waitProgress(t, 300)
 
 	require.EventuallyWithT(t, func(ct *assert.CollectT) {

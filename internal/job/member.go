@@ -9,10 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-
 	"github.com/enricher/enricher/internal/assign"
-	"github.com/enricher/enricher/internal/changelog"
 	"github.com/enricher/enricher/internal/members"
 	"github.com/enricher/enricher/internal/store"
 )
@@ -99,9 +96,9 @@ func (r *rejoiner) fire() {
 }
 
 // changelogBounds reads the changelog's start and end offsets for the assignor.
-func changelogBounds(adm *kadm.Client, table string) func(context.Context) (map[int32]assign.Bounds, error) {
+func changelogBounds(bounds *sharedBounds, table string) func(context.Context) (map[int32]assign.Bounds, error) {
 	return func(ctx context.Context) (map[int32]assign.Bounds, error) {
-		b, err := changelog.Offsets(ctx, adm, table)
+		b, err := bounds.get(ctx, table)
 		if err != nil {
 			return nil, err
 		}

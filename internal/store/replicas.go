@@ -39,7 +39,7 @@ type Replicas struct {
 	// want is the latest assignment's copies (true for a warm-up); starting, the copies being
 	// opened, each closing its channel once open.
 	want     map[int32]bool
-	starting map[int32]chan struct{}
+	starting map[int32]*opening
 	// reported says caughtUp was called for the current assignment's warm-ups; closed, that
 	// Close was called, so a copy retired from then on is closed, not kept.
 	reported, closed bool
@@ -55,8 +55,10 @@ type replica struct {
 	path   string
 	cancel context.CancelFunc
 	done   chan struct{}
-	// db is the copy's database; its follower writes it until done is closed.
-	db *leveldb.DB
+	// db is the copy's database; its follower writes it, under writeMu, until stopped.
+	db      *leveldb.DB
+	writeMu sync.Mutex
+	stopped bool
 
 	mu     sync.Mutex
 	warmup bool
@@ -83,7 +85,7 @@ func (g *Guard) Replicas(c ReplicaConfig) *Replicas {
 	g.replicasOnce.Do(func() {
 		g.replicas = &Replicas{g: g, topic: c.Topic, follow: c.Follow, acceptable: c.AcceptableLag,
 			caughtUp: c.CaughtUp, log: g.log.With("component", "replicas"), copies: map[int32]*replica{},
-			starting: map[int32]chan struct{}{}}
+			starting: map[int32]*opening{}}
 	})
 	return g.replicas
 }
@@ -113,7 +115,7 @@ func (r *Replicas) Set(standby, warmup []int32) {
 			removed = append(removed, c)
 		}
 	}
-	started := map[int32]chan struct{}{}
+	started := map[int32]*opening{}
 	for p, warm := range want {
 		if c, ok := r.copies[p]; ok {
 			c.mu.Lock()
@@ -122,7 +124,7 @@ func (r *Replicas) Set(standby, warmup []int32) {
 			continue
 		}
 		if _, ok := r.starting[p]; !ok {
-			started[p] = make(chan struct{})
+			started[p] = &opening{done: make(chan struct{}), cancel: make(chan struct{})}
 			r.starting[p] = started[p]
 		}
 	}
@@ -133,16 +135,35 @@ func (r *Replicas) Set(standby, warmup []int32) {
 	for _, c := range removed {
 		r.retire(c)
 	}
-	for p, done := range started {
-		go r.startAsync(p, done)
+	for p, o := range started {
+		go r.startAsync(p, o)
 	}
 	// Copies that caught up before this assignment report under it too.
 	go r.report()
 }
 
+// opening is a copy being opened: done is closed once it is open (or given up), and closing
+// cancel before it begins opening gives it up.
+type opening struct {
+	done, cancel chan struct{}
+	cancelOnce   sync.Once
+}
+
+// copyOpenDelay is how long a new copy waits before it opens: an assignment that brings copies
+// also starts the replica's active partitions, which go first.
+const copyOpenDelay = time.Second
+
 // startAsync opens and follows the copy of p, and adds it if p is still wanted when it is open.
-func (r *Replicas) startAsync(p int32, done chan struct{}) {
-	defer close(done)
+func (r *Replicas) startAsync(p int32, o *opening) {
+	defer close(o.done)
+	select {
+	case <-time.After(copyOpenDelay):
+	case <-o.cancel:
+		r.mu.Lock()
+		delete(r.starting, p)
+		r.mu.Unlock()
+		return
+	}
 	r.mu.Lock()
 	warm := r.want[p]
 	r.mu.Unlock()
@@ -182,17 +203,18 @@ func (r *Replicas) retire(c *replica) {
 	r.g.setInUse(c.path, false)
 }
 
-// settle waits until a copy of p that is being opened is open: the Guard then takes it, rather
-// than open the same store beside it.
+// settle gives up a copy of p that has not begun to open, or waits until one that has is open:
+// the Guard then opens or takes the store itself, rather than open it beside the copy.
 func (r *Replicas) settle(p int32) {
 	if r == nil {
 		return
 	}
 	r.mu.Lock()
-	done := r.starting[p]
+	o := r.starting[p]
 	r.mu.Unlock()
-	if done != nil {
-		<-done
+	if o != nil {
+		o.cancelOnce.Do(func() { close(o.cancel) })
+		<-o.done
 	}
 }
 
@@ -247,6 +269,11 @@ func (c *replica) follow(ctx context.Context, r *Replicas, p int32, log *slog.Lo
 // apply writes one fetch's records and the offset they read through, in batches as a restore
 // writes them, and reports a warm-up copy that came within the acceptable lag.
 func (c *replica) apply(records []*kgo.Record, through, end int64, r *Replicas, p int32) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if c.stopped {
+		return context.Canceled // handed over: the database is no longer this copy's
+	}
 	batch := new(leveldb.Batch)
 	for _, rec := range records {
 		if rec.Value == nil {
@@ -310,10 +337,14 @@ func (r *Replicas) report() {
 	}
 }
 
-// stop ends the copy's follower and waits until it wrote its last batch.
+// stop ends the copy's follower and waits until its last batch is written.
 func (c *replica) stop() {
 	c.cancel()
-	<-c.done
+	// No write after this one: the follower's client closes in the background, off the
+	// rebalance that hands the database on.
+	c.writeMu.Lock()
+	c.stopped = true
+	c.writeMu.Unlock()
 }
 
 // take hands the copy of p over to its new owner, the Guard: following stops, and the
@@ -393,13 +424,14 @@ func (r *Replicas) Close() error {
 	}
 	r.mu.Lock()
 	r.want, r.closed = nil, true // copies that finish opening now are closed
-	var pending []chan struct{}
-	for _, done := range r.starting {
-		pending = append(pending, done)
+	var pending []*opening
+	for _, o := range r.starting {
+		pending = append(pending, o)
 	}
 	r.mu.Unlock()
-	for _, done := range pending {
-		<-done
+	for _, o := range pending {
+		o.cancelOnce.Do(func() { close(o.cancel) })
+		<-o.done
 	}
 	r.mu.Lock()
 	copies := r.copies
@@ -409,6 +441,7 @@ func (r *Replicas) Close() error {
 	for _, p := range slices.Sorted(maps.Keys(copies)) {
 		c := copies[p]
 		c.stop()
+		<-c.done // the follower's client is closed before the process goes
 		if err := closeDB(c.db); err != nil && first == nil {
 			first = err
 		}

@@ -187,6 +187,7 @@ func (g *Guard) Builder() storage.Builder {
 				break // goka reads what came since
 			}
 		}
+		r.opened = time.Since(began)
 		return r, nil
 	}
 }
@@ -322,21 +323,21 @@ func (g *Guard) context() context.Context {
 // open at path (keptStores), or opens it.
 // The path is in use from then on, until its user calls setInUse(path, false): cleanup leaves it.
 func (g *Guard) takeOrOpen(partition int32, path string, log *slog.Logger) (storage.Storage, *leveldb.DB, int64, error) {
+	// In use before it opens, so neither cleanup nor a read of closed stores' offsets touches
+	// it meanwhile; the opening itself runs unlocked, every partition's at once.
+	g.setInUse(path, true)
 	g.diskMu.Lock()
-	defer g.diskMu.Unlock()
 	delete(g.diskOffsets, path)
-	st, db, local, err := g.takeOrOpenLocked(partition, path, log)
-	if err == nil {
-		if g.inUse == nil {
-			g.inUse = map[string]bool{}
-		}
-		g.inUse[path] = true
+	g.diskMu.Unlock()
+	st, db, local, err := g.takeOrOpenInUse(partition, path, log)
+	if err != nil {
+		g.setInUse(path, false)
 	}
 	return st, db, local, err
 }
 
-// takeOrOpenLocked is takeOrOpen with diskMu held.
-func (g *Guard) takeOrOpenLocked(partition int32, path string, log *slog.Logger) (storage.Storage, *leveldb.DB, int64, error) {
+// takeOrOpenInUse is takeOrOpen once the path is in use.
+func (g *Guard) takeOrOpenInUse(partition int32, path string, log *slog.Logger) (storage.Storage, *leveldb.DB, int64, error) {
 	db := g.replicas.take(partition)
 	if db == nil {
 		db = g.kept.take(path)
