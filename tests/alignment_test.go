@@ -35,6 +35,9 @@ func TestAlignedBackfillAndReplay(t *testing.T) {
 	require.Equal(t, 0, p.stop(syscall.SIGTERM))
 	assert.Equal(t, joinVerdict{}, tl.check(replay), "replay")
 	assert.Equal(t, first.multiset(), replay.multiset(), "the replay's outputs equal the first run's")
+	live, replayed := j.recordSet(j.topics.Output), j.recordSet(replayOut)
+	require.Len(t, live, 2*keys)
+	assert.Equal(t, live, replayed, "the replay writes the live run's records byte for byte: key, value, timestamp, headers")
 
 	controlArgs, controlOut := j.newGroupFrom(sp, "unaligned")
 	p = j.start(t.TempDir(), append(controlArgs, "--max-idle", "-1")...)

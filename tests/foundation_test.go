@@ -298,7 +298,7 @@ func TestDeletedChangelogStopsInsteadOfResetting(t *testing.T) {
 	logs := p2.logs()
 	assert.Contains(t, logs, "table state cannot be recovered from its changelog")
 	assert.Contains(t, logs, "was deleted or recreated")
-	matches, err := filepath.Glob(filepath.Join(state, "*"))
+	matches, err := filepath.Glob(filepath.Join(state, j.topics.Table()+".*"))
 	require.NoError(t, err)
 	assert.Len(t, matches, partitions, "no store was moved aside or dropped: %v", matches)
 }

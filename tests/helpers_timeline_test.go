@@ -118,6 +118,22 @@ func (j *job) readJoined(output string, tl *timeline) joined {
 	return got
 }
 
+// recordSet returns every record of output as one line each (key, value, timestamp in
+// milliseconds and headers), sorted: two topics with equal sets hold the same records.
+func (j *job) recordSet(output string) []string {
+	j.t.Helper()
+	var out []string
+	for _, r := range j.records(output, 1<<30, 2*time.Second) {
+		line := fmt.Sprintf("%q %q %d", r.Key, r.Value, r.Timestamp.UnixMilli())
+		for _, h := range r.Headers {
+			line += fmt.Sprintf(" %s=%q", h.Key, h.Value)
+		}
+		out = append(out, line)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // covers reports whether every input of tl has an output.
 func (got joined) covers(tl *timeline) bool {
 	for id := range tl.inputs {

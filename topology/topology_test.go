@@ -92,6 +92,7 @@ func TestCheckRefusesBadLayouts(t *testing.T) {
 		{"not co-partitioned", 4, 6, 4, "compact", ErrNotCopartitioned, `topic "input" has 4 partitions but topic "scores" has 6`},
 		{"table count differs", 4, 4, 2, "compact", ErrBadTable, "has 2 partitions"},
 		{"table not compacted", 4, 4, 4, "delete", ErrBadTable, "cleanup.policy=delete"},
+		{"table compacted and deleted", 4, 4, 4, "compact,delete", ErrBadTable, "cleanup.policy=compact,delete, want compact alone"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cluster, adm := fakeCluster(t)

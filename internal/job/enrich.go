@@ -179,18 +179,28 @@ func (e *Enricher) onInput(ctx goka.Context, msg any) {
 		e.rejected(ctx, raw, err)
 		return
 	}
-	now := time.Now()
+	ts := ctx.Timestamp()
 	o := new(outputRecord)
-	o.rec = kgo.Record{Topic: e.topics.Output, Key: buf[:len(key):len(key)], Value: value, Timestamp: now,
+	o.rec = kgo.Record{Topic: e.topics.Output, Key: buf[:len(key):len(key)], Value: value, Timestamp: stamp(ts),
 		Headers: e.appendSourceHeaders(o.headers[:0], o.nums[:0], ctx)}
 	e.send(ctx, &o.rec)
 	e.stats.OutputsEmitted.Add(1)
 	if score == codecs.NoScore {
 		e.stats.OutputsNoScore.Add(1)
 	}
-	if ts := ctx.Timestamp(); !ts.IsZero() {
-		e.stats.observeLatency(now.Sub(ts))
+	if !noTimestamp(ts) {
+		e.stats.observeLatency(time.Since(ts))
 	}
+}
+
+// stamp is the timestamp of a record written for an input of timestamp ts: the input's own, as
+// Kafka Streams stamps its outputs, so event time carries on downstream and a replay writes the
+// records the live run wrote; the time now for an input without one.
+func stamp(ts time.Time) time.Time {
+	if noTimestamp(ts) {
+		return time.Now()
+	}
+	return ts
 }
 
 // score returns the score of the record's key, or codecs.NoScore: from the partition's score
@@ -224,7 +234,7 @@ func (e *Enricher) score(ctx goka.Context) int64 {
 func (e *Enricher) deadLetter(ctx goka.Context, raw []byte, err error) {
 	reason := codecs.ReasonOf(err)
 	h, value := dlq.Mark(e.appendSourceHeaders(make([]kgo.RecordHeader, 0, 6), nil, ctx), raw, string(reason), err.Error(), e.deadLetterMax)
-	e.send(ctx, &kgo.Record{Topic: e.topics.DLQ(), Key: []byte(ctx.Key()), Value: value, Headers: h})
+	e.send(ctx, &kgo.Record{Topic: e.topics.DLQ(), Key: []byte(ctx.Key()), Value: value, Headers: h, Timestamp: stamp(ctx.Timestamp())})
 	e.stats.deadLettered(reason)
 	if suppressed, ok := e.dlqLog.allow(); ok {
 		e.log.Warn("record sent to dead-letter topic", "topic", string(ctx.Topic()), "partition", ctx.Partition(),

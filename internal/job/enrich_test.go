@@ -315,3 +315,25 @@ func TestFormatFailureStopsTheProcessor(t *testing.T) {
 	_, _, ok := h.sink.next(h.topics.DLQ())
 	assert.False(t, ok, "nothing dead-lettered")
 }
+
+// Outputs and dead letters carry their input's timestamp, as Kafka Streams stamps them: event
+// time carries on downstream, and a replay writes what the live run wrote. An input without a
+// timestamp gets the time it was processed.
+func TestOutputsCarryTheInputTimestamp(t *testing.T) {
+	h := newHarness(t)
+	at := time.Date(2026, 1, 15, 10, 30, 0, 123_000_000, time.UTC)
+	h.tt.Consume(h.topics.Input, "a", []byte(`{"message":"m"}`), tester.WithTime(at))
+	h.tt.Consume(h.topics.Input, "a", []byte(`not json`), tester.WithTime(at.Add(time.Second)))
+	before := time.Now()
+	h.input("b", `{"message":"n"}`)
+
+	r, _, ok := h.sink.next(h.topics.Output)
+	require.True(t, ok)
+	assert.True(t, at.Equal(r.Timestamp), "output stamped %s, want the input's %s", r.Timestamp, at)
+	r, _, ok = h.sink.next(h.topics.DLQ())
+	require.True(t, ok)
+	assert.True(t, at.Add(time.Second).Equal(r.Timestamp), "dead letter stamped %s", r.Timestamp)
+	r, _, ok = h.sink.next(h.topics.Output)
+	require.True(t, ok)
+	assert.False(t, r.Timestamp.Before(before), "an input without a timestamp: its output is stamped when processed")
+}
