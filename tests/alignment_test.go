@@ -81,6 +81,7 @@ func TestAlignedIdleScores(t *testing.T) {
 	const maxIdle = 2 * time.Second
 	j := newJob(t)
 	j.createTopics(partitions)
+	j.appendTimeOutput() // the wait is timed from an input's timestamp to its output's append
 	p := j.start(t.TempDir(), "--max-idle", maxIdle.String())
 	p.waitRunning(partitions)
 

@@ -201,7 +201,9 @@ func (j *job) placeFaultTopics(victim int32) {
 	j.createPlaced(j.topics.Scores, others, nil)
 	j.createPlaced(j.topics.Table(), others, map[string]string{"cleanup.policy": "compact"})
 	j.createPlaced(j.topics.DLQ(), others, nil)
-	j.createPlaced(j.topics.Output, spread, map[string]string{"min.insync.replicas": "1"})
+	// Appended, not input, time: outputsWritten counts the outputs written while the broker was
+	// stopped.
+	j.createPlaced(j.topics.Output, spread, map[string]string{"min.insync.replicas": "1", "message.timestamp.type": "LogAppendTime"})
 }
 
 // createPlaced creates topic with the replicas of each partition given, and waits until the

@@ -155,6 +155,17 @@ func (j *job) createTopics(partitions int) {
 	require.Equal(j.t, 0, code, stderr)
 }
 
+// appendTimeOutput makes the broker stamp the output topic's records with the time it appends
+// them: outputs carry their input's timestamp, and a test that times when outputs were written
+// reads that.
+func (j *job) appendTimeOutput() {
+	j.t.Helper()
+	v := "LogAppendTime"
+	rs, err := j.adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "message.timestamp.type", Value: &v}}, j.topics.Output)
+	require.NoError(j.t, err)
+	require.NoError(j.t, rs[0].Err)
+}
+
 // createTopic creates topic with partitions and waits until the broker's metadata lists it: a
 // created topic reaches the metadata a moment after CreateTopic returns, and a process started
 // at once could be told that it does not exist.

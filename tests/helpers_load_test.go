@@ -95,7 +95,7 @@ type output struct {
 	message   string
 	score     int64
 	partition int // source partition
-	at        time.Time
+	at        time.Time // when the collector read it
 }
 
 // collector reads the output topic from the start while the test runs.
@@ -117,6 +117,8 @@ func (j *job) collect() *collector {
 		defer cl.Close()
 		for ctx.Err() == nil {
 			fs := cl.PollFetches(ctx)
+			// When the output was read, not its timestamp: outputs carry their input's.
+			read := time.Now()
 			fs.EachRecord(func(r *kgo.Record) {
 				var o codecs.Output
 				if json.Unmarshal(r.Value, &o) != nil {
@@ -129,7 +131,7 @@ func (j *job) collect() *collector {
 					}
 				}
 				c.mu.Lock()
-				c.out = append(c.out, output{key: o.Key, message: o.Message, score: o.Score, partition: p, at: r.Timestamp})
+				c.out = append(c.out, output{key: o.Key, message: o.Message, score: o.Score, partition: p, at: read})
 				c.mu.Unlock()
 			})
 		}
