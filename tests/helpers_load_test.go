@@ -94,7 +94,7 @@ type output struct {
 	key       string
 	message   string
 	score     int64
-	partition int // source partition
+	partition int       // source partition
 	at        time.Time // when the collector read it
 }
 
