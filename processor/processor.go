@@ -60,6 +60,11 @@ type Config struct {
 	Partitions int32
 	// ReplicationFactor is that of every topic created; zero is -1, the broker's default.
 	ReplicationFactor int16
+	// RequireDurableTopics refuses to start (an error wrapping topology.ErrNotDurable) when the
+	// table, output or dead-letter topic cannot keep an acknowledged write through the loss of
+	// a broker: a replication factor or min.insync.replicas below 2. The default, false, logs a
+	// warning instead.
+	RequireDurableTopics bool
 	// StateDir holds the local stores, one directory per table partition. Required; each
 	// process needs its own. It is a cache of the changelog: losing it costs a restore, never
 	// a score.
@@ -266,7 +271,8 @@ func (c Config) engine() (job.Config, error) {
 // flushed its writes and committed its offsets; it returns an error when the topics are wrong
 // (wrapping topology.ErrMissingTopic, ErrNotCopartitioned or ErrBadTable), when the brokers
 // cannot be reached within Config.ConnectTimeout at start, or when the local state cannot be
-// recovered.
+// recovered; with Config.RequireDurableTopics, also when they cannot keep an acknowledged write
+// (topology.ErrNotDurable).
 func (p *Processor) Run(ctx context.Context) error {
 	return p.runner.Run(ctx)
 }

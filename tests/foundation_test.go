@@ -136,6 +136,28 @@ func TestCopartitioningMismatchRefusesToStart(t *testing.T) {
 	assert.NotContains(t, stderr, "partitions assigned", "the processor never started")
 }
 
+// On one broker every topic has one replica: a start warns for the table, output and DLQ, and
+// with --require-durable-topics exits 1 naming them, having processed nothing.
+func TestTopicsThatCannotKeepAWrite(t *testing.T) {
+	t.Parallel()
+	j := newJob(t)
+	j.createTopics(partitions)
+	code, _, stderr := j.enricher("", append([]string{"run", "--state-dir", t.TempDir(), "--web-addr", "", "--require-durable-topics"}, j.topicArgs()...)...)
+	assert.Equal(t, 1, code)
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	last := lines[len(lines)-1]
+	assert.Contains(t, last, "cannot keep an acknowledged write")
+	for _, topic := range []string{j.topics.Table(), j.topics.Output, j.topics.DLQ()} {
+		assert.Contains(t, last, fmt.Sprintf("topic %q has replication factor 1", topic))
+	}
+	assert.NotContains(t, stderr, "partitions assigned", "the processor never started")
+
+	p := j.start(t.TempDir())
+	p.waitRunning(partitions)
+	assert.Equal(t, 3, strings.Count(p.logs(), "cannot keep an acknowledged write"), "without the flag: one warning per topic")
+	require.Equal(t, 0, p.stop(syscall.SIGTERM))
+}
+
 // Scenario 7: the broker reports cleanup.policy=compact for the table topic.
 func TestTableTopicIsCompacted(t *testing.T) {
 	t.Parallel()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,9 @@ var (
 	ErrNotCopartitioned = errors.New("topics are not co-partitioned")
 	ErrMissingTopic     = errors.New("topic does not exist")
 	ErrBadTable         = errors.New("table topic is misconfigured")
+	// ErrNotDurable is a topic whose acknowledged writes may live on one broker, refused
+	// under Spec.RequireDurable.
+	ErrNotDurable = errors.New("topic cannot keep an acknowledged write through a broker's loss")
 )
 
 // Topics names the topics and the group of one enricher job.
@@ -76,6 +80,9 @@ type Spec struct {
 	// CreateStreams allows creating missing input, scores and output topics. The table and the
 	// DLQ are the job's own and are always created when missing.
 	CreateStreams bool
+	// RequireDurable makes Ensure refuse, with ErrNotDurable, topics whose acknowledged writes
+	// may live on one broker (Layout.Weak). The default, false, lets the caller warn instead.
+	RequireDurable bool
 }
 
 // Layout is what Check found: the partition count input, scores and table share, and the
@@ -84,6 +91,10 @@ type Layout struct {
 	Partitions       int32
 	OutputPartitions int32
 	DLQPartitions    int32
+	// Weak says, for each of the job's own writes (table, output, DLQ) that an acknowledgement
+	// does not keep through the loss of a broker, why, one line each; empty when every one is
+	// kept (replication and min.insync.replicas of 2 or more).
+	Weak []string
 }
 
 func ensure(ctx context.Context, adm *kadm.Client, t Topics, spec Spec) (Layout, error) {
@@ -141,7 +152,11 @@ func ensure(ctx context.Context, adm *kadm.Client, t Topics, spec Spec) (Layout,
 	if err := waitListed(ctx, adm, created); err != nil {
 		return Layout{}, err
 	}
-	return check(ctx, adm, t)
+	layout, err := check(ctx, adm, t)
+	if err == nil && spec.RequireDurable && len(layout.Weak) > 0 {
+		return Layout{}, fmt.Errorf("%w: %s", ErrNotDurable, strings.Join(layout.Weak, "; "))
+	}
+	return layout, err
 }
 
 // waitListed waits until the broker's metadata lists every named topic with its partitions: a
@@ -197,7 +212,49 @@ func check(ctx context.Context, adm *kadm.Client, t Topics) (Layout, error) {
 		return Layout{}, fmt.Errorf("%w: table topic %q has cleanup.policy=%s, want compact alone (with delete, retention removes scores)",
 			ErrBadTable, t.Table(), policy)
 	}
-	return Layout{Partitions: in, OutputPartitions: details[t.Output], DLQPartitions: details[t.DLQ()]}, nil
+	weak, err := weakTopics(ctx, adm, t.Table(), t.Output, t.DLQ())
+	if err != nil {
+		return Layout{}, err
+	}
+	return Layout{Partitions: in, OutputPartitions: details[t.Output], DLQPartitions: details[t.DLQ()], Weak: weak}, nil
+}
+
+// weakTopics says, one line for each of names, where an acknowledged write may live on one
+// broker only: with acks=all a write is acknowledged once the in-sync replicas have it, and the
+// in-sync set may shrink to min.insync.replicas, so a write survives the loss of a broker only
+// with replication and min.insync.replicas of 2 or more. A min.insync.replicas above the
+// replication factor is named too: every write then fails.
+func weakTopics(ctx context.Context, adm *kadm.Client, names ...string) ([]string, error) {
+	md, err := listTopics(ctx, adm, names...)
+	if err != nil {
+		return nil, err
+	}
+	var weak []string
+	for _, name := range names {
+		rf := 0
+		for _, p := range md[name].Partitions {
+			if rf == 0 || len(p.Replicas) < rf {
+				rf = len(p.Replicas)
+			}
+		}
+		v, err := configValue(ctx, adm, name, "min.insync.replicas")
+		if err != nil {
+			return nil, err
+		}
+		isr, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("topic %q: min.insync.replicas=%q: %w", name, v, err)
+		}
+		switch {
+		case isr > rf:
+			weak = append(weak, fmt.Sprintf("topic %q has min.insync.replicas=%d above its replication factor %d: every write to it fails", name, isr, rf))
+		case rf < 2:
+			weak = append(weak, fmt.Sprintf("topic %q has replication factor %d: an acknowledged write lives on one broker", name, rf))
+		case isr < 2:
+			weak = append(weak, fmt.Sprintf("topic %q has min.insync.replicas=%d: an acknowledged write may live on its leader alone", name, isr))
+		}
+	}
+	return weak, nil
 }
 
 // absent returns the names that details does not list.
@@ -218,7 +275,8 @@ func missingTopics(names []string) error {
 
 // Permanent tells whether err is a topology error that retrying cannot fix.
 func Permanent(err error) bool {
-	return errors.Is(err, ErrNotCopartitioned) || errors.Is(err, ErrMissingTopic) || errors.Is(err, ErrBadTable)
+	return errors.Is(err, ErrNotCopartitioned) || errors.Is(err, ErrMissingTopic) || errors.Is(err, ErrBadTable) ||
+		errors.Is(err, ErrNotDurable)
 }
 
 // TopicInfo describes one topic for `enricher topics describe`.

@@ -64,7 +64,9 @@ func TestEnsureCreatesAndChecks(t *testing.T) {
 	layout, err := Ensure(ctx, cluster, tp, Spec{Partitions: 3, ReplicationFactor: -1, CreateStreams: true,
 		TableConfigs: map[string]string{"segment.ms": "100"}})
 	require.NoError(t, err)
-	assert.Equal(t, Layout{Partitions: 3, OutputPartitions: 3, DLQPartitions: 3}, layout)
+	assert.Equal(t, Layout{Partitions: 3, OutputPartitions: 3, DLQPartitions: 3}, Layout{Partitions: layout.Partitions,
+		OutputPartitions: layout.OutputPartitions, DLQPartitions: layout.DLQPartitions})
+	assert.Len(t, layout.Weak, 3, "one broker: table, output and DLQ each on one replica")
 
 	infos, err = Describe(ctx, cluster, tp)
 	require.NoError(t, err)
@@ -111,3 +113,63 @@ func TestCheckRefusesBadLayouts(t *testing.T) {
 		})
 	}
 }
+
+// A write acknowledged by all in-sync replicas survives a broker's loss only with replication
+// and min.insync.replicas of 2 or more: the layout names every job topic where it does not, and
+// Ensure refuses them under RequireDurable.
+func TestWeakTopics(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		rf     int16
+		minISR string
+		want   string // "" for a durable topic
+	}{
+		{"one replica", 1, "1", "has replication factor 1: an acknowledged write lives on one broker"},
+		{"min.insync.replicas 1", 3, "1", "has min.insync.replicas=1: an acknowledged write may live on its leader alone"},
+		{"durable", 3, "2", ""},
+		{"min.insync.replicas above replication", 2, "3", "has min.insync.replicas=3 above its replication factor 2: every write to it fails"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := kfake.NewCluster(kfake.NumBrokers(3))
+			require.NoError(t, err)
+			t.Cleanup(c.Close)
+			cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.MetadataMinAge(100*time.Millisecond))
+			require.NoError(t, err)
+			t.Cleanup(cl.Close)
+			adm := kadm.NewClient(cl)
+			cluster := Cluster{Brokers: c.ListenAddrs()}
+			tp := DefaultTopics()
+			isr := tc.minISR
+			compact := "compact"
+			for _, name := range []string{tp.Input, tp.Scores} {
+				_, err := adm.CreateTopic(ctx, 2, 3, map[string]*string{"min.insync.replicas": ptr("2")}, name)
+				require.NoError(t, err)
+			}
+			for _, name := range []string{tp.Output, tp.DLQ(), tp.Table()} {
+				configs := map[string]*string{"min.insync.replicas": &isr}
+				if name == tp.Table() {
+					configs["cleanup.policy"] = &compact
+				}
+				_, err := adm.CreateTopic(ctx, 2, tc.rf, configs, name)
+				require.NoError(t, err)
+			}
+			layout, err := Check(ctx, cluster, tp)
+			require.NoError(t, err)
+			_, strictErr := Ensure(ctx, cluster, tp, Spec{Partitions: 2, ReplicationFactor: -1, RequireDurable: true})
+			if tc.want == "" {
+				assert.Empty(t, layout.Weak)
+				assert.NoError(t, strictErr)
+				return
+			}
+			require.Len(t, layout.Weak, 3, "table, output and DLQ")
+			for _, w := range layout.Weak {
+				assert.Contains(t, w, tc.want)
+			}
+			require.ErrorIs(t, strictErr, ErrNotDurable)
+			assert.True(t, Permanent(strictErr))
+		})
+	}
+}
+
+func ptr(s string) *string { return &s }

@@ -34,6 +34,7 @@ type processorFlags struct {
 	maxWarmups      int
 	acceptableLag   int64
 	cleanupDelay    time.Duration
+	requireDurable  bool
 	recoverAhead    bool
 	maxIdle         maxIdle
 	join            string
@@ -65,6 +66,7 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.BoolVar(&p.standby, "standby", false, "the same as --standby-replicas 1")
 	fs.IntVar(&p.maxWarmups, "max-warmups", job.DefaultMaxWarmups, "warm-up copies the group restores at a time: a partition moves to a replica once that replica's copy is within --acceptable-recovery-lag, its owner processing it meanwhile")
 	fs.Int64Var(&p.acceptableLag, "acceptable-recovery-lag", job.DefaultAcceptableRecoveryLag, "changelog records a replica's copy of a partition may trail by and still take the partition over")
+	fs.BoolVar(&p.requireDurable, "require-durable-topics", false, "refuse to start when the table, output or DLQ topic cannot keep an acknowledged write through the loss of a broker (replication or min.insync.replicas below 2); without it, a warning")
 	fs.DurationVar(&p.cleanupDelay, "state-cleanup-delay", job.DefaultStateCleanupDelay, "how long a local store this replica neither owns nor keeps a copy of stays on disk before it is deleted")
 	fs.BoolVar(&p.recoverAhead, "recover-ahead", true, "accepted for compatibility and ignored: a joining replica warms up the partitions it is to take (--max-warmups) and restores nothing else")
 	fs.Var(&p.maxIdle, "max-idle", "timestamp alignment of input and scores per partition: 0 waits only for records already on the broker, a duration also waits that long for a topic with none, -1 turns alignment off")
@@ -137,6 +139,7 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 			Partitions:        int32(p.partitions),
 			ReplicationFactor: int16(p.replication),
 			CreateStreams:     p.create,
+			RequireDurable:    p.requireDurable,
 		},
 		StateDir:              p.stateDir,
 		Format:                codecs.JSON{Limits: codecs.Limits{MaxValueBytes: p.maxMessage}},

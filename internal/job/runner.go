@@ -222,6 +222,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
+	for _, weak := range layout.Weak {
+		r.log.Warn("a topic cannot keep an acknowledged write through the loss of a broker (--require-durable-topics refuses it)", "why", weak)
+	}
 	if r.commit != nil {
 		if err := r.checkTransactions(ctx); err != nil {
 			return err
