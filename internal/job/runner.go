@@ -141,7 +141,6 @@ type Runner struct {
 	// both are made by Run.
 	member *member
 	rejoin *rejoiner
-	bounds func(context.Context) (map[int32]assign.Bounds, error)
 	// sharedBounds reads the changelog's bounds for the stores, goka's recovery and the
 	// assignor, one request for every partition.
 	sharedBounds *sharedBounds
@@ -262,7 +261,6 @@ func (r *Runner) Run(ctx context.Context) error {
 	}()
 	r.member = &member{advert: r.cfg.Advert, process: process, table: r.cfg.Topics.Table(), guard: guard,
 		replicas: replicas, stats: r.stats, log: r.log.With("component", "assignor")}
-	r.bounds = changelogBounds(bounds, r.cfg.Topics.Table())
 	go guard.Cleanup(ctx, r.cfg.Topics.Table(), r.cfg.StateCleanupDelay, min(max(r.cfg.StateCleanupDelay/4, time.Second), time.Minute))
 	backoff := time.Second
 	for {
@@ -370,7 +368,7 @@ func (r *Runner) options(layout topology.Layout, guard *store.Guard) ([]goka.Pro
 	strategy := assign.New(assign.Config{
 		Settings: assign.Settings{StandbyReplicas: r.cfg.StandbyReplicas, MaxWarmups: r.cfg.MaxWarmups,
 			AcceptableLag: r.cfg.AcceptableRecoveryLag},
-		Local: r.member, Bounds: r.bounds, Logger: r.log.With("component", "assignor"),
+		Local: r.member, Bounds: changelogBounds(r.sharedBounds, r.cfg.Topics.Table()), Logger: r.log.With("component", "assignor"),
 	})
 	configs[1].Consumer.Group.Rebalance.Strategy = nil
 	configs[1].Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{strategy, goka.CopartitioningStrategy}
