@@ -59,8 +59,7 @@ func (s *Stats) assign(a map[int32]int64) {
 	}
 }
 
-// Assigned reports whether the latest session assigned partition p to this replica; a
-// partition goka runs that was not assigned is a hot-standby copy.
+// Assigned reports whether the latest session assigned partition p to this replica.
 func (s *Stats) Assigned(p int32) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -265,7 +265,7 @@ type Lookup struct {
 	Score int64
 }
 
-// Lookup reads key's score in the store of partition, active or hot standby. Under
+// Lookup reads key's score in the store goka runs for partition. Under
 // exactly-once it reads beneath the writes of the transaction still open, so it answers only
 // what the changelog holds committed.
 func (s *Caches) Lookup(partition int32, key string) (Lookup, error) {

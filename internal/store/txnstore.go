@@ -14,7 +14,7 @@ import (
 // transaction committed. A transaction that aborts leaves nothing in LevelDB, and a crash
 // before a commit leaves the store at the last commit: the local store never runs ahead of the
 // committed changelog. It holds writes back only once the partition is recovered, and only for
-// a partition the session owns (a hot-standby copy applies committed changelog records).
+// a partition the session owns (a copy that follows the changelog applies committed records).
 type txnStore struct {
 	storage.Storage
 	db        *leveldb.DB

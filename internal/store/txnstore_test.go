@@ -74,7 +74,7 @@ func TestTxnStoreHoldsWritesUntilCommit(t *testing.T) {
 	}
 }
 
-// A partition the session does not own (a hot-standby copy) applies committed changelog
+// A partition the session does not own (a copy following the changelog) applies committed changelog
 // records: its writes go straight to LevelDB, and commits do not touch it.
 func TestTxnStoreOfPartitionNotOwnedWritesThrough(t *testing.T) {
 	s, db := openTxnStore(t, false)

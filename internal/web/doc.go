@@ -7,8 +7,8 @@
 //
 // A key lookup is answered by the replica that owns the key's partition, from its store. Any
 // other replica learns the owner from the group's coordinator (package members) and asks it;
-// when no owner can answer, the reply is 503 with the reason, or an answer from a hot-standby
-// copy that says so: never a "no score" that may be false.
+// when no owner can answer, the reply is 503 with the reason, or an answer from a standby or
+// warm-up copy that says so: never a "no score" that may be false.
 //
 // Beside its own pages the server mounts goka's: its monitor at /goka/monitor/ and its query
 // at /goka/query/ (github.com/lovoo/goka/web, on a gorilla/mux router). They load jQuery, d3,

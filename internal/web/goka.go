@@ -128,7 +128,7 @@ func (s *Server) committedScore(a *job.Attached) goka.Getter {
 
 // scoreValue turns a local answer into what goka's query page shows: the Score, nil for a key
 // without one, or an error saying why this replica cannot answer. Only a partition the group
-// assigned here answers: a hot-standby copy can trail its owner and the page could not say so.
+// assigned here answers: a standby or warm-up copy can trail its owner and the page could not say so.
 func scoreValue(la localAnswer, part int32) (any, error) {
 	switch {
 	case la.status == http.StatusServiceUnavailable:

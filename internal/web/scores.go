@@ -23,8 +23,8 @@ type answer struct {
 	// known; AnsweredBy is the one whose store answered.
 	Owner      string `json:"owner"`
 	AnsweredBy string `json:"answered_by,omitempty"`
-	// Standby is true for an answer from a hot-standby copy (--standby), given because the
-	// owner could not answer: Reason says why. A standby copy can lag its owner.
+	// Standby is true for an answer from a standby or warm-up copy (--standby-replicas), given
+	// because the owner could not answer: Reason says why. A copy can lag its owner.
 	Standby bool   `json:"standby,omitempty"`
 	Reason  string `json:"reason,omitempty"`
 	Note    string `json:"note,omitempty"`
@@ -101,7 +101,7 @@ type router struct {
 
 // lookup answers for key, whose partition is part. The replica that owns the partition answers
 // from its store; any other asks the owner the group's coordinator names. When no owner can
-// answer (unreachable, rebalancing, recovering), a running hot-standby copy here answers and
+// answer (unreachable, rebalancing, recovering), a standby or warm-up copy here answers and
 // says so; without one the answer is 503 with the reason, never a "no score" that may be false.
 func (rt router) lookup(ctx context.Context, key string, part int32) (int, answer) {
 	here := rt.local(ctx, key, part)
