@@ -275,12 +275,7 @@ func ReadPartition(ctx context.Context, kc kafkaconf.Config, topic string, parti
 // being fetched once it reaches its target.
 func consume(ctx context.Context, kc kafkaconf.Config, topic string, start map[int32]kgo.Offset, targets map[int32]int64,
 	fn func(partition int32, records []*kgo.Record, through int64) error, polled func()) error {
-	// Read committed: an aborted transaction's records never enter a table. Control records
-	// are kept, for their offsets only: they show the read reach a target that ends in a
-	// commit or abort marker.
-	cl, err := kc.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
-		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	cl, err := committedReader(kc, topic, start, 64<<20)
 	if err != nil {
 		return err
 	}
@@ -324,6 +319,16 @@ func consume(ctx context.Context, kc kafkaconf.Config, topic string, start map[i
 	return nil
 }
 
+// committedReader is a client reading partitions of topic from start, committed records only
+// (an aborted transaction's records never enter a table), fetching up to maxBytes at once.
+// Control records are kept, for their offsets only: they show a read reach a target or an end
+// that a commit or abort marker ends.
+func committedReader(kc kafkaconf.Config, topic string, start map[int32]kgo.Offset, maxBytes int32) (*kgo.Client, error) {
+	return kc.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
+		kgo.FetchMaxBytes(maxBytes), kgo.FetchMaxPartitionBytes(16<<20),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+}
+
 // withoutControl returns records without their transaction markers, records itself when it has
 // none.
 func withoutControl(records []*kgo.Record) []*kgo.Record {
@@ -347,9 +352,7 @@ func withoutControl(records []*kgo.Record) []*kgo.Record {
 // transaction has ended). It follows the partition until ctx ends, then returns ctx's error, or
 // returns the first error of a fetch or of fn.
 func FollowPartition(ctx context.Context, kc kafkaconf.Config, topic string, partition int32, from int64, fn func(records []*kgo.Record, through, end int64) error) error {
-	cl, err := kc.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}),
-		kgo.FetchMaxBytes(16<<20), kgo.FetchMaxPartitionBytes(16<<20),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	cl, err := committedReader(kc, topic, map[int32]kgo.Offset{partition: kgo.NewOffset().At(from)}, 16<<20)
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,6 @@ type member struct {
 	table    string
 	guard    *store.Guard
 	replicas *store.Replicas
-	stats    *Stats
 	log      *slog.Logger
 
 	mu     sync.Mutex
@@ -55,7 +54,6 @@ func (m *member) Assigned(a assign.Assignment) {
 	m.mu.Lock()
 	m.active = a.Active
 	m.mu.Unlock()
-	m.stats.copies(a.Standby, a.Warmup)
 	m.log.Info("assignment", "generation", a.Generation, "active", a.Active, "standby", a.Standby, "warmup", a.Warmup)
 	m.replicas.Set(a.Standby, a.Warmup)
 }

@@ -260,7 +260,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}()
 	r.member = &member{advert: r.cfg.Advert, process: process, table: r.cfg.Topics.Table(), guard: guard,
-		replicas: replicas, stats: r.stats, log: r.log.With("component", "assignor")}
+		replicas: replicas, log: r.log.With("component", "assignor")}
 	go guard.Cleanup(ctx, r.cfg.Topics.Table(), r.cfg.StateCleanupDelay, min(max(r.cfg.StateCleanupDelay/4, time.Second), time.Minute))
 	backoff := time.Second
 	for {

@@ -31,22 +31,6 @@ type Stats struct {
 	dlq      map[codecs.Reason]int64
 	latency  func(time.Duration)
 	assigned map[int32]bool
-	standby  []int32
-	warmup   []int32
-}
-
-// copies records the standby and warm-up copies the latest assignment planned here.
-func (s *Stats) copies(standby, warmup []int32) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.standby, s.warmup = standby, warmup
-}
-
-// Copies returns the standby and warm-up copies the latest assignment planned here.
-func (s *Stats) Copies() (standby, warmup []int32) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.standby, s.warmup
 }
 
 // assign records the partitions the group assigned in its latest session.

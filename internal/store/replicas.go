@@ -221,11 +221,11 @@ func (r *Replicas) settle(p int32) {
 // start opens the copy of p, checked against the changelog, and follows it.
 func (r *Replicas) start(p int32, warm bool) (*replica, error) {
 	log := r.log.With("topic", r.topic, "partition", p)
-	st, db, local, _, _, err := r.g.openChecked(r.topic, p, log)
+	// The copy writes its database directly: goka's storage over it is made at the hand-over.
+	_, db, local, _, _, err := r.g.openChecked(r.topic, p, log)
 	if err != nil {
 		return nil, err
 	}
-	_ = st // the copy writes its database directly; goka's storage over it is made at hand-over
 	ctx, cancel := context.WithCancel(r.g.context())
 	c := &replica{path: Path(r.g.dir, r.topic, p), cancel: cancel, done: make(chan struct{}), db: db,
 		warmup: warm, offset: local, end: -1}
