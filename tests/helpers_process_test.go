@@ -99,6 +99,18 @@ func (p *proc) restoreLines() []string {
 	return out
 }
 
+// waitRestores waits until the process logged at least n "partition restored" lines and returns
+// them. /readyz can turn ready a moment before the last line reaches the log.
+func (p *proc) waitRestores(n int) []string {
+	p.t.Helper()
+	var lines []string
+	require.Eventually(p.t, func() bool {
+		lines = p.restoreLines()
+		return len(lines) >= n
+	}, 30*time.Second, 20*time.Millisecond, "fewer than %d partition restores were logged", n)
+	return lines
+}
+
 // readiness is the part of /readyz's body the tests read.
 type readiness struct {
 	Ready bool    `json:"ready"`

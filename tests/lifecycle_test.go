@@ -140,9 +140,7 @@ func TestReplayAfterCompactionAndRebuild(t *testing.T) {
 
 	p = j.start(rebuilt)
 	p.waitRunning(2)
-	restores := p.restoreLines()
-	assert.GreaterOrEqual(t, len(restores), 2, p.logs())
-	for _, line := range restores {
+	for _, line := range p.waitRestores(2) {
 		assert.Contains(t, line, "records=0 ", "a rebuilt store restores nothing: %s", line)
 		assert.Contains(t, line, "warm=true", line)
 	}

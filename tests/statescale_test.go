@@ -151,6 +151,7 @@ func TestStateScalesOut(t *testing.T) {
 	p3 = j.start(dirs[2], stateFlags()...)
 	waitBalanced(t, stateScalePartitions, p1, p2, p3)
 	assert.Equal(t, owned3, p3.assigned(), "the restarted replica got its partitions back")
+	p3.waitRestores(len(owned3))
 	restored, cold := p3.restoresSince(0)
 	assert.Empty(t, cold, "no partition restored from nothing")
 	for part, n := range restored {

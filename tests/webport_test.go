@@ -37,7 +37,7 @@ func TestTakenWebPort(t *testing.T) {
 
 	again := j.start(state)
 	again.waitRunning(partitions)
-	for _, line := range again.restoreLines() {
+	for _, line := range again.waitRestores(partitions) {
 		assert.Contains(t, line, "records=0 ", "a store that was closed cleanly restores nothing: %s", line)
 	}
 	require.Equal(t, 0, again.stop(syscall.SIGTERM))
