@@ -137,6 +137,7 @@ func TestPercentile(t *testing.T) {
 	assert.Equal(t, 50*time.Millisecond, percentile(l, 50))
 	assert.Equal(t, 99*time.Millisecond, percentile(l, 99))
 	assert.Equal(t, 100*time.Millisecond, percentile(l, 100))
+	assert.Equal(t, 99*time.Millisecond, percentile(l, 99.9), "p99.9 of 100 values is the 99th: (100-1)*0.999 rounds down")
 	assert.Zero(t, percentile(nil, 99))
 }
 
@@ -154,6 +155,26 @@ func TestReportRatios(t *testing.T) {
 	assert.Contains(t, out.String(), "n/a")
 }
 
+func TestReportLoadPoints(t *testing.T) {
+	r := newReport(options{brokers: "b", partitions: 4, keys: 10, inputs: 10, rates: []float64{5000}, repeat: 3})
+	r.add(result{System: "enricher", ID: "enricher", InputsPerSec: 300, Load: []loadPoint{
+		{FractionOfPeak: 0.5, OfferedPerSec: 150, P99ms: 40},
+		{OfferedPerSec: 5000, P99ms: 80, P999ms: 120, Runs: 3, P99MinMs: 60, P99MaxMs: 95},
+	}})
+	r.add(result{System: "Kafka Streams", ID: "kstreams", InputsPerSec: 100, Load: []loadPoint{
+		{FractionOfPeak: 0.5, OfferedPerSec: 50, P99ms: 80},
+		{OfferedPerSec: 5000, P99ms: 160, P999ms: 200},
+	}})
+	assert.InDelta(t, 0.5, r.Ratios["kstreams"]["latency p99 at 5000/s offered, ms"], 1e-9, "the common rate compares like with like")
+	assert.InDelta(t, 0.5, r.Ratios["kstreams"]["latency p99 at 50% of peak, ms"], 1e-9)
+	_, ok := r.Ratios["kstreams"]["latency p99 at 25% of peak, ms"]
+	assert.False(t, ok, "a load point neither system ran has no ratio")
+	var out strings.Builder
+	r.print(&out)
+	assert.Contains(t, out.String(), "highest p99 of 3 runs at 5000/s offered, ms")
+	assert.Contains(t, out.String(), "95.0")
+}
+
 func TestParseFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -166,6 +187,10 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--brokers", "b", "--keys", "10", "--scores", "5"}, "--scores"},
 		{[]string{"--brokers", "b", "--keys-distribution", "pareto"}, "pareto"},
 		{[]string{"--brokers", "b", "--message-bytes", "10"}, "--message-bytes"},
+		{[]string{"--brokers", "b", "--rates", "1000,fast"}, "--rates"},
+		{[]string{"--brokers", "b", "--rates", "-5"}, "--rates"},
+		{[]string{"--brokers", "b", "--rates", ""}, ""},
+		{[]string{"--brokers", "b", "--repeat", "0"}, "--repeat"},
 	} {
 		o, err := parseFlags(tc.args)
 		if tc.bad != "" {

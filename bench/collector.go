@@ -231,9 +231,12 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[i]
 }
 
+// percentiles are a phase's latency figures.
+type percentiles struct{ p50, p95, p99, p999, max time.Duration }
+
 // latencyFigures summarises a phase's latencies.
-func latencyFigures(ph *phase) (p50, p95, p99, maxL time.Duration) {
+func latencyFigures(ph *phase) percentiles {
 	l := slices.Clone(ph.latencies)
 	slices.Sort(l)
-	return percentile(l, 50), percentile(l, 95), percentile(l, 99), percentile(l, 100)
+	return percentiles{percentile(l, 50), percentile(l, 95), percentile(l, 99), percentile(l, 99.9), percentile(l, 100)}
 }

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,6 +29,8 @@ type options struct {
 	msgBytes     int
 	zipf         bool
 	window       time.Duration // each fixed-load phase
+	rates        []float64     // common offered rates, inputs/s, besides the fractions of own peak
+	repeat       int           // runs of each fixed-load phase
 	rebalance    time.Duration // the phase in which a second replica joins
 	quick        bool
 	jsonOut      string
@@ -87,6 +91,9 @@ func parseFlags(args []string) (options, error) {
 	var dist string
 	fs.StringVar(&dist, "keys-distribution", "uniform", "how inputs pick keys: uniform or zipf")
 	fs.DurationVar(&o.window, "load-window", 20*time.Second, "length of each fixed-load latency phase")
+	var rates string
+	fs.StringVar(&rates, "rates", "5000,25000", "offered rates, inputs/s, comma-separated, at which every system's latency is measured besides 25%, 50% and 90% of its own peak (\"\" for none); the default's first rate every system sustains, its second is near the slowest stream processor's peak")
+	fs.IntVar(&o.repeat, "repeat", 1, "runs of each fixed-load phase; above 1 the table shows the run with the median p99 and the spread of p99 across runs")
 	fs.DurationVar(&o.rebalance, "rebalance-window", 30*time.Second, "length of the phase in which a second replica joins")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run for CI: 10k keys, 50k inputs, short phases; checks correctness, asserts no timing")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the figures as JSON to this file")
@@ -101,7 +108,7 @@ func parseFlags(args []string) (options, error) {
 	if o.quick {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		for name, v := range map[string]string{"keys": "10000", "inputs": "50000", "load-window": "3s", "rebalance-window": "15s"} {
+		for name, v := range map[string]string{"keys": "10000", "inputs": "50000", "load-window": "3s", "rebalance-window": "15s", "rates": "2000"} {
 			if !set[name] {
 				_ = fs.Set(name, v)
 			}
@@ -111,6 +118,16 @@ func parseFlags(args []string) (options, error) {
 		o.scores = o.keys
 	}
 	o.systems = strings.Split(systems, ",")
+	for _, f := range strings.Split(rates, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		rate, err := strconv.ParseFloat(f, 64)
+		if err != nil || rate <= 0 || math.IsInf(rate, 0) {
+			return o, fmt.Errorf("--rates: %q is not a positive rate in inputs/s", f)
+		}
+		o.rates = append(o.rates, rate)
+	}
 	o.enricherArgs = strings.Fields(enricherArgs)
 	switch {
 	case o.brokers == "":
@@ -123,6 +140,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("--message-bytes must be between 40 (room for a sequence number and a time) and 100000")
 	case dist != "uniform" && dist != "zipf":
 		return o, fmt.Errorf("--keys-distribution %q: want uniform or zipf", dist)
+	case o.repeat < 1:
+		return o, errors.New("--repeat must be at least 1")
 	case o.window < time.Second || o.rebalance < 10*time.Second:
 		return o, errors.New("--load-window must be at least 1s and --rebalance-window at least 10s")
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"text/tabwriter"
 )
@@ -38,15 +39,41 @@ type result struct {
 	Duplicates int64 `json:"duplicates"`
 }
 
-// loadPoint is one fixed-load phase.
+// loadPoint is one fixed-load phase: a fraction of the system's own peak, or (FractionOfPeak 0)
+// a rate every system in the run is offered.
 type loadPoint struct {
-	FractionOfPeak float64 `json:"fraction_of_peak"`
+	FractionOfPeak float64 `json:"fraction_of_peak,omitempty"`
 	OfferedPerSec  float64 `json:"offered_per_sec"`
 	AchievedPerSec float64 `json:"achieved_per_sec"`
 	P50ms          float64 `json:"p50_ms"`
 	P95ms          float64 `json:"p95_ms"`
 	P99ms          float64 `json:"p99_ms"`
+	P999ms         float64 `json:"p99_9_ms"`
 	MaxMs          float64 `json:"max_ms"`
+	// With --repeat above 1, the figures above are the run with the median p99, and these are
+	// the number of runs and the lowest and highest p99 among them: the spread.
+	Runs     int     `json:"runs,omitempty"`
+	P99MinMs float64 `json:"p99_min_ms,omitempty"`
+	P99MaxMs float64 `json:"p99_max_ms,omitempty"`
+}
+
+// peakFractions are the loads, as fractions of each system's own peak, every run measures.
+func peakFractions() []float64 { return []float64{0.25, 0.50, 0.90} }
+
+// label names the load point in the table and progress lines.
+func (l loadPoint) label() string {
+	if l.FractionOfPeak > 0 {
+		return fmt.Sprintf("%d%% of peak", int(math.Round(100*l.FractionOfPeak)))
+	}
+	return fmt.Sprintf("%.0f/s", l.OfferedPerSec)
+}
+
+// matches reports whether l is the load point of the same fraction or common rate as want.
+func (l loadPoint) matches(want loadPoint) bool {
+	if want.FractionOfPeak > 0 {
+		return l.FractionOfPeak == want.FractionOfPeak
+	}
+	return l.FractionOfPeak == 0 && l.OfferedPerSec == want.OfferedPerSec
 }
 
 // report is the run: its workload and each system's figures, in the JSON file as well.
@@ -59,6 +86,8 @@ type report struct {
 	MessageBytes  int                           `json:"message_bytes"`
 	Distribution  string                        `json:"keys_distribution"`
 	LoadWindow    string                        `json:"load_window"`
+	Rates         []float64                     `json:"rates,omitempty"`
+	Repeat        int                           `json:"repeat"`
 	Quick         bool                          `json:"quick"`
 	EnricherFlags []string                      `json:"enricher_flags,omitempty"`
 	Systems       []result                      `json:"systems"`
@@ -72,8 +101,8 @@ func newReport(o options) *report {
 		dist = "zipf"
 	}
 	return &report{Brokers: o.brokers, Partitions: o.partitions, Keys: o.keys, Scores: o.scores, Inputs: o.inputs,
-		MessageBytes: o.msgBytes, Distribution: dist, LoadWindow: o.window.String(), Quick: o.quick,
-		EnricherFlags: o.enricherArgs}
+		MessageBytes: o.msgBytes, Distribution: dist, LoadWindow: o.window.String(), Rates: o.rates,
+		Repeat: o.repeat, Quick: o.quick, EnricherFlags: o.enricherArgs}
 }
 
 func (r *report) add(res result) {
@@ -89,28 +118,47 @@ type figure struct {
 	format string
 }
 
-func figures() []figure {
+// figures are the table's rows for this report's load points.
+func (r *report) figures() []figure {
 	f := []figure{
 		{"throughput, inputs/s", true, func(r result) (float64, bool) { return r.InputsPerSec, r.InputsPerSec > 0 }, "%.0f"},
 	}
-	for i, frac := range []float64{0.25, 0.50, 0.90} {
-		i := i
-		pct := int(100 * frac)
+	var loads []loadPoint
+	for _, frac := range peakFractions() {
+		loads = append(loads, loadPoint{FractionOfPeak: frac})
+	}
+	for _, rate := range r.Rates {
+		loads = append(loads, loadPoint{OfferedPerSec: rate})
+	}
+	for _, want := range loads {
 		at := func(get func(loadPoint) float64) func(result) (float64, bool) {
 			return func(r result) (float64, bool) {
-				if i >= len(r.Load) {
-					return 0, false
+				for _, l := range r.Load {
+					if l.matches(want) {
+						return get(l), true
+					}
 				}
-				return get(r.Load[i]), true
+				return 0, false
 			}
 		}
+		name := want.label()
+		if want.FractionOfPeak == 0 {
+			name = fmt.Sprintf("%s offered", name)
+		}
 		f = append(f,
-			figure{fmt.Sprintf("rate achieved at %d%% of peak, inputs/s", pct), true, at(func(l loadPoint) float64 { return l.AchievedPerSec }), "%.0f"},
-			figure{fmt.Sprintf("latency p50 at %d%% of peak, ms", pct), false, at(func(l loadPoint) float64 { return l.P50ms }), "%.1f"},
-			figure{fmt.Sprintf("latency p95 at %d%% of peak, ms", pct), false, at(func(l loadPoint) float64 { return l.P95ms }), "%.1f"},
-			figure{fmt.Sprintf("latency p99 at %d%% of peak, ms", pct), false, at(func(l loadPoint) float64 { return l.P99ms }), "%.1f"},
-			figure{fmt.Sprintf("latency max at %d%% of peak, ms", pct), false, at(func(l loadPoint) float64 { return l.MaxMs }), "%.1f"},
+			figure{fmt.Sprintf("rate achieved at %s, inputs/s", name), true, at(func(l loadPoint) float64 { return l.AchievedPerSec }), "%.0f"},
+			figure{fmt.Sprintf("latency p50 at %s, ms", name), false, at(func(l loadPoint) float64 { return l.P50ms }), "%.1f"},
+			figure{fmt.Sprintf("latency p95 at %s, ms", name), false, at(func(l loadPoint) float64 { return l.P95ms }), "%.1f"},
+			figure{fmt.Sprintf("latency p99 at %s, ms", name), false, at(func(l loadPoint) float64 { return l.P99ms }), "%.1f"},
+			figure{fmt.Sprintf("latency p99.9 at %s, ms", name), false, at(func(l loadPoint) float64 { return l.P999ms }), "%.1f"},
+			figure{fmt.Sprintf("latency max at %s, ms", name), false, at(func(l loadPoint) float64 { return l.MaxMs }), "%.1f"},
 		)
+		if r.Repeat > 1 {
+			f = append(f,
+				figure{fmt.Sprintf("lowest p99 of %d runs at %s, ms", r.Repeat, name), false, at(func(l loadPoint) float64 { return l.P99MinMs }), "%.1f"},
+				figure{fmt.Sprintf("highest p99 of %d runs at %s, ms", r.Repeat, name), false, at(func(l loadPoint) float64 { return l.P99MaxMs }), "%.1f"},
+			)
+		}
 	}
 	opt := func(get func(result) *float64) func(result) (float64, bool) {
 		return func(r result) (float64, bool) {
@@ -147,7 +195,7 @@ func (r *report) ratios() map[string]map[string]float64 {
 			continue
 		}
 		m := map[string]float64{}
-		for _, f := range figures() {
+		for _, f := range r.figures() {
 			ev, ok1 := f.get(*e)
 			pv, ok2 := f.get(s)
 			if ok1 && ok2 && pv != 0 {
@@ -177,7 +225,7 @@ func (r *report) print(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
-	for _, f := range figures() {
+	for _, f := range r.figures() {
 		better := "lower"
 		if f.higher {
 			better = "higher"
