@@ -49,6 +49,13 @@ const (
 	ReasonMissingTimestamp Reason = "missing_timestamp"
 	// ReasonInvalidRecord is the reason of a *DecodeError a Format returned without one.
 	ReasonInvalidRecord Reason = "invalid_record"
+	// ReasonOutputTooLarge is an input whose output is larger than the output topic takes (its
+	// max.message.bytes, or the producer's batch limit): the write could never succeed.
+	ReasonOutputTooLarge Reason = "output_too_large"
+	// ReasonScoreFromFuture is a score, under the as-of join, stamped further ahead of the
+	// clock than the job allows: kept, it would move its key's history window and drop the
+	// versions inputs still need.
+	ReasonScoreFromFuture Reason = "score_from_future"
 )
 
 // Reasons returns every Reason this package defines, for metrics that want a series per reason
@@ -56,7 +63,7 @@ const (
 func Reasons() []Reason {
 	return []Reason{ReasonEmptyValue, ReasonInvalidUTF8, ReasonInvalidJSON, ReasonWrongType,
 		ReasonMissingField, ReasonMissingKey, ReasonKeyMismatch, ReasonTooLarge, ReasonMissingTimestamp,
-		ReasonInvalidRecord}
+		ReasonInvalidRecord, ReasonOutputTooLarge, ReasonScoreFromFuture}
 }
 
 // DecodeError is a record that cannot be processed, with the reason why.

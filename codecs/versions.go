@@ -36,7 +36,17 @@ func (v *Versions) Add(at, score int64) {
 		return
 	}
 	v.List = slices.Insert(v.List, i, Version{At: at, Score: score})
+	if extra := len(v.List) - MaxVersions; extra > 0 {
+		v.List = slices.Clone(v.List[extra:])
+		v.Pruned = true
+	}
 }
+
+// MaxVersions bounds a key's history: Add keeps the newest MaxVersions versions and drops older
+// ones (setting Pruned). A version is about 30 bytes in the changelog, so a full history is about
+// 300 KB, within Kafka's default 1 MB message limit: a key updated often inside a long window
+// cannot grow a table record the changelog refuses.
+const MaxVersions = 10_000
 
 // Prune drops what no input within history of the newest version needs: the versions before
 // newest-history, except the last of them, which is the score at the window's start.

@@ -32,6 +32,24 @@ func TestVersions(t *testing.T) {
 	assert.Len(t, v.List, 3, "nothing falls outside a longer window")
 }
 
+func TestVersionsKeepAtMostMaxVersions(t *testing.T) {
+	// Timestamps of 2026 and scores of 13 digits: a record as large as a real history makes.
+	const start, score = int64(1_767_225_600_000), int64(-1_234_567_890_123)
+	var v Versions
+	for i := int64(0); i < MaxVersions; i++ {
+		v.Add(start+i, score)
+	}
+	assert.False(t, v.Pruned, "a history of exactly MaxVersions is whole")
+	v.Add(start+MaxVersions, 7)
+	require.Len(t, v.List, MaxVersions)
+	assert.Equal(t, Version{start + 1, score}, v.List[0], "the oldest version went")
+	assert.Equal(t, Version{start + MaxVersions, 7}, v.Latest())
+	assert.True(t, v.Pruned)
+	b, err := VersionsCodec{}.Encode(v)
+	require.NoError(t, err)
+	assert.Less(t, len(b), 1_000_000-1024, "a full history fits Kafka's default message limit")
+}
+
 func TestVersionsCodec(t *testing.T) {
 	v := Versions{Key: "k", List: []Version{{1000, 10}, {2000, 20}}, Pruned: true}
 	b, err := VersionsCodec{}.Encode(v)

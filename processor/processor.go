@@ -60,6 +60,13 @@ type Config struct {
 	Partitions int32
 	// ReplicationFactor is that of every topic created; zero is -1, the broker's default.
 	ReplicationFactor int16
+	// RebuildRecreatedChangelog moves aside and rebuilds a local store whose changelog topic was
+	// deleted and recreated (the name's topic ID changed). The default, false, stops Run with an
+	// error that says so: the store's records are not the new topic's.
+	RebuildRecreatedChangelog bool
+	// SavepointRetention is the min.compaction.lag.ms of a table topic the job creates: how
+	// long a savepoint of it stays usable. Zero is topology.DefaultSavepointRetention (24h).
+	SavepointRetention time.Duration
 	// RequireDurableTopics refuses to start (an error wrapping topology.ErrNotDurable) when the
 	// table, output or dead-letter topic cannot keep an acknowledged write through the loss of
 	// a broker: a replication factor or min.insync.replicas below 2. The default, false, logs a
@@ -83,6 +90,10 @@ type Config struct {
 	// the last ScoreHistory by record timestamp, and an input gets the score valid at its own
 	// timestamp. Zero (the default) joins the latest score.
 	ScoreHistory time.Duration
+	// MaxScoreAhead bounds, under the as-of join, how far ahead of the clock a score may be
+	// stamped: a later one goes to the DLQ as codecs.ReasonScoreFromFuture rather than move its
+	// key's history window past the versions inputs still need. Zero is one hour.
+	MaxScoreAhead time.Duration
 	// MaxIdle is how long a partition holds an input back while the scores topic has no records
 	// that could be earlier. Zero (the default) waits only for records already on the broker; a
 	// negative value turns timestamp alignment off.
@@ -238,6 +249,10 @@ func (c Config) engine() (job.Config, error) {
 		return job.Config{}, &ConfigError{Field: "CommitInterval", Err: fmt.Errorf("must not be negative, got %s", c.CommitInterval)}
 	case c.ScoreHistory < 0:
 		return job.Config{}, &ConfigError{Field: "ScoreHistory", Err: fmt.Errorf("must not be negative, got %s", c.ScoreHistory)}
+	case c.SavepointRetention < 0:
+		return job.Config{}, &ConfigError{Field: "SavepointRetention", Err: fmt.Errorf("must not be negative, got %s", c.SavepointRetention)}
+	case c.MaxScoreAhead < 0:
+		return job.Config{}, &ConfigError{Field: "MaxScoreAhead", Err: fmt.Errorf("must not be negative, got %s", c.MaxScoreAhead)}
 	case c.StandbyReplicas < 0:
 		return job.Config{}, &ConfigError{Field: "StandbyReplicas", Err: fmt.Errorf("must not be negative, got %d", c.StandbyReplicas)}
 	case c.ConnectTimeout < 0:
@@ -248,20 +263,23 @@ func (c Config) engine() (job.Config, error) {
 		interval = 100 * time.Millisecond
 	}
 	return job.Config{
-		Kafka:           kc,
-		Topics:          topics,
-		Create:          c.CreateTopics,
-		Spec:            topology.Spec{Partitions: partitions, ReplicationFactor: rf, CreateStreams: c.CreateTopics},
-		StateDir:        c.StateDir,
-		Format:          c.Format,
-		CacheEntries:    store.DefaultCacheEntries,
-		MaxIdle:         c.MaxIdle,
-		ScoreHistory:    c.ScoreHistory,
-		StandbyReplicas: c.StandbyReplicas,
-		Guarantee:       guarantee,
-		CommitInterval:  interval,
-		Logger:          c.Logger,
-		ConnectTimeout:  c.ConnectTimeout,
+		Kafka:  kc,
+		Topics: topics,
+		Create: c.CreateTopics,
+		Spec: topology.Spec{Partitions: partitions, ReplicationFactor: rf, CreateStreams: c.CreateTopics,
+			SavepointRetention: c.SavepointRetention, RequireDurable: c.RequireDurableTopics},
+		StateDir:                  c.StateDir,
+		Format:                    c.Format,
+		CacheEntries:              store.DefaultCacheEntries,
+		MaxIdle:                   c.MaxIdle,
+		ScoreHistory:              c.ScoreHistory,
+		MaxScoreAhead:             c.MaxScoreAhead,
+		RebuildRecreatedChangelog: c.RebuildRecreatedChangelog,
+		StandbyReplicas:           c.StandbyReplicas,
+		Guarantee:                 guarantee,
+		CommitInterval:            interval,
+		Logger:                    c.Logger,
+		ConnectTimeout:            c.ConnectTimeout,
 	}, nil
 }
 

@@ -45,6 +45,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative commit interval", func(c *processor.Config) { c.CommitInterval = -time.Second }, "CommitInterval"},
 		{"negative history", func(c *processor.Config) { c.ScoreHistory = -time.Second }, "ScoreHistory"},
 		{"negative standbys", func(c *processor.Config) { c.StandbyReplicas = -1 }, "StandbyReplicas"},
+		{"negative score bound", func(c *processor.Config) { c.MaxScoreAhead = -time.Second }, "MaxScoreAhead"},
+		{"negative savepoint retention", func(c *processor.Config) { c.SavepointRetention = -time.Hour }, "SavepointRetention"},
 		{"session timeout below three heartbeats", func(c *processor.Config) { c.SessionTimeout = 500 * time.Millisecond }, "SessionTimeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

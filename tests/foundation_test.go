@@ -324,3 +324,47 @@ func TestDeletedChangelogStopsInsteadOfResetting(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, matches, partitions, "no store was moved aside or dropped: %v", matches)
 }
+
+// A changelog topic deleted and recreated with records of its own is told apart from the one a
+// store was built from by its topic ID, whatever its offsets: the replica stops and says why, or
+// with --changelog-recreated rebuild moves its stores aside and restores the new topic.
+func TestRecreatedChangelogIsDetectedByTopicID(t *testing.T) {
+	t.Parallel()
+	j, p, state := runningJob(t)
+	var lines []string
+	for i := 0; i < 20; i++ {
+		lines = append(lines, scoreLine(fmt.Sprintf("k%d", i), i))
+	}
+	j.produce("score", lines...)
+	j.waitChangelog(20)
+	require.Equal(t, 0, p.stop(syscall.SIGTERM))
+
+	ctx := context.Background()
+	_, err := j.adm.DeleteTopics(ctx, j.topics.Table())
+	require.NoError(t, err)
+	compact := "compact"
+	require.Eventually(t, func() bool {
+		_, err := j.adm.CreateTopic(ctx, partitions, 1, map[string]*string{"cleanup.policy": &compact}, j.topics.Table())
+		return err == nil
+	}, 30*time.Second, 200*time.Millisecond, "recreate the table topic")
+	// More records than the old topic had in every partition: offsets alone cannot tell.
+	var recs []*kgo.Record
+	for i := 0; i < 200; i++ {
+		k := fmt.Sprintf("k%d", i)
+		recs = append(recs, &kgo.Record{Key: []byte(k), Value: []byte(fmt.Sprintf(`{"key":%q,"score":%d}`, k, 1000+i))})
+	}
+	j.produceRaw(j.topics.Table(), recs...)
+
+	p2 := j.start(state)
+	require.Equal(t, 1, p2.exited(90*time.Second), p2.logs())
+	assert.Contains(t, p2.logs(), "changelog topic was recreated")
+	assert.Contains(t, p2.logs(), "--changelog-recreated rebuild")
+
+	p3 := j.start(state, "--changelog-recreated", "rebuild")
+	p3.waitRunning(partitions)
+	assert.Equal(t, int64(1005), j.enrichOn(j.topics.Output, 6, "rebuilt")["k5"], "the new topic's score")
+	matches, err := filepath.Glob(filepath.Join(state, j.topics.Table()+".*.stale-*"))
+	require.NoError(t, err)
+	assert.Len(t, matches, partitions, "every store was moved aside")
+	require.Equal(t, 0, p3.stop(syscall.SIGTERM))
+}

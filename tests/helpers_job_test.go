@@ -158,10 +158,12 @@ func (j *job) createTopics(partitions int) {
 // appendTimeOutput makes the broker stamp the output topic's records with the time it appends
 // them: outputs carry their input's timestamp, and a test that times when outputs were written
 // reads that.
-func (j *job) appendTimeOutput() {
+func (j *job) appendTimeOutput() { j.setTopicConfig(j.topics.Output, "message.timestamp.type", "LogAppendTime") }
+
+// setTopicConfig sets one config of topic.
+func (j *job) setTopicConfig(topic, key, value string) {
 	j.t.Helper()
-	v := "LogAppendTime"
-	rs, err := j.adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "message.timestamp.type", Value: &v}}, j.topics.Output)
+	rs, err := j.adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: key, Value: &value}}, topic)
 	require.NoError(j.t, err)
 	require.NoError(j.t, rs[0].Err)
 }

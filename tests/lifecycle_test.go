@@ -229,3 +229,39 @@ func TestBadSavepointsAreRefused(t *testing.T) {
 	_, err = topology.PartitionCount(context.Background(), cluster, next+"-table")
 	assert.ErrorIs(t, err, topology.ErrMissingTopic, "no table topic created")
 }
+
+// A savepoint older than its table's min.compaction.lag.ms (--savepoint-retention) is refused by
+// show, restore and replay --until, with the reason: the log cleaner may have removed values its
+// cut needs, and a key restored without them would lose its score.
+func TestSavepointOlderThanCompactionLagIsRefused(t *testing.T) {
+	t.Parallel()
+	j := newJob(t)
+	const retention = 4 * time.Second
+	code, _, stderr := j.enricher("", append([]string{"topics", "create", "--partitions", "2", "--savepoint-retention", retention.String()}, j.topicArgs()...)...)
+	require.Equal(t, 0, code, stderr)
+	p := j.start(t.TempDir())
+	p.waitRunning(2)
+	j.scoreRound(10, 0)
+	j.waitChangelog(10)
+	require.Equal(t, 0, p.stop(syscall.SIGTERM))
+
+	sp := filepath.Join(t.TempDir(), "sp.json")
+	taken := time.Now()
+	j.savepoint(sp)
+	code, stdout, stderr := j.enricher("", "savepoint", "show", sp)
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "usable until:")
+	assert.Contains(t, stdout, "table min.compaction.lag.ms=4000 when taken")
+
+	time.Sleep(time.Until(taken.Add(retention + 500*time.Millisecond)))
+	for _, args := range [][]string{
+		{"savepoint", "show", sp},
+		append([]string{"savepoint", "restore", sp}, j.topicArgs()...),
+		{"replay", "--dump", "--until", sp, "--brokers", j.brokers, "--group", j.topics.Group},
+	} {
+		code, _, stderr := j.enricher("", args...)
+		assert.Equal(t, 1, code, "%v: %s", args[:2], stderr)
+		assert.Contains(t, stderr, "savepoint older than the changelog's compaction lag", args[:2])
+		assert.Contains(t, stderr, "min.compaction.lag.ms=4000", args[:2])
+	}
+}

@@ -75,8 +75,16 @@ type Spec struct {
 	Partitions int32
 	// ReplicationFactor for every topic created; -1 takes the broker's default.
 	ReplicationFactor int16
-	// TableConfigs are extra configs for the table topic (cleanup.policy=compact is always set).
+	// TableConfigs are extra configs for the table topic (cleanup.policy=compact is always set);
+	// they win over SavepointRetention.
 	TableConfigs map[string]string
+	// SavepointRetention is how long a savepoint of the table stays usable: the table topic is
+	// created with min.compaction.lag.ms of it, so the log cleaner keeps every record younger
+	// than that, and a savepoint's cut of the changelog stays whole for as long. The cost is
+	// that a cold restore reads that much of each key's superseded values too. Zero is
+	// DefaultSavepointRetention; negative leaves the broker's default (0: a savepoint is usable
+	// only until the next compaction).
+	SavepointRetention time.Duration
 	// CreateStreams allows creating missing input, scores and output topics. The table and the
 	// DLQ are the job's own and are always created when missing.
 	CreateStreams bool
@@ -84,6 +92,11 @@ type Spec struct {
 	// may live on one broker (Layout.Weak). The default, false, lets the caller warn instead.
 	RequireDurable bool
 }
+
+// DefaultSavepointRetention is how long savepoints stay usable unless Spec says otherwise: a day
+// covers a rollback after a bad deploy or a bad batch of scores, while a cold restore reads at
+// most a day of superseded values besides the latest ones.
+const DefaultSavepointRetention = 24 * time.Hour
 
 // Layout is what Check found: the partition count input, scores and table share, and the
 // output and dead-letter topics' own counts.
@@ -95,6 +108,9 @@ type Layout struct {
 	// does not keep through the loss of a broker, why, one line each; empty when every one is
 	// kept (replication and min.insync.replicas of 2 or more).
 	Weak []string
+	// OutputMaxMessageBytes is the output topic's max.message.bytes: the largest record batch
+	// it takes, so the bound on one output record.
+	OutputMaxMessageBytes int
 }
 
 func ensure(ctx context.Context, adm *kadm.Client, t Topics, spec Spec) (Layout, error) {
@@ -142,6 +158,12 @@ func ensure(ctx context.Context, adm *kadm.Client, t Topics, spec Spec) (Layout,
 	// The table needs the inputs' partition count: create it only once they exist.
 	if _, ok := details[t.Input]; ok || spec.CreateStreams {
 		tableConfigs := map[string]string{"cleanup.policy": "compact"}
+		switch r := spec.SavepointRetention; {
+		case r == 0:
+			tableConfigs["min.compaction.lag.ms"] = strconv.FormatInt(DefaultSavepointRetention.Milliseconds(), 10)
+		case r > 0:
+			tableConfigs["min.compaction.lag.ms"] = strconv.FormatInt(r.Milliseconds(), 10)
+		}
 		for k, v := range spec.TableConfigs {
 			tableConfigs[k] = v
 		}
@@ -216,7 +238,16 @@ func check(ctx context.Context, adm *kadm.Client, t Topics) (Layout, error) {
 	if err != nil {
 		return Layout{}, err
 	}
-	return Layout{Partitions: in, OutputPartitions: details[t.Output], DLQPartitions: details[t.DLQ()], Weak: weak}, nil
+	v, err := configValue(ctx, adm, t.Output, "max.message.bytes")
+	if err != nil {
+		return Layout{}, err
+	}
+	maxBytes, err := strconv.Atoi(v)
+	if err != nil || maxBytes <= 0 {
+		return Layout{}, fmt.Errorf("topic %q: max.message.bytes=%q is not a positive number", t.Output, v)
+	}
+	return Layout{Partitions: in, OutputPartitions: details[t.Output], DLQPartitions: details[t.DLQ()], Weak: weak,
+		OutputMaxMessageBytes: maxBytes}, nil
 }
 
 // weakTopics says, one line for each of names, where an acknowledged write may live on one

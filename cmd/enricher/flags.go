@@ -219,3 +219,7 @@ func positional(rest []string, command, what string) (string, []string, error) {
 	}
 	return rest[0], rest[1:], nil
 }
+
+// savepointRetentionUsage documents --savepoint-retention wherever a command creates the table.
+const savepointRetentionUsage = "how long a savepoint stays usable: a table topic created gets min.compaction.lag.ms of it, " +
+	"so compaction keeps every changelog record that young (a cold restore reads that much superseded history too)"

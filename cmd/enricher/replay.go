@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/changelog"
+	"github.com/enricher/enricher/internal/savepoint"
 	"github.com/enricher/enricher/internal/store"
 )
 
@@ -50,6 +52,9 @@ func cmdReplay(ctx context.Context, env *environment, args []string) error {
 	if until != "" {
 		sp, err := readSavepoint(until)
 		if err != nil {
+			return err
+		}
+		if err := savepoint.CheckCompaction(ctx, adm, sp, time.Now()); err != nil {
 			return err
 		}
 		table, limits = sp.Table.Name, sp.Until()

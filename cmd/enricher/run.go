@@ -39,6 +39,9 @@ type processorFlags struct {
 	maxIdle         maxIdle
 	join            string
 	scoreHistory    time.Duration
+	maxScoreAhead   time.Duration
+	spRetention     time.Duration
+	recreated       string
 	guarantee       string
 	commitInterval  time.Duration
 	txnTimeout      time.Duration
@@ -59,6 +62,8 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	p.logs.register(fs)
 	fs.StringVar(&p.stateDir, "state-dir", "./state", "directory of the local LevelDB stores (a cache: the changelog topic is the truth)")
 	fs.BoolVar(&p.create, "create-topics", false, "create missing input, scores and output topics (the table and DLQ topics are always created)")
+	fs.DurationVar(&p.spRetention, "savepoint-retention", topology.DefaultSavepointRetention, savepointRetentionUsage)
+	fs.StringVar(&p.recreated, "changelog-recreated", "stop", "a local store whose changelog topic was deleted and recreated (another topic ID): stop (exit 1 with the reason) or rebuild (move it aside and restore from the new topic)")
 	fs.IntVar(&p.partitions, "partitions", 4, "partitions of topics created")
 	fs.IntVar(&p.replication, "replication-factor", -1, "replication factor of topics created (-1: the broker's default)")
 	fs.IntVar(&p.cacheEntries, "cache-entries", store.DefaultCacheEntries, "keys per partition whose scores are cached in memory in front of LevelDB (0: no cache)")
@@ -72,6 +77,7 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.Var(&p.maxIdle, "max-idle", "timestamp alignment of input and scores per partition: 0 waits only for records already on the broker, a duration also waits that long for a topic with none, -1 turns alignment off")
 	fs.StringVar(&p.join, "join", "latest", "latest: an input gets its key's latest score; as-of: the score whose timestamp is the latest at or before the input's, from the last --score-history")
 	fs.DurationVar(&p.scoreHistory, "score-history", time.Hour, "with --join as-of: how much of each key's score history, by record timestamp, the table keeps")
+	fs.DurationVar(&p.maxScoreAhead, "max-score-ahead", job.DefaultMaxScoreAhead, "with --join as-of: a score stamped further ahead of the clock goes to the DLQ as score_from_future")
 	fs.StringVar(&p.guarantee, "guarantee", string(job.AtLeastOnce), "at-least-once: a crash can repeat outputs; exactly-once: outputs, dead letters, table writes and offsets commit in one Kafka transaction per --commit-interval (read the outputs with isolation.level=read_committed)")
 	fs.DurationVar(&p.commitInterval, "commit-interval", 100*time.Millisecond, "with --guarantee exactly-once: how often a transaction commits; outputs become visible this much later")
 	fs.DurationVar(&p.txnTimeout, "transaction-timeout", job.DefaultTransactionTimeout, "with --guarantee exactly-once: how long the broker keeps a dead replica's transaction open, the longest its partitions wait for it when they fail over")
@@ -106,6 +112,12 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 		return job.Config{}, usagef("--join: %q is not latest or as-of", p.join)
 	case p.join == "as-of" && p.scoreHistory <= 0:
 		return job.Config{}, usagef("--score-history: must be positive with --join as-of")
+	case p.recreated != "stop" && p.recreated != "rebuild":
+		return job.Config{}, usagef("--changelog-recreated: %q is not stop or rebuild", p.recreated)
+	case p.spRetention <= 0:
+		return job.Config{}, usagef("--savepoint-retention: must be positive")
+	case p.maxScoreAhead <= 0:
+		return job.Config{}, usagef("--max-score-ahead: must be positive")
 	case p.commitInterval <= 0:
 		return job.Config{}, usagef("--commit-interval: must be positive")
 	case p.txnTimeout < time.Second || p.txnTimeout < 2*p.commitInterval:
@@ -136,26 +148,29 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 		Topics: topics,
 		Create: p.create,
 		Spec: topology.Spec{
-			Partitions:        int32(p.partitions),
-			ReplicationFactor: int16(p.replication),
-			CreateStreams:     p.create,
-			RequireDurable:    p.requireDurable,
+			Partitions:         int32(p.partitions),
+			ReplicationFactor:  int16(p.replication),
+			CreateStreams:      p.create,
+			SavepointRetention: p.spRetention,
+			RequireDurable:     p.requireDurable,
 		},
-		StateDir:              p.stateDir,
-		Format:                codecs.JSON{Limits: codecs.Limits{MaxValueBytes: p.maxMessage}},
-		DeadLetterMax:         p.maxMessage,
-		StandbyReplicas:       standbys,
-		MaxWarmups:            p.maxWarmups,
-		AcceptableRecoveryLag: max(p.acceptableLag, 1),
-		StateCleanupDelay:     p.cleanupDelay,
-		MaxIdle:               time.Duration(p.maxIdle),
-		ScoreHistory:          history,
-		Guarantee:             guarantee,
-		CommitInterval:        p.commitInterval,
-		TransactionTimeout:    p.txnTimeout,
-		CacheEntries:          p.cacheEntries,
-		Logger:                log,
-		ConnectTimeout:        p.connectTimeout,
+		StateDir:                  p.stateDir,
+		Format:                    codecs.JSON{Limits: codecs.Limits{MaxValueBytes: p.maxMessage}},
+		DeadLetterMax:             p.maxMessage,
+		StandbyReplicas:           standbys,
+		MaxWarmups:                p.maxWarmups,
+		AcceptableRecoveryLag:     max(p.acceptableLag, 1),
+		StateCleanupDelay:         p.cleanupDelay,
+		MaxIdle:                   time.Duration(p.maxIdle),
+		ScoreHistory:              history,
+		MaxScoreAhead:             p.maxScoreAhead,
+		RebuildRecreatedChangelog: p.recreated == "rebuild",
+		Guarantee:                 guarantee,
+		CommitInterval:            p.commitInterval,
+		TransactionTimeout:        p.txnTimeout,
+		CacheEntries:              p.cacheEntries,
+		Logger:                    log,
+		ConnectTimeout:            p.connectTimeout,
 	}, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/enricher/enricher/internal/savepoint"
 	"github.com/enricher/enricher/topology"
@@ -41,7 +42,13 @@ func cmdSavepoint(ctx context.Context, env *environment, args []string) error {
 		if err != nil {
 			return err
 		}
-		return sp.Summary(env.stdout)
+		if err := sp.Summary(env.stdout); err != nil {
+			return err
+		}
+		if lag := sp.RecordedLag(); lag > 0 {
+			return sp.Usable(lag, time.Now())
+		}
+		return nil
 	}
 	if action == "create" && out == "" {
 		return usagef("savepoint create needs --out FILE")

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/enricher/enricher/topology"
 )
@@ -43,6 +44,8 @@ func cmdTopics(ctx context.Context, env *environment, args []string) error {
 	fs.IntVar(&partitions, "partitions", 4, "create: partitions of input, scores, output (and so of the table and DLQ)")
 	fs.IntVar(&replication, "replication-factor", -1, "create: replication factor (-1: the broker's default)")
 	fs.Var(tableConfigs, "table-config", "create: extra config of the table topic, key=value (repeatable)")
+	var spRetention time.Duration
+	fs.DurationVar(&spRetention, "savepoint-retention", topology.DefaultSavepointRetention, "create: "+savepointRetentionUsage)
 	fs.BoolVar(&asJSON, "json", false, "describe: print JSON")
 	action, rest, err := subcommand(fs, args, "create", "describe")
 	if err != nil {
@@ -55,6 +58,9 @@ func cmdTopics(ctx context.Context, env *environment, args []string) error {
 	if partitions <= 0 {
 		return usagef("--partitions: must be positive, got %d", partitions)
 	}
+	if spRetention <= 0 {
+		return usagef("--savepoint-retention: must be positive")
+	}
 	if replication == 0 || replication < -1 || replication > 32767 {
 		return usagef("--replication-factor: must be -1 or between 1 and 32767, got %d", replication)
 	}
@@ -65,7 +71,7 @@ func cmdTopics(ctx context.Context, env *environment, args []string) error {
 	if action == "create" {
 		layout, err := topology.Ensure(ctx, cluster, topics, topology.Spec{
 			Partitions: int32(partitions), ReplicationFactor: int16(replication),
-			TableConfigs: tableConfigs, CreateStreams: true,
+			TableConfigs: tableConfigs, CreateStreams: true, SavepointRetention: spRetention,
 		})
 		if err != nil {
 			return err

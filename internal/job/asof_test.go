@@ -15,7 +15,7 @@ import (
 // The as-of join: an input gets the score whose timestamp is the latest at or before its own,
 // whatever order the scores were written in.
 func TestAsOfJoin(t *testing.T) {
-	h := newHarnessWith(t, nil, func(e *Enricher) { e.asOf(time.Hour) })
+	h := newHarnessWith(t, nil, func(e *Enricher) { e.asOf(time.Hour, DefaultMaxScoreAhead) })
 	t0 := time.UnixMilli(1_700_000_000_000)
 	at := func(d time.Duration) tester.EmitOption { return tester.WithTime(t0.Add(d)) }
 	h.tt.Consume(h.topics.Scores, "k", []byte(`{"key":"k","score":30}`), at(30*time.Second))
@@ -43,7 +43,7 @@ func TestAsOfJoin(t *testing.T) {
 // Versions older than the history window are pruned but for the one valid at its start; an
 // input older than what is kept gets -1 and is counted.
 func TestAsOfHistoryWindow(t *testing.T) {
-	h := newHarnessWith(t, nil, func(e *Enricher) { e.asOf(time.Minute) })
+	h := newHarnessWith(t, nil, func(e *Enricher) { e.asOf(time.Minute, DefaultMaxScoreAhead) })
 	t0 := time.UnixMilli(1_700_000_000_000)
 	at := func(d time.Duration) tester.EmitOption { return tester.WithTime(t0.Add(d)) }
 	for i, d := range []time.Duration{0, 10 * time.Second, 20 * time.Second, 5 * time.Minute} {
@@ -59,9 +59,29 @@ func TestAsOfHistoryWindow(t *testing.T) {
 }
 
 func TestAsOfScoreWithoutTimestamp(t *testing.T) {
-	h := newHarnessWith(t, nil, func(e *Enricher) { e.asOf(time.Hour) })
+	h := newHarnessWith(t, nil, func(e *Enricher) { e.asOf(time.Hour, DefaultMaxScoreAhead) })
 	h.tt.Consume(h.topics.Scores, "k", []byte(`{"key":"k","score":1}`), tester.WithTime(time.Time{}))
 	_, hdr, ok := h.sink.next(h.topics.DLQ())
 	assert.True(t, ok, "a score without a timestamp is dead-lettered")
 	assert.Equal(t, string(codecs.ReasonMissingTimestamp), hdr[dlq.HeaderDLQReason])
+}
+
+// A score stamped further ahead of the clock than the bound goes to the DLQ and leaves the key's
+// history as it was: kept, it would have moved the window past the versions inputs still need.
+func TestAsOfScoreFromFuture(t *testing.T) {
+	h := newHarnessWith(t, nil, func(e *Enricher) { e.asOf(time.Hour, time.Minute) })
+	now := time.Now()
+	h.tt.Consume(h.topics.Scores, "k", []byte(`{"key":"k","score":1}`), tester.WithTime(now.Add(-10*time.Minute)))
+	h.tt.Consume(h.topics.Scores, "k", []byte(`{"key":"k","score":2}`), tester.WithTime(now.Add(30*time.Second)))
+	h.tt.Consume(h.topics.Scores, "k", []byte(`{"key":"k","score":99}`), tester.WithTime(now.AddDate(10, 0, 0)))
+	_, hdr, ok := h.sink.next(h.topics.DLQ())
+	if assert.True(t, ok, "the score ten years ahead is dead-lettered") {
+		assert.Equal(t, string(codecs.ReasonScoreFromFuture), hdr[dlq.HeaderDLQReason])
+	}
+	_, _, ok = h.sink.next(h.topics.DLQ())
+	assert.False(t, ok, "a score within the bound (30 s ahead) is kept")
+	h.tt.Consume(h.topics.Input, "k", []byte(`{"key":"k","message":"m"}`), tester.WithTime(now.Add(-5*time.Minute)))
+	_, out := h.nextOutput(t)
+	assert.Equal(t, int64(1), out.Score, "the history inputs need is still there")
+	assert.Equal(t, int64(1), h.stats.DeadLettered()[codecs.ReasonScoreFromFuture])
 }

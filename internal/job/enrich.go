@@ -49,12 +49,46 @@ type Enricher struct {
 	// history, when positive, makes the join as-of (see asOf): the table keeps each key's
 	// scores of the last history by record timestamp.
 	history time.Duration
+	// maxAhead bounds how far ahead of the clock an as-of score may be stamped.
+	maxAhead time.Duration
+	// outputMax is the largest output record, in bytes as Kafka counts a record in a batch, the
+	// output topic takes; 0 when not known (no check).
+	outputMax int
+}
+
+// DefaultMaxScoreAhead is how far ahead of the clock a score may be stamped under the as-of
+// join unless configured: beyond clock skew between producers, and short of the hours that a
+// wrong clock or a unit mistake (seconds for milliseconds) produces.
+const DefaultMaxScoreAhead = time.Hour
+
+// batchOverhead is the bytes of a record batch's header in Kafka's format (v2), which a topic's
+// max.message.bytes counts besides the record; recordOverhead bounds a record's own framing
+// (length, attributes, timestamp and offset deltas, key and value lengths, header count).
+const (
+	batchOverhead  = 61
+	recordOverhead = 5 + 1 + 10 + 5 + 5 + 5 + 5
+)
+
+// limitOutputs makes inputs whose output record would be larger than maxMessageBytes (the
+// output topic's max.message.bytes, or the producer's batch limit if lower) go to the DLQ as
+// codecs.ReasonOutputTooLarge: the write could never succeed, and sending it would fail the
+// processor on the same input after every restart.
+func (e *Enricher) limitOutputs(maxMessageBytes int) { e.outputMax = maxMessageBytes - batchOverhead }
+
+// recordBytes bounds the bytes r takes in a record batch.
+func recordBytes(r *kgo.Record) int {
+	n := recordOverhead + len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += 5 + len(h.Key) + 5 + len(h.Value)
+	}
+	return n
 }
 
 // asOf makes the join as-of: an input gets the score whose timestamp is the latest at or before
 // its own, even when scores are written out of timestamp order, from each key's scores of the
-// last history (codecs.Versions).
-func (e *Enricher) asOf(history time.Duration) { e.history = history }
+// last history (codecs.Versions). A score stamped more than maxAhead ahead of the clock goes to
+// the DLQ: it would move the key's window past the versions inputs still need, for good.
+func (e *Enricher) asOf(history, maxAhead time.Duration) { e.history, e.maxAhead = history, maxAhead }
 
 // NewEnricher returns the callbacks for topics, reading and writing records in format and sending
 // outputs and dead letters (values cut to deadLetterMax bytes; 0 for a default that fits Kafka's
@@ -100,6 +134,11 @@ func (e *Enricher) onScore(ctx goka.Context, msg any) {
 		if noTimestamp(ts) {
 			e.deadLetter(ctx, raw, &codecs.DecodeError{Reason: codecs.ReasonMissingTimestamp,
 				Err: fmt.Errorf("score has no timestamp: the as-of join cannot place it in its key's history")})
+			return
+		}
+		if ahead := time.Until(ts); ahead > e.maxAhead {
+			e.deadLetter(ctx, raw, &codecs.DecodeError{Reason: codecs.ReasonScoreFromFuture,
+				Err: fmt.Errorf("score stamped %s, %s ahead of the clock (the bound is %s)", ts.UTC().Format(time.RFC3339Nano), ahead.Round(time.Second), e.maxAhead)})
 			return
 		}
 		v := e.versions(ctx)
@@ -183,6 +222,13 @@ func (e *Enricher) onInput(ctx goka.Context, msg any) {
 	o := new(outputRecord)
 	o.rec = kgo.Record{Topic: e.topics.Output, Key: buf[:len(key):len(key)], Value: value, Timestamp: stamp(ts),
 		Headers: e.appendSourceHeaders(o.headers[:0], o.nums[:0], ctx)}
+	if e.outputMax > 0 {
+		if n := recordBytes(&o.rec); n > e.outputMax {
+			e.deadLetter(ctx, raw, &codecs.DecodeError{Reason: codecs.ReasonOutputTooLarge,
+				Err: fmt.Errorf("the output record takes %d bytes, and topic %s takes at most %d", n, e.topics.Output, e.outputMax)})
+			return
+		}
+	}
 	e.send(ctx, &o.rec)
 	e.stats.OutputsEmitted.Add(1)
 	if score == codecs.NoScore {

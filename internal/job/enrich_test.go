@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -336,4 +337,22 @@ func TestOutputsCarryTheInputTimestamp(t *testing.T) {
 	r, _, ok = h.sink.next(h.topics.Output)
 	require.True(t, ok)
 	assert.False(t, r.Timestamp.Before(before), "an input without a timestamp: its output is stamped when processed")
+}
+
+// An input whose output record is larger than the output topic takes goes to the DLQ as
+// output_too_large; a smaller one is enriched. Sent, the large output would fail the processor
+// on the same input after every restart.
+func TestOutputTooLargeIsDeadLettered(t *testing.T) {
+	h := newHarnessWith(t, nil, func(e *Enricher) { e.limitOutputs(800) })
+	h.input("k", `{"key":"k","message":"`+strings.Repeat("m", 400)+`"}`)
+	_, out := h.nextOutput(t)
+	assert.Len(t, out.Message, 400)
+	h.input("k", `{"key":"k","message":"`+strings.Repeat("m", 600)+`"}`)
+	_, hdr, ok := h.sink.next(h.topics.DLQ())
+	if assert.True(t, ok, "the input whose output is too large is dead-lettered") {
+		assert.Equal(t, string(codecs.ReasonOutputTooLarge), hdr[dlq.HeaderDLQReason])
+		assert.Contains(t, hdr[dlq.HeaderDLQError], "takes at most 739")
+	}
+	_, _, ok = h.sink.next(h.topics.Output)
+	assert.False(t, ok, "no output for it")
 }

@@ -52,6 +52,12 @@ type Config struct {
 	// ScoreHistory, when positive, makes the join as-of: each key keeps its scores of the last
 	// ScoreHistory by record timestamp, and an input gets the one valid at its timestamp.
 	ScoreHistory time.Duration
+	// RebuildRecreatedChangelog moves aside and rebuilds a local store whose changelog topic
+	// was deleted and recreated (another topic ID); false stops the job with the reason.
+	RebuildRecreatedChangelog bool
+	// MaxScoreAhead bounds, under the as-of join, how far ahead of the clock a score may be
+	// stamped; a score stamped later goes to the DLQ. Zero is DefaultMaxScoreAhead.
+	MaxScoreAhead time.Duration
 	// Guarantee is AtLeastOnce (also the zero value) or ExactlyOnce.
 	Guarantee Guarantee
 	// CommitInterval is how often exactly-once commits a transaction.
@@ -168,8 +174,11 @@ func New(cfg Config) (*Runner, error) {
 		cfg.Format = codecs.JSON{}
 	}
 	enrich := NewEnricher(cfg.Topics, cfg.Format, cfg.DeadLetterMax, cfg.Stats, sink, caches, cfg.Logger)
+	if cfg.MaxScoreAhead <= 0 {
+		cfg.MaxScoreAhead = DefaultMaxScoreAhead
+	}
 	if cfg.ScoreHistory > 0 {
-		enrich.asOf(cfg.ScoreHistory)
+		enrich.asOf(cfg.ScoreHistory, cfg.MaxScoreAhead)
 	}
 	if cfg.TransactionTimeout <= 0 {
 		cfg.TransactionTimeout = DefaultTransactionTimeout
@@ -238,7 +247,8 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	bounds := &sharedBounds{adm: adm}
 	r.sharedBounds = bounds
-	sc := store.Config{Dir: r.cfg.StateDir, Offsets: changelogOffsets(bounds), Read: r.partitionReader(), Logger: r.log,
+	sc := store.Config{Dir: r.cfg.StateDir, Offsets: changelogOffsets(bounds), TopicID: bounds.topicID,
+		RebuildRecreated: r.cfg.RebuildRecreatedChangelog, Read: r.partitionReader(), Logger: r.log,
 		Stats: &r.stats.Stats, CacheEntries: r.cfg.CacheEntries, Caches: r.caches, KeepFor: min(keptStoreTTL, r.cfg.StateCleanupDelay)}
 	if r.commit != nil {
 		sc.Held = r.commit.stores
@@ -275,6 +285,9 @@ func (r *Runner) Run(ctx context.Context) error {
 					"(the same --instance-id, or a copy of the state directory): %w", fatal)
 			}
 		}
+		if perm := r.sink.permanent(); perm != nil {
+			return fmt.Errorf("a write was refused in a way no retry mends, so a restart would fail on the same record again: %w", perm)
+		}
 		if ctx.Err() != nil {
 			r.log.Info("stopped", "group", r.cfg.Topics.Group)
 			return nil
@@ -298,6 +311,9 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 func (r *Runner) runOnce(ctx context.Context, layout topology.Layout, guard *store.Guard) error {
+	if layout.OutputMaxMessageBytes > 0 {
+		r.enrich.limitOutputs(min(layout.OutputMaxMessageBytes, producer.BatchMaxBytes))
+	}
 	opts, err := r.options(layout, guard)
 	if err != nil {
 		return err
@@ -462,6 +478,16 @@ type currentProducer struct {
 
 func (c *currentProducer) set(s Sink) { c.p.Store(&s) }
 
+// permanent returns the current producer's write failure that no retry mends, if any.
+func (c *currentProducer) permanent() error {
+	if p := c.p.Load(); p != nil {
+		if pp, ok := (*p).(interface{ Permanent() error }); ok {
+			return pp.Permanent()
+		}
+	}
+	return nil
+}
+
 func (c *currentProducer) Produce(r *kgo.Record, done func(error)) {
 	if p := c.p.Load(); p != nil {
 		(*p).Produce(r, done)
@@ -602,10 +628,29 @@ type sharedBounds struct {
 type boundsRead struct {
 	done   chan struct{}
 	bounds map[int32]changelog.Bounds
+	id     string // the topic's ID, "" when the cluster has none
 	err    error
 }
 
 func (s *sharedBounds) get(ctx context.Context, topic string) (map[int32]changelog.Bounds, error) {
+	read, err := s.read(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	return read.bounds, read.err
+}
+
+// topicID returns topic's ID, read with its bounds.
+func (s *sharedBounds) topicID(ctx context.Context, topic string) (string, error) {
+	read, err := s.read(ctx, topic)
+	if err != nil {
+		return "", err
+	}
+	return read.id, read.err
+}
+
+// read returns the answer of the read of topic in flight, or of one it starts.
+func (s *sharedBounds) read(ctx context.Context, topic string) (*boundsRead, error) {
 	s.mu.Lock()
 	if s.inflight == nil {
 		s.inflight = map[string]*boundsRead{}
@@ -619,17 +664,20 @@ func (s *sharedBounds) get(ctx context.Context, topic string) (map[int32]changel
 	if shared {
 		select {
 		case <-read.done:
-			return read.bounds, read.err
+			return read, nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
 	read.bounds, read.err = changelog.Offsets(ctx, s.adm, topic)
+	if read.err == nil {
+		read.id, read.err = changelog.TopicID(ctx, s.adm, topic)
+	}
 	s.mu.Lock()
 	delete(s.inflight, topic)
 	s.mu.Unlock()
 	close(read.done)
-	return read.bounds, read.err
+	return read, nil
 }
 
 func errString(err error) string {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/enricher/enricher/internal/kafkaconf"
@@ -15,6 +17,10 @@ import (
 
 // DefaultFlushTimeout bounds how long Close waits for buffered records to be acknowledged.
 const DefaultFlushTimeout = 30 * time.Second
+
+// BatchMaxBytes is the largest record batch the producer sends (franz-go's default, set here so
+// the job knows it): with the topic's max.message.bytes, the bound on one record.
+const BatchMaxBytes = 1_000_012
 
 // ErrClosed fails the records emitted after Close, and those still unacknowledged when Close
 // gave up waiting for them.
@@ -26,6 +32,26 @@ type Producer struct {
 	flushTimeout time.Duration
 	// onError, if set, is called when a record fails (Transactional: its transaction is lost).
 	onError func()
+	// permanent holds the first failure that no retry can mend (see Permanent).
+	permanent atomic.Pointer[error]
+}
+
+// permanentErrors are the broker's answers to a write that will be answered the same way every
+// time it is sent again: too large for the topic, refused by its ACLs or policy, or malformed.
+// Restarting the processor on them only loops on the same record.
+func permanentErrors() []error {
+	return []error{kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord, kerr.CorruptMessage,
+		kerr.TopicAuthorizationFailed, kerr.ClusterAuthorizationFailed, kerr.TransactionalIDAuthorizationFailed,
+		kerr.PolicyViolation, kerr.InvalidRequiredAcks}
+}
+
+// Permanent returns the first write failure that no retry can mend, or nil. The job stops with it
+// (exit 1) rather than restart onto the same record forever.
+func (p *Producer) Permanent() error {
+	if e := p.permanent.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 var _ goka.Producer = (*Producer)(nil)
@@ -36,6 +62,7 @@ func New(kc kafkaconf.Config, opts ...kgo.Opt) (*Producer, error) {
 	base := []kgo.Opt{
 		kgo.RecordPartitioner(kc.Partitioner.KgoPartitioner()),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerBatchMaxBytes(BatchMaxBytes),
 		// kafkaconf's clients request acks from every in-sync replica; franz-go's producer is
 		// idempotent unless told otherwise, so retries neither duplicate nor reorder a record.
 	}
@@ -92,7 +119,14 @@ func (p *Producer) produceError(r *kgo.Record, err error) error {
 	if errors.Is(err, kgo.ErrClientClosed) {
 		err = ErrClosed
 	}
-	return fmt.Errorf("produce to %s: %w", r.Topic, err)
+	err = fmt.Errorf("produce to %s: %w", r.Topic, err)
+	for _, perm := range permanentErrors() {
+		if errors.Is(err, perm) {
+			p.permanent.CompareAndSwap(nil, &err)
+			break
+		}
+	}
+	return err
 }
 
 // Close waits up to the flush timeout for the buffered records to be acknowledged, then closes

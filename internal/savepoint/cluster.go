@@ -67,13 +67,23 @@ func Create(ctx context.Context, c Cluster, topics topology.Topics, toolVersion 
 	if err != nil {
 		return nil, err
 	}
+	lag, err := changelog.CompactionLag(ctx, c.Admin, topics.Table())
+	if err != nil {
+		return nil, err
+	}
+	if lag <= 0 {
+		return nil, fmt.Errorf("table topic %q has min.compaction.lag.ms=0: the log cleaner may remove values of the cut "+
+			"at any moment, so a savepoint of it could not be restored safely; set the topic's min.compaction.lag.ms "+
+			"(topics create --savepoint-retention sets it on new tables) and take the savepoint again", topics.Table())
+	}
 	n := layout.Partitions
 	sp := &Savepoint{
 		Format: FormatVersion, ToolVersion: toolVersion, Created: time.Now().UTC(), Group: topics.Group,
 		Exact: transactional || membersBefore == 0 && membersAfter == 0, Transactional: transactional, Partitions: n,
-		Input:  Topic{Name: topics.Input, Offsets: make([]int64, n)},
-		Scores: Topic{Name: topics.Scores, Offsets: make([]int64, n)},
-		Table:  Topic{Name: topics.Table(), Offsets: make([]int64, n)},
+		Input:                Topic{Name: topics.Input, Offsets: make([]int64, n)},
+		Scores:               Topic{Name: topics.Scores, Offsets: make([]int64, n)},
+		Table:                Topic{Name: topics.Table(), Offsets: make([]int64, n)},
+		TableCompactionLagMs: lag.Milliseconds(),
 	}
 	for p := int32(0); p < n; p++ {
 		sp.Input.Offsets[p] = committed[topics.Input][p]
@@ -89,6 +99,9 @@ func Check(ctx context.Context, c Cluster, sp *Savepoint, topics topology.Topics
 	if sp.Input.Name != topics.Input || sp.Scores.Name != topics.Scores {
 		return fmt.Errorf("%w: the savepoint is of topics %q and %q, this job reads %q and %q",
 			ErrRefused, sp.Input.Name, sp.Scores.Name, topics.Input, topics.Scores)
+	}
+	if err := CheckCompaction(ctx, c.Admin, sp, time.Now()); err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	for _, t := range []struct {
 		topic  Topic
@@ -114,6 +127,16 @@ func Check(ctx context.Context, c Cluster, sp *Savepoint, topics topology.Topics
 		}
 	}
 	return nil
+}
+
+// CheckCompaction says whether the savepoint's cut of the changelog is still whole at now, by the
+// table topic's min.compaction.lag.ms as it is today (an operator may have changed it since).
+func CheckCompaction(ctx context.Context, adm *kadm.Client, sp *Savepoint, now time.Time) error {
+	lag, err := changelog.CompactionLag(ctx, adm, sp.Table.Name)
+	if err != nil {
+		return err
+	}
+	return sp.Usable(lag, now)
 }
 
 // Result says what a restore wrote.

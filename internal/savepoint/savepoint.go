@@ -40,6 +40,34 @@ type Savepoint struct {
 	Scores        Topic  `json:"scores"`
 	Table         Topic  `json:"table"`
 	Note          string `json:"note,omitempty"`
+	// TableCompactionLagMs is the table topic's min.compaction.lag.ms when the savepoint was
+	// taken: the savepoint is usable for that long (see Usable). Absent from savepoints of
+	// earlier versions.
+	TableCompactionLagMs int64 `json:"table_min_compaction_lag_ms,omitempty"`
+}
+
+// RecordedLag is the table's min.compaction.lag.ms when the savepoint was taken; 0 when the
+// savepoint predates the field.
+func (sp *Savepoint) RecordedLag() time.Duration {
+	return time.Duration(sp.TableCompactionLagMs) * time.Millisecond
+}
+
+// ErrTooOld is a savepoint older than its table topic's min.compaction.lag.ms: the log cleaner
+// may have removed values its cut of the changelog holds.
+var ErrTooOld = errors.New("savepoint older than the changelog's compaction lag")
+
+// Usable says whether the savepoint's cut of the changelog is whole at now, when the table topic
+// has min.compaction.lag.ms of lag. The log cleaner removes a key's record only for a later
+// record of the key that is itself older than lag; a record written after the cut is older than
+// lag only once the savepoint is, so until then every value the cut holds is still there.
+func (sp *Savepoint) Usable(lag time.Duration, now time.Time) error {
+	if age := now.Sub(sp.Created); age >= lag {
+		return fmt.Errorf("%w: taken %s ago, and table topic %q has min.compaction.lag.ms=%d, so compaction may have removed "+
+			"values the savepoint's cut needs (restored, such a key would lose its score); take a new savepoint, and raise "+
+			"--savepoint-retention (the topic's min.compaction.lag.ms) to keep savepoints usable longer",
+			ErrTooOld, age.Round(time.Second), sp.Table.Name, lag.Milliseconds())
+	}
+	return nil
 }
 
 // Topic is one topic and an offset per partition: committed offsets for input and scores
@@ -151,7 +179,15 @@ func (sp *Savepoint) Summary(w io.Writer) error {
 	}
 	// Not a record count: compaction and retention leave fewer records than the offsets span,
 	// and the savepoint does not hold where each partition starts.
-	_, err := fmt.Fprintf(w, "changelog end offsets at the cut, summed over partitions: %d\n", tableOffsets)
+	if _, err := fmt.Fprintf(w, "changelog end offsets at the cut, summed over partitions: %d\n", tableOffsets); err != nil {
+		return err
+	}
+	if sp.TableCompactionLagMs <= 0 {
+		_, err := fmt.Fprintf(w, "usable until: unknown (taken before savepoints recorded the table's compaction lag; restore checks the topic)\n")
+		return err
+	}
+	_, err := fmt.Fprintf(w, "usable until: %s (table min.compaction.lag.ms=%d when taken)\n",
+		sp.Created.Add(sp.RecordedLag()).UTC().Format(time.RFC3339), sp.TableCompactionLagMs)
 	return err
 }
 

@@ -80,6 +80,42 @@ func TestSummary(t *testing.T) {
 	assert.Contains(t, out, "changelog end offsets at the cut, summed over partitions: 7")
 }
 
+// A savepoint is usable while it is younger than the table's compaction lag, and refused with
+// ErrTooOld from then on.
+func TestUsable(t *testing.T) {
+	sp := valid()
+	for _, tc := range []struct {
+		name string
+		age  time.Duration
+		lag  time.Duration
+		ok   bool
+	}{
+		{"young", time.Hour, 24 * time.Hour, true},
+		{"just inside", 24*time.Hour - time.Millisecond, 24 * time.Hour, true},
+		{"as old as the lag", 24 * time.Hour, 24 * time.Hour, false},
+		{"older", 48 * time.Hour, 24 * time.Hour, false},
+		{"no compaction lag", 0, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := sp.Usable(tc.lag, sp.Created.Add(tc.age))
+			if tc.ok {
+				assert.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ErrTooOld)
+			assert.Contains(t, err.Error(), `table topic "g-table"`)
+		})
+	}
+}
+
+func TestSummaryShowsUntilWhen(t *testing.T) {
+	sp := valid()
+	sp.TableCompactionLagMs = (2 * time.Hour).Milliseconds()
+	var buf bytes.Buffer
+	require.NoError(t, sp.Summary(&buf))
+	assert.Contains(t, buf.String(), "usable until: 2026-11-24T14:00:00Z (table min.compaction.lag.ms=7200000 when taken)")
+}
+
 // FuzzParse: no input panics or is accepted without being valid.
 func FuzzParse(f *testing.F) {
 	var buf bytes.Buffer

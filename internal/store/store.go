@@ -39,9 +39,15 @@ type Config struct {
 	// Offsets reads a changelog partition's start and end, to check a store against.
 	Offsets OffsetRange
 	// Read, if set, restores a store ahead of goka, much faster than goka's record by record.
-	Read   PartitionReader
-	Logger *slog.Logger
-	Stats  *Stats
+	Read PartitionReader
+	// TopicID, if set, reads the changelog's topic ID: each store records the ID of the topic
+	// it was built from, and a store of another topic of the same name (deleted and recreated)
+	// stops the job with ErrChangelogRecreated, or with RebuildRecreated is moved aside and
+	// rebuilt from the new topic.
+	TopicID          TopicIDFunc
+	RebuildRecreated bool
+	Logger           *slog.Logger
+	Stats            *Stats
 	// CacheEntries is the score cache's size per partition; 0 turns it off.
 	CacheEntries int
 	// Caches, if set, receives each partition's score cache, for the callbacks' lookups.
@@ -79,7 +85,7 @@ func NewGuard(ctx context.Context, c Config) (*Guard, error) {
 		c.Logger = slog.Default()
 	}
 	g := &Guard{dir: c.Dir, offsets: c.Offsets, log: c.Logger, stats: c.Stats, cache: c.CacheEntries,
-		caches: c.Caches, read: c.Read, ctx: ctx, txn: c.Held}
+		caches: c.Caches, read: c.Read, ctx: ctx, txn: c.Held, topicID: c.TopicID, rebuildRecreated: c.RebuildRecreated}
 	if c.KeepFor > 0 {
 		g.kept = newKeptStores(c.KeepFor, c.Logger)
 	}
@@ -101,11 +107,14 @@ type Guard struct {
 	// read, if set, restores a store ahead of goka (preRestore); ctx ends it on a stop.
 	read PartitionReader
 	ctx  context.Context
+	// topicID and rebuildRecreated: see Config.TopicID.
+	topicID          TopicIDFunc
+	rebuildRecreated bool
 	// kept, if set, holds stores open between consumer-group sessions.
 	kept *keptStores
 	// txn, if set, holds the table writes of the open transaction back (exactly-once).
 	txn *Held
-	// fatal holds an ErrStateUnrecoverable: goka flattens the errors of a storage builder, so the
+	// fatal holds an ErrStateUnrecoverable or ErrChangelogRecreated: goka flattens the errors of a storage builder, so the
 	// Runner reads it from here to stop instead of restarting.
 	fatal atomic.Pointer[error]
 	// replicas, once made (Replicas), are the standby and warm-up copies.
@@ -205,7 +214,14 @@ func (g *Guard) openChecked(topic string, partition int32, log *slog.Logger) (st
 	}
 	ctx, cancel := context.WithTimeout(g.context(), 30*time.Second)
 	start, end, err := g.offsets(ctx, topic, partition)
+	var id, recorded string
+	if err == nil && g.topicID != nil {
+		id, err = g.topicID(ctx, topic)
+	}
 	cancel()
+	if err == nil && id != "" {
+		recorded, err = readTopicID(path)
+	}
 	if err != nil {
 		_ = st.Close()
 		return nil, nil, 0, 0, 0, fmt.Errorf("check local store of %s/%d against the changelog: %w", topic, partition, err)
@@ -220,6 +236,16 @@ func (g *Guard) openChecked(topic string, partition int32, log *slog.Logger) (st
 			g.fatal.CompareAndSwap(nil, &err)
 			_ = st.Close()
 			return nil, nil, 0, 0, 0, err
+		case recorded != "" && recorded != id && !g.rebuildRecreated:
+			err := fmt.Errorf("%w: the local store %s was built from topic %s with ID %s, and the topic of that name now has ID %s: "+
+				"it was deleted and recreated, so its records are not the ones the store holds. Restore the table "+
+				"(enricher savepoint restore), or run with --changelog-recreated rebuild to move the store aside and "+
+				"rebuild it from the new topic", ErrChangelogRecreated, path, topic, recorded, id)
+			g.fatal.CompareAndSwap(nil, &err)
+			_ = st.Close()
+			return nil, nil, 0, 0, 0, err
+		case recorded != "" && recorded != id:
+			why = fmt.Sprintf("local store was built from changelog topic ID %s, and topic %s now has ID %s (deleted and recreated)", recorded, topic, id)
 		case local >= end:
 			why = fmt.Sprintf("local store is at changelog offset %d but the changelog ends at %d: the store is ahead of the changelog (topic recreated or truncated)", local, end)
 		case local+1 < start:
@@ -235,6 +261,13 @@ func (g *Guard) openChecked(topic string, partition int32, log *slog.Logger) (st
 			if st, db, local, err = g.open(path, log); err != nil {
 				return nil, nil, 0, 0, 0, err
 			}
+			recorded = ""
+		}
+	}
+	if id != "" && recorded != id {
+		if err := writeTopicID(path, id); err != nil {
+			_ = st.Close()
+			return nil, nil, 0, 0, 0, err
 		}
 	}
 	return st, db, local, start, end, nil

@@ -87,6 +87,55 @@ func TestStoreGuard(t *testing.T) {
 	}
 }
 
+// Each store records the ID of the changelog topic it was built from; a store of a topic since
+// deleted and recreated under its name stops the job, or with RebuildRecreated is rebuilt.
+func TestStoreGuardTopicID(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		recorded    string // "" for a store that records none
+		current     string // the topic's ID now ("" for a cluster without IDs)
+		rebuild     bool
+		keepsData   bool
+		quarantines bool
+		stops       bool
+		records     string // the ID the store records afterwards
+	}{
+		{"same topic", "AAA", "AAA", false, true, false, false, "AAA"},
+		{"a store of an earlier version adopts the ID", "", "AAA", false, true, false, false, "AAA"},
+		{"recreated topic stops the job", "AAA", "BBB", false, true, false, true, "AAA"},
+		{"recreated topic, rebuild", "AAA", "BBB", true, false, true, false, "BBB"},
+		{"a cluster without IDs checks nothing", "AAA", "", false, true, false, false, "AAA"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			seedStore(t, dir, 10)
+			if tc.recorded != "" {
+				require.NoError(t, writeTopicID(Path(dir, topic, 0), tc.recorded))
+			}
+			g := guardWith(dir, 0, 20)
+			g.topicID = func(context.Context, string) (string, error) { return tc.current, nil }
+			g.rebuildRecreated = tc.rebuild
+			st, err := g.Builder()(topic, 0)
+			if tc.stops {
+				require.ErrorIs(t, err, ErrChangelogRecreated)
+				require.ErrorIs(t, g.Fatal(), ErrChangelogRecreated)
+				assert.ErrorContains(t, err, "with ID AAA, and the topic of that name now has ID BBB")
+				assert.Empty(t, quarantined(t, dir), "the store is left as it is")
+			} else {
+				require.NoError(t, err)
+				v, err := st.Get("k")
+				require.NoError(t, err)
+				assert.Equal(t, tc.keepsData, v != nil)
+				assert.Equal(t, tc.quarantines, len(quarantined(t, dir)) == 1)
+				require.NoError(t, st.Close())
+			}
+			got, err := readTopicID(Path(dir, topic, 0))
+			require.NoError(t, err)
+			assert.Equal(t, tc.records, got)
+		})
+	}
+}
+
 func seedStoreReadable(t *testing.T, dir string) {
 	t.Helper()
 	db, err := leveldb.OpenFile(Path(dir, topic, 0), nil)
