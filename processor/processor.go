@@ -60,6 +60,12 @@ type Config struct {
 	Partitions int32
 	// ReplicationFactor is that of every topic created; zero is -1, the broker's default.
 	ReplicationFactor int16
+	// MemoryLimit, when positive, is the process's memory budget in bytes: the score caches
+	// (a quarter of it) and each local store's LevelDB memtable and block cache (a quarter
+	// between them) are sized from it, for as many stores as the table has partitions. Zero
+	// (the default) sizes them by their defaults. It sets no process-wide limit: pair it with
+	// GOMEMLIMIT or debug.SetMemoryLimit, as the enricher command does.
+	MemoryLimit int64
 	// RebuildRecreatedChangelog moves aside and rebuilds a local store whose changelog topic was
 	// deleted and recreated (the name's topic ID changed). The default, false, stops Run with an
 	// error that says so: the store's records are not the new topic's.
@@ -249,6 +255,8 @@ func (c Config) engine() (job.Config, error) {
 		return job.Config{}, &ConfigError{Field: "CommitInterval", Err: fmt.Errorf("must not be negative, got %s", c.CommitInterval)}
 	case c.ScoreHistory < 0:
 		return job.Config{}, &ConfigError{Field: "ScoreHistory", Err: fmt.Errorf("must not be negative, got %s", c.ScoreHistory)}
+	case c.MemoryLimit < 0:
+		return job.Config{}, &ConfigError{Field: "MemoryLimit", Err: fmt.Errorf("must not be negative, got %d", c.MemoryLimit)}
 	case c.SavepointRetention < 0:
 		return job.Config{}, &ConfigError{Field: "SavepointRetention", Err: fmt.Errorf("must not be negative, got %s", c.SavepointRetention)}
 	case c.MaxScoreAhead < 0:
@@ -275,6 +283,7 @@ func (c Config) engine() (job.Config, error) {
 		ScoreHistory:              c.ScoreHistory,
 		MaxScoreAhead:             c.MaxScoreAhead,
 		RebuildRecreatedChangelog: c.RebuildRecreatedChangelog,
+		MemoryLimit:               c.MemoryLimit,
 		StandbyReplicas:           c.StandbyReplicas,
 		Guarantee:                 guarantee,
 		CommitInterval:            interval,

@@ -46,6 +46,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative history", func(c *processor.Config) { c.ScoreHistory = -time.Second }, "ScoreHistory"},
 		{"negative standbys", func(c *processor.Config) { c.StandbyReplicas = -1 }, "StandbyReplicas"},
 		{"negative score bound", func(c *processor.Config) { c.MaxScoreAhead = -time.Second }, "MaxScoreAhead"},
+		{"negative memory limit", func(c *processor.Config) { c.MemoryLimit = -1 }, "MemoryLimit"},
 		{"negative savepoint retention", func(c *processor.Config) { c.SavepointRetention = -time.Hour }, "SavepointRetention"},
 		{"session timeout below three heartbeats", func(c *processor.Config) { c.SessionTimeout = 500 * time.Millisecond }, "SessionTimeout"},
 	} {

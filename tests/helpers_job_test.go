@@ -158,7 +158,9 @@ func (j *job) createTopics(partitions int) {
 // appendTimeOutput makes the broker stamp the output topic's records with the time it appends
 // them: outputs carry their input's timestamp, and a test that times when outputs were written
 // reads that.
-func (j *job) appendTimeOutput() { j.setTopicConfig(j.topics.Output, "message.timestamp.type", "LogAppendTime") }
+func (j *job) appendTimeOutput() {
+	j.setTopicConfig(j.topics.Output, "message.timestamp.type", "LogAppendTime")
+}
 
 // setTopicConfig sets one config of topic.
 func (j *job) setTopicConfig(topic, key, value string) {

@@ -45,13 +45,25 @@ func TestSavepointRestoreAsNewVersion(t *testing.T) {
 	assert.JSONEq(t, `{"key":"k7","score":7}`, stdout, "the new table, read from its changelog")
 
 	nextArgs := []string{"--group", next.Group, "--output", next.Output}
-	p2 := j.start(t.TempDir(), nextArgs...)
+	state2 := t.TempDir()
+	p2 := j.start(state2, nextArgs...)
 	p2.waitRunning(partitions)
 	assert.Equal(t, want(30, 0), j.enrichOn(next.Output, 30, "after-restore"), "the new version enriches with v1")
 	assert.Equal(t, want(30, 1000), j.enrichOn(j.topics.Output, 30, "after-restore"), "the old group still has v2")
 	assert.Equal(t, want(30, 1000), j.dump(j.topics.Group))
+
+	// table get from a running replica, and from a stopped one's store: one key, no partition read.
+	code, stdout, stderr = j.enricher("", "table", "get", "k7", "--from-replica", p2.webAddr())
+	require.Equal(t, 0, code, stderr)
+	assert.JSONEq(t, `{"key":"k7","score":7}`, stdout, "the replica's answer")
+	code, _, stderr = j.enricher("", "table", "get", "nobody", "--from-replica", p2.webAddr())
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, `key "nobody" has no score`)
 	require.Equal(t, 0, p.stop(syscall.SIGTERM))
 	require.Equal(t, 0, p2.stop(syscall.SIGTERM))
+	code, stdout, stderr = j.enricher("", "table", "get", "k7", "--from-state-dir", state2, "--brokers", brokers, "--group", next.Group)
+	require.Equal(t, 0, code, stderr)
+	assert.JSONEq(t, `{"key":"k7","score":7}`, stdout, "the stopped replica's store")
 }
 
 // Proof 4: the same, restored into the same group (a rollback): the group's table equals v1,

@@ -5,13 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/changelog"
 	"github.com/enricher/enricher/internal/savepoint"
+	"github.com/enricher/enricher/internal/scratch"
 	"github.com/enricher/enricher/internal/store"
 )
 
@@ -59,50 +61,62 @@ func cmdReplay(ctx context.Context, env *environment, args []string) error {
 		}
 		table, limits = sp.Table.Name, sp.Until()
 	}
+	progress := newProgress(env.stderr, "replaying "+table).observe
+	if dump {
+		// One scratch table on disk for every partition: a key lives in one partition, and the
+		// scratch table's order is the dump's.
+		t, err := scratch.New("")
+		if err != nil {
+			return err
+		}
+		defer t.Close()
+		if _, err := scratch.Load(ctx, kc, adm, t, table, nil, limits, progress); err != nil {
+			return err
+		}
+		return dumpTable(out, t)
+	}
 	bounds, err := changelog.Offsets(ctx, adm, table)
 	if err != nil {
 		return err
 	}
-	parts, err := changelog.Read(ctx, kc, adm, table, limits, newProgress(env.stderr, "replaying "+table).observe)
+	targets, total, err := changelog.Targets(table, bounds, limits)
 	if err != nil {
 		return err
 	}
-	if dump {
-		return dumpTable(out, parts)
-	}
-	for p, values := range parts {
+	var records int64
+	for _, p := range slices.Sorted(maps.Keys(bounds)) {
+		// A partition with nothing to read gets an empty store, with no offset when its
+		// changelog is empty: run then restores what comes later.
 		last := bounds[p].End - 1
 		if l, ok := limits[p]; ok {
 			last = l - 1
 		}
-		if err := store.Build(rebuild, table, p, values, last); err != nil {
+		if _, ok := targets[p]; !ok {
+			last = min(last, bounds[p].Start-1)
+		}
+		n, err := store.Build(ctx, changelog.Reader(kc), rebuild, table, p, bounds[p].Start, last)
+		if err != nil {
 			return err
 		}
+		records += n
+		progress(records, total)
 	}
-	fmt.Fprintf(env.stderr, "rebuilt %d partitions of %s with %d keys in %s: start `enricher run --state-dir %s`\n",
-		len(parts), table, parts.Keys(), rebuild, rebuild)
+	fmt.Fprintf(env.stderr, "rebuilt %d partitions of %s from %d changelog records in %s: start `enricher run --state-dir %s`\n",
+		len(bounds), table, records, rebuild, rebuild)
 	return nil
 }
 
-// dumpTable writes every key's score as a JSON line, sorted by key.
-func dumpTable(w io.Writer, parts changelog.Partitions) error {
-	var rows []codecs.Score
-	for p, t := range parts {
-		for k, v := range t {
-			s, err := codecs.ScoreCodec{}.Decode(v)
-			if err != nil {
-				return fmt.Errorf("table record of key %q in partition %d: %w", k, p, err)
-			}
-			score := s.(codecs.Score)
-			rows = append(rows, codecs.Score{Key: k, Score: score.Score})
-		}
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Key < rows[j].Key })
+// dumpTable writes every key's score as a JSON line, in key order, from a scratch table.
+func dumpTable(w io.Writer, t *scratch.Table) error {
 	enc := json.NewEncoder(w)
-	for _, r := range rows {
-		if err := enc.Encode(r); err != nil {
+	return t.Each(func(k, v []byte) error {
+		s, err := codecs.ScoreCodec{}.Decode(v)
+		if err != nil {
+			return fmt.Errorf("table record of key %q: %w", k, err)
+		}
+		if err := enc.Encode(codecs.Score{Key: string(k), Score: s.(codecs.Score).Score}); err != nil {
 			return fmt.Errorf("write dump: %w", err)
 		}
-	}
-	return nil
+		return nil
+	})
 }

@@ -6,12 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/embedded"
 	"github.com/enricher/enricher/internal/job"
 	"github.com/enricher/enricher/internal/members"
+	"github.com/enricher/enricher/internal/membudget"
 	"github.com/enricher/enricher/internal/store"
 	"github.com/enricher/enricher/internal/web"
 	"github.com/enricher/enricher/topology"
@@ -42,6 +45,7 @@ type processorFlags struct {
 	maxScoreAhead   time.Duration
 	spRetention     time.Duration
 	recreated       string
+	memoryLimit     string
 	guarantee       string
 	commitInterval  time.Duration
 	txnTimeout      time.Duration
@@ -63,6 +67,7 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.StringVar(&p.stateDir, "state-dir", "./state", "directory of the local LevelDB stores (a cache: the changelog topic is the truth)")
 	fs.BoolVar(&p.create, "create-topics", false, "create missing input, scores and output topics (the table and DLQ topics are always created)")
 	fs.DurationVar(&p.spRetention, "savepoint-retention", topology.DefaultSavepointRetention, savepointRetentionUsage)
+	fs.StringVar(&p.memoryLimit, "memory-limit", "", "the process's memory budget, for example 1GiB: sets GOMEMLIMIT (unless set) and sizes the score caches and each store's LevelDB buffers from it (default: no budget)")
 	fs.StringVar(&p.recreated, "changelog-recreated", "stop", "a local store whose changelog topic was deleted and recreated (another topic ID): stop (exit 1 with the reason) or rebuild (move it aside and restore from the new topic)")
 	fs.IntVar(&p.partitions, "partitions", 4, "partitions of topics created")
 	fs.IntVar(&p.replication, "replication-factor", -1, "replication factor of topics created (-1: the broker's default)")
@@ -112,6 +117,8 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 		return job.Config{}, usagef("--join: %q is not latest or as-of", p.join)
 	case p.join == "as-of" && p.scoreHistory <= 0:
 		return job.Config{}, usagef("--score-history: must be positive with --join as-of")
+	case p.memoryLimit != "" && memoryLimitErr(p.memoryLimit) != nil:
+		return job.Config{}, usagef("--memory-limit: %v", memoryLimitErr(p.memoryLimit))
 	case p.recreated != "stop" && p.recreated != "rebuild":
 		return job.Config{}, usagef("--changelog-recreated: %q is not stop or rebuild", p.recreated)
 	case p.spRetention <= 0:
@@ -165,6 +172,7 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 		ScoreHistory:              history,
 		MaxScoreAhead:             p.maxScoreAhead,
 		RebuildRecreatedChangelog: p.recreated == "rebuild",
+		MemoryLimit:               memoryLimit(p.memoryLimit),
 		Guarantee:                 guarantee,
 		CommitInterval:            p.commitInterval,
 		TransactionTimeout:        p.txnTimeout,
@@ -285,6 +293,11 @@ func runProcessor(ctx context.Context, cfg job.Config, pf processorFlags) error 
 	if err != nil {
 		return usagef("%v", err)
 	}
+	// The Go runtime's soft limit is the same budget the caches and stores are sized from; an
+	// operator's own GOMEMLIMIT wins.
+	if _, set := os.LookupEnv("GOMEMLIMIT"); cfg.MemoryLimit > 0 && !set {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
 	// The processor has a context of its own: a web server that fails stops it as a signal
 	// does (flush, commit, close the stores), then the failure is returned.
 	pctx, stop := context.WithCancel(ctx)
@@ -306,4 +319,22 @@ func runProcessor(ctx context.Context, cfg job.Config, pf processorFlags) error 
 	case <-time.After(shutdownTimeout):
 		return errors.Join(failure, fmt.Errorf("processor did not stop within %s", shutdownTimeout))
 	}
+}
+
+// memoryLimitErr says why --memory-limit's value is not a budget, or nil.
+func memoryLimitErr(v string) error {
+	n, err := membudget.Parse(v)
+	if err == nil && n == 0 {
+		err = errors.New("must be positive")
+	}
+	return err
+}
+
+// memoryLimit is --memory-limit in bytes, 0 for none; the value was checked by memoryLimitErr.
+func memoryLimit(v string) int64 {
+	if v == "" {
+		return 0
+	}
+	n, _ := membudget.Parse(v)
+	return n
 }

@@ -1,12 +1,10 @@
 package changelog
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -19,15 +17,6 @@ type Table map[string][]byte
 
 // Partitions holds one Table per partition.
 type Partitions map[int32]Table
-
-// Keys returns the number of keys over all partitions.
-func (ps Partitions) Keys() int {
-	n := 0
-	for _, t := range ps {
-		n += len(t)
-	}
-	return n
-}
 
 // Bounds are a partition's log start offset and end offset (high-water mark).
 type Bounds struct{ Start, End int64 }
@@ -91,7 +80,8 @@ type Progress func(read, total int64)
 
 // Read reads every partition of topic from its start up to, not including, until[p] (a
 // partition missing from until is read to its current end) and returns the latest value per
-// key; a tombstone removes its key. It fails if a partition's records before until[p] are no
+// key, in memory; a tombstone removes its key. It is for tables known to be small (tests); the
+// whole-table tools hold a table on disk instead (package scratch). It fails if a partition's records before until[p] are no
 // longer in the topic (its log start moved past them).
 func Read(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic string, until map[int32]int64, progress Progress) (Partitions, error) {
 	out := Partitions{}
@@ -127,28 +117,9 @@ func ReadTopic(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic
 	if err != nil {
 		return nil, err
 	}
-	targets := map[int32]int64{}
-	var total int64
-	for p, b := range bounds {
-		target := b.End
-		if u, ok := until[p]; ok {
-			if u > b.End {
-				return nil, fmt.Errorf("%s/%d ends at offset %d, before the requested %d: the topic was truncated or recreated", topic, p, b.End, u)
-			}
-			target = u
-		}
-		if b.Start > 0 && b.Start >= target && target > 0 {
-			return nil, fmt.Errorf("%s/%d starts at offset %d: the records before %d are gone", topic, p, b.Start, target)
-		}
-		if target > b.Start {
-			targets[p] = target
-			total += target - b.Start
-		}
-	}
-	for p := range until {
-		if _, ok := bounds[p]; !ok {
-			return nil, fmt.Errorf("%s has no partition %d", topic, p)
-		}
+	targets, total, err := Targets(topic, bounds, until)
+	if err != nil {
+		return nil, err
 	}
 	if len(targets) == 0 {
 		if progress != nil {
@@ -179,6 +150,37 @@ func ReadTopic(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, topic
 	pos.complete()
 	report()
 	return bounds, nil
+}
+
+// Targets returns, for every partition of topic with records to read, the offset a read up to
+// until (a partition missing from until: to its end) stops before, and the offsets to read in
+// all. It fails when until is past a partition's end (the topic was truncated or recreated) or
+// when records before until are gone (the log start moved past them).
+func Targets(topic string, bounds map[int32]Bounds, until map[int32]int64) (map[int32]int64, int64, error) {
+	targets := map[int32]int64{}
+	var total int64
+	for p, b := range bounds {
+		target := b.End
+		if u, ok := until[p]; ok {
+			if u > b.End {
+				return nil, 0, fmt.Errorf("%s/%d ends at offset %d, before the requested %d: the topic was truncated or recreated", topic, p, b.End, u)
+			}
+			target = u
+		}
+		if b.Start > 0 && b.Start >= target && target > 0 {
+			return nil, 0, fmt.Errorf("%s/%d starts at offset %d: the records before %d are gone", topic, p, b.Start, target)
+		}
+		if target > b.Start {
+			targets[p] = target
+			total += target - b.Start
+		}
+	}
+	for p := range until {
+		if _, ok := bounds[p]; !ok {
+			return nil, 0, fmt.Errorf("%s has no partition %d", topic, p)
+		}
+	}
+	return targets, total, nil
 }
 
 // positions tracks how far a scan is through the offsets it reads, per partition.
@@ -212,24 +214,6 @@ func (p *positions) complete() {
 	}
 }
 
-// Diff returns the records that turn table current into want: a value for every key whose
-// value differs or is missing, and a tombstone (nil value) for every key want does not have.
-// Keys come in sorted order.
-func Diff(current, want Table) []*kgo.Record {
-	var out []*kgo.Record
-	for _, k := range sortedKeys(want) {
-		if v, ok := current[k]; !ok || !bytes.Equal(v, want[k]) {
-			out = append(out, &kgo.Record{Key: []byte(k), Value: want[k]})
-		}
-	}
-	for _, k := range sortedKeys(current) {
-		if _, ok := want[k]; !ok {
-			out = append(out, &kgo.Record{Key: []byte(k)})
-		}
-	}
-	return out
-}
-
 // Write produces records to partition p of topic, in order, and waits for every one to be
 // acknowledged by all in-sync replicas.
 func Write(ctx context.Context, cl *kgo.Client, topic string, p int32, records []*kgo.Record) error {
@@ -246,15 +230,6 @@ func Write(ctx context.Context, cl *kgo.Client, topic string, p int32, records [
 	return nil
 }
 
-func sortedKeys(t Table) []string {
-	keys := make([]string, 0, len(t))
-	for k := range t {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // ReadPartition calls fn with the committed records of one partition of topic from offset from
 // up to, not including, end, in offset order, one fetched batch at a time, and the offset the
 // read is through (a transaction marker after the batch's last record counts: a read reaches a
@@ -267,6 +242,14 @@ func ReadPartition(ctx context.Context, kc kafkaconf.Config, topic string, parti
 	}
 	return consume(ctx, kc, topic, map[int32]kgo.Offset{partition: kgo.NewOffset().At(from)}, map[int32]int64{partition: end},
 		func(_ int32, records []*kgo.Record, through int64) error { return fn(records, through) }, nil)
+}
+
+// Reader returns ReadPartition with kc's settings, as a function of the partition to read (the
+// store package's PartitionReader).
+func Reader(kc kafkaconf.Config) func(ctx context.Context, topic string, partition int32, from, end int64, fn func([]*kgo.Record, int64) error) error {
+	return func(ctx context.Context, topic string, partition int32, from, end int64, fn func([]*kgo.Record, int64) error) error {
+		return ReadPartition(ctx, kc, topic, partition, from, end, fn)
+	}
 }
 
 // consume reads each partition p of topic from start[p] up to, not including, targets[p] with

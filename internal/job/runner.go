@@ -14,6 +14,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
+	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/enricher/enricher/internal/consumergroup"
 	"github.com/enricher/enricher/internal/kafkaconf"
 	"github.com/enricher/enricher/internal/members"
+	"github.com/enricher/enricher/internal/membudget"
 	"github.com/enricher/enricher/internal/producer"
 	"github.com/enricher/enricher/internal/store"
 	"github.com/enricher/enricher/topology"
@@ -52,6 +54,11 @@ type Config struct {
 	// ScoreHistory, when positive, makes the join as-of: each key keeps its scores of the last
 	// ScoreHistory by record timestamp, and an input gets the one valid at its timestamp.
 	ScoreHistory time.Duration
+	// MemoryLimit, when positive, is the process's memory budget in bytes: the score caches and
+	// every store's LevelDB memtable and block cache are sized from it (membudget.Split), the
+	// cache at most CacheEntries per partition. The Runner sets no process-wide limit; the
+	// command sets GOMEMLIMIT from the same figure.
+	MemoryLimit int64
 	// RebuildRecreatedChangelog moves aside and rebuilds a local store whose changelog topic
 	// was deleted and recreated (another topic ID); false stops the job with the reason.
 	RebuildRecreatedChangelog bool
@@ -107,6 +114,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StateDir == "" {
 		return errors.New("state-dir: empty")
+	}
+	if c.MemoryLimit < 0 {
+		return fmt.Errorf("memory-limit: must not be negative, got %d", c.MemoryLimit)
 	}
 	if c.CacheEntries < 0 {
 		return fmt.Errorf("cache-entries: must not be negative, got %d", c.CacheEntries)
@@ -247,9 +257,22 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	bounds := &sharedBounds{adm: adm}
 	r.sharedBounds = bounds
-	sc := store.Config{Dir: r.cfg.StateDir, Offsets: changelogOffsets(bounds), TopicID: bounds.topicID,
+	cacheEntries, dbOptions := r.cfg.CacheEntries, (*opt.Options)(nil)
+	if r.cfg.MemoryLimit > 0 {
+		// A replica holds at most every partition (owned, standby and warm-up copies together).
+		plan, err := membudget.Split(r.cfg.MemoryLimit, int(layout.Partitions), r.cfg.CacheEntries)
+		if err != nil {
+			return fmt.Errorf("memory-limit: %w", err)
+		}
+		cacheEntries = plan.CacheEntries
+		dbOptions = &opt.Options{WriteBuffer: plan.WriteBuffer, BlockCacheCapacity: plan.BlockCache}
+		r.log.Info("memory budget", "limit", membudget.Format(r.cfg.MemoryLimit), "stores", layout.Partitions,
+			"cache_entries_per_partition", plan.CacheEntries, "leveldb_write_buffer", membudget.Format(int64(plan.WriteBuffer)),
+			"leveldb_block_cache", membudget.Format(int64(plan.BlockCache)))
+	}
+	sc := store.Config{DB: dbOptions, Dir: r.cfg.StateDir, Offsets: changelogOffsets(bounds), TopicID: bounds.topicID,
 		RebuildRecreated: r.cfg.RebuildRecreatedChangelog, Read: r.partitionReader(), Logger: r.log,
-		Stats: &r.stats.Stats, CacheEntries: r.cfg.CacheEntries, Caches: r.caches, KeepFor: min(keptStoreTTL, r.cfg.StateCleanupDelay)}
+		Stats: &r.stats.Stats, CacheEntries: cacheEntries, Caches: r.caches, KeepFor: min(keptStoreTTL, r.cfg.StateCleanupDelay)}
 	if r.commit != nil {
 		sc.Held = r.commit.stores
 	}
@@ -324,7 +347,8 @@ func (r *Runner) runOnce(ctx context.Context, layout topology.Layout, guard *sto
 		return fmt.Errorf("build processor: %w", err)
 	}
 	if r.cfg.OnProcessor != nil {
-		r.cfg.OnProcessor(Attached{Processor: p, Layout: layout, Lookup: r.lookup, Copies: r.member.replicas.Copies})
+		r.cfg.OnProcessor(Attached{Processor: p, Layout: layout, Lookup: r.lookup, Copies: r.member.replicas.Copies,
+			DiskBytes: func() map[int32]int64 { return guard.DiskBytes(r.cfg.Topics.Table()) }})
 	}
 	err = p.Run(ctx)
 	// goka has closed every store; the ones kept for a next session are closed for real.
@@ -352,6 +376,8 @@ type Attached struct {
 	Lookup    func(partition int32, key string) (store.Lookup, error)
 	// Copies lists the standby and warm-up copies this replica keeps, by partition.
 	Copies func() map[int32]store.Copy
+	// DiskBytes reads the bytes on disk of this replica's stores, by partition.
+	DiskBytes func() map[int32]int64
 }
 
 // keptStoreTTL is how long a store whose partition went to another replica stays open, in
@@ -544,11 +570,7 @@ func (r *Runner) waitForTopology(ctx context.Context, cluster topology.Cluster, 
 }
 
 // partitionReader reads changelog partitions with franz-go for the fast restore.
-func (r *Runner) partitionReader() store.PartitionReader {
-	return func(ctx context.Context, topic string, partition int32, from, end int64, fn func([]*kgo.Record, int64) error) error {
-		return changelog.ReadPartition(ctx, r.cfg.Kafka, topic, partition, from, end, fn)
-	}
-}
+func (r *Runner) partitionReader() store.PartitionReader { return changelog.Reader(r.cfg.Kafka) }
 
 // partitionFollower follows changelog partitions with franz-go for the standby and warm-up
 // copies.

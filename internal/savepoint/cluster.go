@@ -13,6 +13,7 @@ import (
 
 	"github.com/enricher/enricher/internal/changelog"
 	"github.com/enricher/enricher/internal/kafkaconf"
+	"github.com/enricher/enricher/internal/scratch"
 	"github.com/enricher/enricher/topology"
 )
 
@@ -177,8 +178,23 @@ func Restore(ctx context.Context, c Cluster, sp *Savepoint, target topology.Topi
 			return Result{}, err
 		}
 	}
-	want, err := changelog.Read(ctx, c.Kafka, c.Admin, sp.Table.Name, sp.Until(), c.Progress)
-	if err != nil {
+	// The savepoint's table, read before anything is written (a read that fails refuses the
+	// restore), and held on disk: a scratch table per partition, so memory stays bounded
+	// whatever the table's size.
+	want := make([]*scratch.Table, sp.Partitions)
+	defer func() {
+		for _, t := range want {
+			if t != nil {
+				_ = t.Close()
+			}
+		}
+	}()
+	for p := range want {
+		if want[p], err = scratch.New(""); err != nil {
+			return Result{}, err
+		}
+	}
+	if err := loadPartitions(ctx, c, want, sp.Table.Name, sp.Until(), c.Progress); err != nil {
 		return Result{}, fmt.Errorf("%w: read the savepoint's table: %v", ErrRefused, err)
 	}
 
@@ -191,27 +207,62 @@ func Restore(ctx context.Context, c Cluster, sp *Savepoint, target topology.Topi
 	if _, err := topology.Ensure(ctx, cluster, target, spec); err != nil {
 		return Result{}, err
 	}
-	current, err := changelog.Read(ctx, c.Kafka, c.Admin, target.Table(), nil, nil)
-	if err != nil {
-		return Result{}, err
-	}
-	res := Result{Keys: want.Keys()}
+	var res Result
 	for p := int32(0); p < sp.Partitions; p++ {
-		records := changelog.Diff(current[p], want[p])
-		for _, r := range records {
-			if r.Value == nil {
-				res.Tombstones++
-			} else {
-				res.Values++
-			}
-		}
-		if err := changelog.Write(ctx, c.Client, target.Table(), p, records); err != nil {
+		if err := restorePartition(ctx, c, target.Table(), p, want[p], &res); err != nil {
 			return res, err
 		}
 	}
 	n, err := commit(ctx, c.Admin, sp, target.Group, opts.ScoresFromEnd)
 	res.Offsets = n
 	return res, err
+}
+
+// loadPartitions applies each partition p of topic, up to until, to tables[p].
+func loadPartitions(ctx context.Context, c Cluster, tables []*scratch.Table, topic string, until map[int32]int64, progress changelog.Progress) error {
+	for p, t := range tables {
+		if _, err := scratch.Load(ctx, c.Kafka, c.Admin, t, topic, []int32{int32(p)}, until, progress); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// restorePartition writes to partition p of table the records that turn it into want: the
+// table as it is now is read into a scratch table, the two are compared key by key, and the
+// differences are written a batch at a time.
+func restorePartition(ctx context.Context, c Cluster, table string, p int32, want *scratch.Table, res *Result) error {
+	current, err := scratch.New("")
+	if err != nil {
+		return err
+	}
+	defer current.Close()
+	if _, err := scratch.Load(ctx, c.Kafka, c.Admin, current, table, []int32{p}, nil, nil); err != nil {
+		return err
+	}
+	const batch = 10_000
+	var pending []*kgo.Record
+	flush := func() error {
+		err := changelog.Write(ctx, c.Client, table, p, pending)
+		pending = pending[:0]
+		return err
+	}
+	keys, err := scratch.Diff(current, want, func(r *kgo.Record) error {
+		if r.Value == nil {
+			res.Tombstones++
+		} else {
+			res.Values++
+		}
+		if pending = append(pending, r); len(pending) == batch {
+			return flush()
+		}
+		return nil
+	})
+	res.Keys += keys
+	if err != nil {
+		return err
+	}
+	return flush()
 }
 
 // checkFresh refuses a new version whose group already has offsets or a table, unless force.

@@ -66,6 +66,10 @@ type replica struct {
 	end    int64 // the changelog's end as the last fetch saw it, -1 before one
 	// caughtUpAt is when this warm-up first came within the acceptable lag; zero before.
 	caughtUpAt time.Time
+	// started is when the copy began to follow, and applied the records it wrote since: a
+	// warm-up's catching up is a joiner's restore, and its rate is logged.
+	started time.Time
+	applied int64
 }
 
 // ReplicaConfig configures the Guard's Replicas.
@@ -228,7 +232,7 @@ func (r *Replicas) start(p int32, warm bool) (*replica, error) {
 	}
 	ctx, cancel := context.WithCancel(r.g.context())
 	c := &replica{path: Path(r.g.dir, r.topic, p), cancel: cancel, done: make(chan struct{}), db: db,
-		warmup: warm, offset: local, end: -1}
+		warmup: warm, offset: local, end: -1, started: time.Now()}
 	go c.follow(ctx, r, p, log)
 	log.Info("following a copy of the partition", "role", c.role(), "local_offset", local)
 	return c, nil
@@ -296,13 +300,17 @@ func (c *replica) apply(records []*kgo.Record, through, end int64, r *Replicas, 
 	r.g.stats.RecordsReplicated.Add(int64(len(records)))
 	c.mu.Lock()
 	c.offset, c.end = through, end
+	c.applied += int64(len(records))
+	applied := c.applied
 	first := c.warmup && c.caughtUpAt.IsZero() && end-(through+1) <= r.acceptable
 	if first {
 		c.caughtUpAt = time.Now()
 	}
 	c.mu.Unlock()
 	if first {
-		r.log.Info("warm-up copy caught up", "topic", r.topic, "partition", p, "offset", through, "end", end)
+		took := time.Since(c.started)
+		r.log.Info("warm-up copy caught up", "topic", r.topic, "partition", p, "offset", through, "end", end,
+			"records", applied, "duration", took.Round(time.Millisecond).String(), "records_per_sec", int64(float64(applied)/max(took.Seconds(), 1e-3)))
 		r.report()
 		time.AfterFunc(reportAfter, r.report)
 	}

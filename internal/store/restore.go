@@ -207,6 +207,14 @@ func closeDB(db *leveldb.DB) error {
 // at a time, with the offset each batch reads through (changelog.ReadPartition).
 type PartitionReader func(ctx context.Context, topic string, partition int32, from, end int64, fn func(records []*kgo.Record, through int64) error) error
 
+// Apply writes changelog records [from, end) of topic/partition into db with read and LevelDB
+// batches bounded by batchFull, and returns the records applied: a restore before goka sees the
+// store, an offline rebuild, or a scratch copy of a table. Memory stays within a batch and
+// LevelDB's memtable, whatever the partition's size.
+func Apply(ctx context.Context, read PartitionReader, db *leveldb.DB, topic string, partition int32, from, end int64, progress func(offset int64)) (int64, error) {
+	return preRestore(ctx, read, db, topic, partition, from, end, progress)
+}
+
 // preRestore writes changelog records [from, end) into db before goka sees the store, with a
 // franz-go reader and LevelDB batches bounded by batchFull, and returns the records
 // written. Each write carries the offset of its last record, or of the transaction marker

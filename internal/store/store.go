@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -46,8 +47,11 @@ type Config struct {
 	// rebuilt from the new topic.
 	TopicID          TopicIDFunc
 	RebuildRecreated bool
-	Logger           *slog.Logger
-	Stats            *Stats
+	// DB, if set, are the LevelDB options of every store (memtable and block cache sizes);
+	// nil takes goleveldb's defaults.
+	DB     *opt.Options
+	Logger *slog.Logger
+	Stats  *Stats
 	// CacheEntries is the score cache's size per partition; 0 turns it off.
 	CacheEntries int
 	// Caches, if set, receives each partition's score cache, for the callbacks' lookups.
@@ -85,7 +89,7 @@ func NewGuard(ctx context.Context, c Config) (*Guard, error) {
 		c.Logger = slog.Default()
 	}
 	g := &Guard{dir: c.Dir, offsets: c.Offsets, log: c.Logger, stats: c.Stats, cache: c.CacheEntries,
-		caches: c.Caches, read: c.Read, ctx: ctx, txn: c.Held, topicID: c.TopicID, rebuildRecreated: c.RebuildRecreated}
+		caches: c.Caches, read: c.Read, ctx: ctx, txn: c.Held, topicID: c.TopicID, rebuildRecreated: c.RebuildRecreated, dbOptions: c.DB}
 	if c.KeepFor > 0 {
 		g.kept = newKeptStores(c.KeepFor, c.Logger)
 	}
@@ -110,6 +114,7 @@ type Guard struct {
 	// topicID and rebuildRecreated: see Config.TopicID.
 	topicID          TopicIDFunc
 	rebuildRecreated bool
+	dbOptions        *opt.Options
 	// kept, if set, holds stores open between consumer-group sessions.
 	kept *keptStores
 	// txn, if set, holds the table writes of the open transaction back (exactly-once).
@@ -129,6 +134,38 @@ type Guard struct {
 	// diskOffsets are the offsets of closed stores read off disk, by path; opening a store
 	// forgets its entry.
 	diskOffsets map[string]int64
+}
+
+// DiskBytes returns, by partition, the bytes on disk of every store of topic in the state
+// directory: owned, copies and stores not yet cleaned up alike (moved-aside ones are not counted).
+func (g *Guard) DiskBytes(topic string) map[int32]int64 {
+	out := map[int32]int64{}
+	entries, err := os.ReadDir(g.dir)
+	if err != nil {
+		return out
+	}
+	prefix := topic + "."
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		p, err := strconv.ParseInt(rest, 10, 32)
+		if err != nil {
+			continue // a store moved aside, or another topic's
+		}
+		var n int64
+		_ = filepath.WalkDir(filepath.Join(g.dir, e.Name()), func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if info, err := d.Info(); err == nil {
+					n += info.Size()
+				}
+			}
+			return nil
+		})
+		out[int32(p)] = n
+	}
+	return out
 }
 
 // Fatal returns the ErrStateUnrecoverable the guard met, if any: the Runner stops on it
@@ -392,14 +429,14 @@ func (g *Guard) takeOrOpenInUse(partition int32, path string, log *slog.Logger) 
 // open opens the LevelDB store at path; a corrupt store is moved aside and a fresh one opened.
 // It returns the store, its database and its changelog offset, or -1 for a store that has none.
 func (g *Guard) open(path string, log *slog.Logger) (storage.Storage, *leveldb.DB, int64, error) {
-	db, err := leveldb.OpenFile(path, nil)
+	db, err := leveldb.OpenFile(path, g.dbOptions)
 	if lerrors.IsCorrupted(err) {
 		moved, qerr := quarantine(path, "corrupt")
 		if qerr != nil {
 			return nil, nil, 0, errors.Join(err, qerr)
 		}
 		log.Warn("local store is corrupt: moved aside, rebuilding it from the changelog", "error", err.Error(), "moved_to", moved)
-		db, err = leveldb.OpenFile(path, nil)
+		db, err = leveldb.OpenFile(path, g.dbOptions)
 	}
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("open local store %s: %w", path, err)

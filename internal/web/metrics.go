@@ -28,13 +28,18 @@ type metrics struct {
 	// copies lists the standby and warm-up copies; copyLag is their lag.
 	copies  func() map[int32]store.Copy
 	copyLag *prometheus.Desc
+	// diskBytes reads the stores' bytes on disk; disk is their metric.
+	diskBytes func() map[int32]int64
+	disk      *prometheus.Desc
 
 	streamTime, waiting, waits, waitSeconds, waitsExpired, noTimestamp *prometheus.Desc
 }
 
-func newMetrics(stats *job.Stats, current func() *goka.Processor, copies func() map[int32]store.Copy) *metrics {
+func newMetrics(stats *job.Stats, current func() *goka.Processor, copies func() map[int32]store.Copy, diskBytes func() map[int32]int64) *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(), stats: stats, current: current, copies: copies,
+		reg: prometheus.NewRegistry(), stats: stats, current: current, copies: copies, diskBytes: diskBytes,
+		disk: prometheus.NewDesc("enricher_store_disk_bytes", "Bytes on disk of this replica's local store of each table partition (owned, standby, warm-up, or not yet cleaned up).",
+			[]string{"partition"}, nil),
 		copyLag: prometheus.NewDesc("enricher_copy_lag", "Changelog records a standby or warm-up copy trails its changelog's end by, by partition and mode.",
 			[]string{"partition", "mode"}, nil),
 		dlq: prometheus.NewDesc("enricher_dlq_records_total", "Records sent to the dead-letter topic, by reason.",
@@ -104,6 +109,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.remaining
 	ch <- m.state
 	ch <- m.copyLag
+	ch <- m.disk
 	for _, d := range []*prometheus.Desc{m.streamTime, m.waiting, m.waits, m.waitSeconds, m.waitsExpired, m.noTimestamp} {
 		ch <- d
 	}
@@ -116,6 +122,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.dlq, prometheus.CounterValue, float64(dlq[r]), string(r))
 	}
 	m.collectAlignment(ch)
+	for part, n := range m.diskBytes() {
+		ch <- prometheus.MustNewConstMetric(m.disk, prometheus.GaugeValue, float64(n), strconv.Itoa(int(part)))
+	}
 	for part, c := range m.copies() {
 		mode := standby
 		if c.Warmup {

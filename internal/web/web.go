@@ -89,7 +89,7 @@ func New(cfg Config) (*Server, error) {
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 2 * time.Second}
 	}
-	s.metrics = newMetrics(cfg.Stats, s.current, s.copies)
+	s.metrics = newMetrics(cfg.Stats, s.current, s.copies, s.diskBytes)
 	return s, nil
 }
 
@@ -112,6 +112,14 @@ func (s *Server) current() *goka.Processor {
 func (s *Server) copies() map[int32]store.Copy {
 	if a := s.attached.Load(); a != nil && a.Copies != nil {
 		return a.Copies()
+	}
+	return nil
+}
+
+// diskBytes reads the bytes on disk of the attached processor's stores.
+func (s *Server) diskBytes() map[int32]int64 {
+	if a := s.attached.Load(); a != nil && a.DiskBytes != nil {
+		return a.DiskBytes()
 	}
 	return nil
 }
