@@ -5,7 +5,8 @@
 #
 # The broker in KAFKA_BROKERS is used when set; otherwise scripts/kafka.sh installs Apache Kafka
 # from Maven Central (cached) and starts one on 127.0.0.1 for the run. kcat (Debian's librdkafka
-# client) and chromium (for the browser test) are installed when missing and apt-get is available.
+# client), chromium (for the browser test) and prometheus (its server and promtool, for the alert
+# rules and the scrape test) are installed from Debian when missing and apt-get is available.
 #   FUZZEXECS    executions per fuzz target (default 100000; 0 skips fuzzing)
 #   BENCH_QUICK  0 skips the benchmark smoke run (default 1)
 set -euo pipefail
@@ -18,10 +19,11 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; t
 missing=()
 command -v kcat >/dev/null || missing+=(kcat)
 command -v chromium >/dev/null || missing+=(chromium)
+command -v promtool >/dev/null && command -v prometheus >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >&2 \
-    || say "could not install ${missing[*]}: the kcat and browser tests will skip (and fail under CI=true)"
+    || say "could not install ${missing[*]}: the tests that need them will skip (and fail under CI=true)"
 fi
 
 say "go modules"

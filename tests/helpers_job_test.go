@@ -225,9 +225,12 @@ func (j *job) endOffsets(topic string) int64 {
 }
 
 // waitChangelog waits until the table's changelog holds at least n records: the scores were applied.
-func (j *job) waitChangelog(n int64) {
+func (j *job) waitChangelog(n int64) { j.waitChangelogFor(n, time.Minute) }
+
+// waitChangelogFor is waitChangelog with its own timeout, for tables of millions of keys.
+func (j *job) waitChangelogFor(n int64, timeout time.Duration) {
 	j.t.Helper()
-	require.Eventually(j.t, func() bool { return j.endOffsets(j.topics.Table()) >= n }, 60*time.Second, 100*time.Millisecond,
+	require.Eventually(j.t, func() bool { return j.endOffsets(j.topics.Table()) >= n }, timeout, 100*time.Millisecond,
 		"changelog %s never reached %d records", j.topics.Table(), n)
 }
 
