@@ -368,3 +368,33 @@ func TestRecreatedChangelogIsDetectedByTopicID(t *testing.T) {
 	assert.Len(t, matches, partitions, "every store was moved aside")
 	require.Equal(t, 0, p3.stop(syscall.SIGTERM))
 }
+
+// --output-shape merge: inputs and scores are JSON objects of the producer's own shape; an
+// output is its input object, every field and nested value kept, with the score field added.
+// The join key is the record key; a score that is not an integer goes to the DLQ.
+func TestOutputShapeMerge(t *testing.T) {
+	t.Parallel()
+	j, p, _ := runningJob(t, "--output-shape", "merge", "--key-field", "customer", "--score-field", "tier")
+	rec := func(key, value string) *kgo.Record { return &kgo.Record{Key: []byte(key), Value: []byte(value)} }
+	j.produceRaw(j.topics.Scores, rec("c1", `{"customer":"c1","tier":3,"model":{"v":2}}`), rec("c2", `{"tier":1.5}`))
+	j.waitChangelog(1)
+	j.produceRaw(j.topics.Input,
+		rec("c1", `{"order":{"id":7,"amount":12.50,"items":["a","b"]},"customer":"c1"}`),
+		rec("c9", `{"order":{"id":8}}`))
+	got := map[string]string{}
+	for _, r := range j.records(j.topics.Output, 2, 60*time.Second) {
+		got[string(r.Key)] = string(r.Value)
+	}
+	assert.Equal(t, map[string]string{
+		"c1": `{"order":{"id":7,"amount":12.50,"items":["a","b"]},"customer":"c1","tier":3}`,
+		"c9": `{"order":{"id":8},"tier":-1}`,
+	}, got)
+	letters := j.records(j.topics.DLQ(), 1, 30*time.Second)
+	require.Len(t, letters, 1)
+	assert.Equal(t, string(codecs.ReasonWrongType), headers(letters[0])[dlq.HeaderDLQReason])
+	require.Equal(t, 0, p.stop(syscall.SIGTERM))
+
+	code, _, stderr := j.enricher("", append([]string{"run", "--state-dir", t.TempDir(), "--score-field", "tier"}, j.topicArgs()...)...)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, "need --output-shape merge")
+}

@@ -50,6 +50,9 @@ type processorFlags struct {
 	commitInterval  time.Duration
 	txnTimeout      time.Duration
 	maxMessage      int
+	outputShape     string
+	keyField        string
+	scoreField      string
 	connectTimeout  time.Duration
 	shutdownTimeout time.Duration
 	webAddr         string
@@ -87,6 +90,9 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.DurationVar(&p.commitInterval, "commit-interval", 100*time.Millisecond, "with --guarantee exactly-once: how often a transaction commits; outputs become visible this much later")
 	fs.DurationVar(&p.txnTimeout, "transaction-timeout", job.DefaultTransactionTimeout, "with --guarantee exactly-once: how long the broker keeps a dead replica's transaction open, the longest its partitions wait for it when they fail over")
 	fs.IntVar(&p.maxMessage, "max-message-bytes", 900*1024, "inputs and scores larger than this go to the dead-letter topic")
+	fs.StringVar(&p.outputShape, "output-shape", "seed", "seed: inputs {key, message}, scores {key, score}, outputs {key, message, score}; merge: an input is any JSON object and its output is that object with --score-field added, every field kept")
+	fs.StringVar(&p.keyField, "key-field", "key", "with --output-shape merge: the field that, when a value has it, must hold the record key")
+	fs.StringVar(&p.scoreField, "score-field", "score", "with --output-shape merge: the integer field of score records, and the field added to outputs")
 	fs.DurationVar(&p.connectTimeout, "connect-timeout", time.Minute, "how long start-up waits for the brokers")
 	fs.DurationVar(&p.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop may take to flush and commit")
 	fs.StringVar(&p.webAddr, "web-addr", "127.0.0.1:9095", "address of the monitor, group and query pages, /scores/{key}, /healthz, /readyz and /metrics (empty: no web server)")
@@ -119,6 +125,12 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 		return job.Config{}, usagef("--score-history: must be positive with --join as-of")
 	case p.memoryLimit != "" && memoryLimitErr(p.memoryLimit) != nil:
 		return job.Config{}, usagef("--memory-limit: %v", memoryLimitErr(p.memoryLimit))
+	case p.outputShape != "seed" && p.outputShape != "merge":
+		return job.Config{}, usagef("--output-shape: %q is not seed or merge", p.outputShape)
+	case p.outputShape == "seed" && (p.keyField != "key" || p.scoreField != "score"):
+		return job.Config{}, usagef("--key-field and --score-field: need --output-shape merge (the seed shape's fields are fixed)")
+	case p.keyField == "" || p.scoreField == "":
+		return job.Config{}, usagef("--key-field and --score-field: must not be empty")
 	case p.recreated != "stop" && p.recreated != "rebuild":
 		return job.Config{}, usagef("--changelog-recreated: %q is not stop or rebuild", p.recreated)
 	case p.spRetention <= 0:
@@ -162,7 +174,7 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 			RequireDurable:     p.requireDurable,
 		},
 		StateDir:                  p.stateDir,
-		Format:                    codecs.JSON{Limits: codecs.Limits{MaxValueBytes: p.maxMessage}},
+		Format:                    p.format(),
 		DeadLetterMax:             p.maxMessage,
 		StandbyReplicas:           standbys,
 		MaxWarmups:                p.maxWarmups,
@@ -337,4 +349,13 @@ func memoryLimit(v string) int64 {
 	}
 	n, _ := membudget.Parse(v)
 	return n
+}
+
+// format is the wire format --output-shape chooses.
+func (p *processorFlags) format() codecs.Format {
+	limits := codecs.Limits{MaxValueBytes: p.maxMessage}
+	if p.outputShape == "merge" {
+		return codecs.JSONMerge{Limits: limits, KeyField: p.keyField, ScoreField: p.scoreField}
+	}
+	return codecs.JSON{Limits: limits}
 }
