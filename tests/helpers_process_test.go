@@ -208,6 +208,12 @@ func (p *proc) assigned() map[int]bool {
 // replica owns its share once its warm-up copies have caught up.
 func waitBalanced(t *testing.T, partitions int, replicas ...*proc) {
 	t.Helper()
+	waitBalancedWithin(t, 120*time.Second, partitions, replicas...)
+}
+
+// waitBalancedWithin is waitBalanced with its own timeout, for tables of millions of keys.
+func waitBalancedWithin(t *testing.T, timeout time.Duration, partitions int, replicas ...*proc) {
+	t.Helper()
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		seen := map[int32]int{}
 		for _, p := range replicas {
@@ -224,7 +230,7 @@ func waitBalanced(t *testing.T, partitions int, replicas ...*proc) {
 		for part, n := range seen {
 			assert.Equal(c, 1, n, "owners of partition %d", part)
 		}
-	}, 120*time.Second, 100*time.Millisecond, "replicas never split the %d partitions", partitions)
+	}, timeout, 100*time.Millisecond, "replicas never split the %d partitions", partitions)
 }
 
 var webAddrRE = regexp.MustCompile(`msg="web server listening" addr=(\S+)`)

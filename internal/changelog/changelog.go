@@ -258,7 +258,11 @@ func Reader(kc kafkaconf.Config) func(ctx context.Context, topic string, partiti
 // being fetched once it reaches its target.
 func consume(ctx context.Context, kc kafkaconf.Config, topic string, start map[int32]kgo.Offset, targets map[int32]int64,
 	fn func(partition int32, records []*kgo.Record, through int64) error, polled func()) error {
-	cl, err := committedReader(kc, topic, start, 64<<20)
+	maxBytes := int32(wholeTopicFetchBytes)
+	if len(start) == 1 {
+		maxBytes = partitionFetchBytes
+	}
+	cl, err := committedReader(kc, topic, start, maxBytes)
 	if err != nil {
 		return err
 	}
@@ -304,11 +308,21 @@ func consume(ctx context.Context, kc kafkaconf.Config, topic string, start map[i
 
 // committedReader is a client reading partitions of topic from start, committed records only
 // (an aborted transaction's records never enter a table), fetching up to maxBytes at once.
+// Fetch sizes of the changelog readers. A replica restores and follows each of its partitions
+// with a client of its own, at once (twelve standby and warm-up copies on a joiner of a
+// 12-partition group), and a client holds a fetch or two beside the one being applied: at 16 MiB
+// a partition a joiner at 10M keys peaked at 1.6 GiB. 4 MiB is about 40,000 records of the
+// benchmark's shape a fetch. A read of the whole topic by one client (the tools) takes more.
+const (
+	partitionFetchBytes  = 4 << 20
+	wholeTopicFetchBytes = 64 << 20
+)
+
 // Control records are kept, for their offsets only: they show a read reach a target or an end
 // that a commit or abort marker ends.
 func committedReader(kc kafkaconf.Config, topic string, start map[int32]kgo.Offset, maxBytes int32) (*kgo.Client, error) {
 	return kc.Client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
-		kgo.FetchMaxBytes(maxBytes), kgo.FetchMaxPartitionBytes(16<<20),
+		kgo.FetchMaxBytes(maxBytes), kgo.FetchMaxPartitionBytes(min(maxBytes, partitionFetchBytes)),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 }
 
@@ -335,7 +349,7 @@ func withoutControl(records []*kgo.Record) []*kgo.Record {
 // transaction has ended). It follows the partition until ctx ends, then returns ctx's error, or
 // returns the first error of a fetch or of fn.
 func FollowPartition(ctx context.Context, kc kafkaconf.Config, topic string, partition int32, from int64, fn func(records []*kgo.Record, through, end int64) error) error {
-	cl, err := committedReader(kc, topic, map[int32]kgo.Offset{partition: kgo.NewOffset().At(from)}, 16<<20)
+	cl, err := committedReader(kc, topic, map[int32]kgo.Offset{partition: kgo.NewOffset().At(from)}, partitionFetchBytes)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,8 @@ type Producer struct {
 	onError func()
 	// permanent holds the first failure that no retry can mend (see Permanent).
 	permanent atomic.Pointer[error]
+	// sent counts the records handed to the client, so a transaction knows whether it wrote any.
+	sent atomic.Int64
 }
 
 // permanentErrors are the broker's answers to a write that will be answered the same way every
@@ -91,6 +93,7 @@ func (p *Producer) EmitWithHeaders(topic, key string, value []byte, headers goka
 			r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: v})
 		}
 	}
+	p.sent.Add(1)
 	p.cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
 		if err != nil {
 			finish(nil, p.produceError(r, err))
@@ -104,6 +107,7 @@ func (p *Producer) EmitWithHeaders(topic, key string, value []byte, headers goka
 // Produce sends r, partitioned by its pin header or its key, and calls done once: with nil when
 // r is acknowledged, or with the error that failed it.
 func (p *Producer) Produce(r *kgo.Record, done func(error)) {
+	p.sent.Add(1)
 	p.cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
 		if err != nil {
 			err = p.produceError(r, err)

@@ -45,7 +45,15 @@ type Transactional struct {
 
 	mu       sync.Mutex
 	topicIDs map[string][16]byte
+	// sentAtBegin is the producer's record count when the open transaction began, and
+	// offsetsAdded says AddOffsetsToTxn added the group's offsets to it.
+	sentAtBegin  int64
+	offsetsAdded bool
 }
+
+// offsetsOnly says the open transaction holds offsets and no record: franz-go, which did not add
+// them, would not end it.
+func (t *Transactional) offsetsOnly() bool { return t.offsetsAdded && t.sent.Load() == t.sentAtBegin }
 
 // NewTransactional returns a transactional producer with id. Its start fences any earlier
 // producer with the same id and aborts the transaction that one left open. No transaction is
@@ -79,6 +87,7 @@ func (t *Transactional) Begin() error {
 	if err := t.cl.BeginTransaction(); err != nil {
 		return t.wrap("begin transaction", err)
 	}
+	t.sentAtBegin, t.offsetsAdded = t.sent.Load(), false
 	return nil
 }
 
@@ -93,6 +102,16 @@ func (t *Transactional) Commit(ctx context.Context, offsets map[string]map[int32
 		if err := t.commitOffsets(ctx, offsets, meta); err != nil {
 			return err
 		}
+		if t.offsetsOnly() {
+			// franz-go ends a transaction only when it wrote to it itself (records, or
+			// offsets through its own group session); one that holds only the offsets added
+			// above it leaves open, and the coordinator would abort it at its timeout, fencing
+			// this producer. So it is ended here, and franz-go's end below only resets its
+			// own state.
+			if err := t.endTxn(ctx, true); err != nil {
+				return err
+			}
+		}
 	}
 	if err := t.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		return t.wrap("commit transaction", err)
@@ -100,11 +119,59 @@ func (t *Transactional) Commit(ctx context.Context, offsets map[string]map[int32
 	return nil
 }
 
+// endTxn ends the open transaction at its coordinator, committing or aborting it. It speaks
+// EndTxn version 4: from version 5 (KIP-890) the coordinator bumps the producer's epoch as it
+// ends a transaction and tells the client, and franz-go, which did not send this request, would
+// go on with the old epoch and be fenced.
+func (t *Transactional) endTxn(ctx context.Context, commit bool) error {
+	id, epoch, err := t.cl.ProducerID(ctx)
+	if err != nil {
+		return t.wrap("producer id", err)
+	}
+	req := kmsg.NewPtrEndTxnRequest()
+	req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit = t.id, id, epoch, commit
+	if err := retryCoordinator(ctx, func() error {
+		// The request goes to the coordinator by hand: franz-go routes only its own request
+		// types to a coordinator, not this one pinned to version 4.
+		find := kmsg.NewPtrFindCoordinatorRequest()
+		find.CoordinatorKey, find.CoordinatorType, find.CoordinatorKeys = t.id, 1, []string{t.id}
+		found, err := find.RequestWith(ctx, t.cl)
+		if err != nil {
+			return err
+		}
+		node, code := found.NodeID, found.ErrorCode
+		if len(found.Coordinators) > 0 {
+			node, code = found.Coordinators[0].NodeID, found.Coordinators[0].ErrorCode
+		}
+		if err := kerr.ErrorForCode(code); err != nil {
+			return err
+		}
+		resp, err := t.cl.Broker(int(node)).Request(ctx, endTxnV4{req})
+		if err != nil {
+			return err
+		}
+		return kerr.ErrorForCode(resp.(*kmsg.EndTxnResponse).ErrorCode)
+	}); err != nil {
+		return t.wrap("end a transaction of offsets only", err)
+	}
+	return nil
+}
+
+// endTxnV4 is an EndTxn request that franz-go sends at version 4 at most.
+type endTxnV4 struct{ *kmsg.EndTxnRequest }
+
+func (endTxnV4) MaxVersion() int16 { return 4 }
+
 // Abort drops what the open transaction buffered and aborts it: nothing sent in it becomes
 // visible to read_committed readers.
 func (t *Transactional) Abort(ctx context.Context) error {
 	if err := t.cl.AbortBufferedRecords(ctx); err != nil {
 		return t.wrap("abort buffered records", err)
+	}
+	if t.offsetsOnly() {
+		if err := t.endTxn(ctx, false); err != nil {
+			return err
+		}
 	}
 	if err := t.cl.EndTransaction(ctx, kgo.TryAbort); err != nil {
 		return t.wrap("abort transaction", err)
@@ -131,6 +198,7 @@ func (t *Transactional) commitOffsets(ctx context.Context, offsets map[string]ma
 	}); err != nil {
 		return t.wrap("add offsets to transaction", err)
 	}
+	t.offsetsAdded = true
 
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
 	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = t.id, meta.GroupID, id, epoch

@@ -203,3 +203,31 @@ func TestWarmupsReportTogether(t *testing.T) {
 		t.Fatal("the copy that caught up never asked to move")
 	}
 }
+
+// A standby copy writes nothing while a warm-up copy is catching up, and catches up once it has.
+func TestStandbysYieldToWarmups(t *testing.T) {
+	log := newMemLog()
+	log.append(0, 100)
+	log.append(1, 100)
+	_, r := newReplicaGuard(t, log, nil)
+	release := make(chan struct{})
+	held := func(ctx context.Context, topic string, p int32, from int64, fn func([]*kgo.Record, int64, int64) error) error {
+		if p == 0 {
+			select { // the warm-up's changelog answers only once released
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return log.follow(ctx, topic, p, from, fn)
+	}
+	r.follow = held
+	r.Set([]int32{1}, []int32{0})
+	time.Sleep(copyOpenDelay + 500*time.Millisecond)
+	assert.Equal(t, int64(-1), r.Copies()[1].Offset, "the standby read nothing while the warm-up catches up")
+	close(release)
+	require.Eventually(t, func() bool {
+		c := r.Copies()
+		return c[0].Offset == 99 && c[1].Offset == 99
+	}, 10*time.Second, 10*time.Millisecond, "both copies caught up once the warm-up had")
+}
