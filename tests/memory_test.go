@@ -19,11 +19,13 @@ func TestMemoryLimit(t *testing.T) {
 	j.createTopics(partitions)
 	p := j.start(t.TempDir(), "--memory-limit", "256MiB")
 	p.waitRunning(partitions)
-	// 256 MiB over 4 partitions: a quarter for the caches, 134 bytes an entry.
+	// 256 MiB over 4 partitions: 15% for the caches at 134 bytes an entry, 10% for the
+	// memtables (two a store), 5% for the block caches.
 	line := p.waitLog(10*time.Second, `msg="memory budget"`)
 	assert.Contains(t, line, "limit=256MiB")
-	assert.Contains(t, line, fmt.Sprintf("cache_entries_per_partition=%d", (256<<20)/partitions/4/134))
-	assert.Contains(t, line, "leveldb_write_buffer=4MiB")
+	assert.Contains(t, line, "cache_entries_per_partition=75121")
+	assert.Contains(t, line, "leveldb_write_buffer=3355443B")
+	assert.Contains(t, line, "leveldb_block_cache=3355443B")
 
 	j.scoreRound(200, 0)
 	j.waitChangelog(200)
@@ -33,7 +35,7 @@ func TestMemoryLimit(t *testing.T) {
 			assert.Greater(c, m[fmt.Sprintf(`enricher_store_disk_bytes{partition="%d"}`, part)], 0.0, "partition %d's store on disk", part)
 		}
 		assert.Greater(c, m["process_resident_memory_bytes"], 0.0)
-		assert.Equal(c, float64(256<<20), m["go_gc_gomemlimit_bytes"], "GOMEMLIMIT is the budget")
+		assert.Equal(c, float64(241591910), m["go_gc_gomemlimit_bytes"], "GOMEMLIMIT is 90% of the budget")
 	}, 30*time.Second, 500*time.Millisecond)
 	require.Equal(t, 0, p.stop(syscall.SIGTERM))
 

@@ -305,10 +305,10 @@ func runProcessor(ctx context.Context, cfg job.Config, pf processorFlags) error 
 	if err != nil {
 		return usagef("%v", err)
 	}
-	// The Go runtime's soft limit is the same budget the caches and stores are sized from; an
-	// operator's own GOMEMLIMIT wins.
+	// The Go runtime's soft limit comes from the same budget the caches and stores are sized
+	// from; an operator's own GOMEMLIMIT wins.
 	if _, set := os.LookupEnv("GOMEMLIMIT"); cfg.MemoryLimit > 0 && !set {
-		debug.SetMemoryLimit(cfg.MemoryLimit)
+		debug.SetMemoryLimit(int64(float64(cfg.MemoryLimit) * membudget.GoLimitShare))
 	}
 	// The processor has a context of its own: a web server that fails stops it as a signal
 	// does (flush, commit, close the stores), then the failure is returned.

@@ -8,14 +8,20 @@ import (
 	"strings"
 )
 
-// Shares of the budget, chosen so a replica at the limit still has half of it for what does not
-// grow with the table: fetch and produce buffers, records in flight, the runtime, and the slack
-// Go's collector needs to stay near its limit without running constantly.
+// Shares of the budget. What grows with the table gets 30% of it; the rest is for what does not
+// (fetch and produce buffers, records in flight, the runtime) and for the slack Go's collector
+// needs to stay under its limit without running constantly. At 10M keys on 12 partitions, a
+// replica holding all twelve with 50% of 1 GiB given to caches and buffers peaked at 1,042 MiB.
 const (
-	cacheShare       = 0.25 // score caches, all partitions
-	writeBufferShare = 0.15 // LevelDB memtables, all stores (two per store during a flush)
-	blockCacheShare  = 0.10 // LevelDB block caches, all stores
+	cacheShare       = 0.15 // score caches, all partitions
+	writeBufferShare = 0.10 // LevelDB memtables, all stores (two per store during a flush)
+	blockCacheShare  = 0.05 // LevelDB block caches, all stores
 )
+
+// GoLimitShare is the part of the budget given to the Go runtime as its soft limit
+// (GOMEMLIMIT): the process's resident memory also holds what Go does not count (thread
+// stacks, memory the runtime has not yet returned to the system).
+const GoLimitShare = 0.9
 
 // Bounds on one store's LevelDB buffers: below the floor LevelDB writes tiny tables and
 // compacts constantly; above goleveldb's defaults (4 MiB memtable, 8 MiB block cache) more

@@ -178,6 +178,11 @@ func (r *Replicas) startAsync(p int32, o *opening) {
 	if err == nil && wanted {
 		c.mu.Lock()
 		c.warmup = warm
+		// A warm-up that opens within the acceptable lag is caught up already: with nothing
+		// written to its partition it gets no fetch to say so (report, below, moves it).
+		if warm && c.caughtUpAt.IsZero() && c.end-(c.offset+1) <= r.acceptable {
+			c.caughtUpAt = time.Now()
+		}
 		c.mu.Unlock()
 		r.copies[p] = c
 	}
@@ -190,6 +195,7 @@ func (r *Replicas) startAsync(p int32, o *opening) {
 		r.retire(c) // a later assignment no longer wants it
 	default:
 		r.report()
+		time.AfterFunc(reportAfter, r.report) // a copy caught up at its opening waits for the others no longer than that
 	}
 }
 
@@ -226,13 +232,15 @@ func (r *Replicas) settle(p int32) {
 func (r *Replicas) start(p int32, warm bool) (*replica, error) {
 	log := r.log.With("topic", r.topic, "partition", p)
 	// The copy writes its database directly: goka's storage over it is made at the hand-over.
-	_, db, local, _, _, err := r.g.openChecked(r.topic, p, log)
+	_, db, local, _, end, err := r.g.openChecked(r.topic, p, log)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(r.g.context())
+	// The changelog's end when the copy opened: a copy that opens at the end gets no fetch
+	// until something is written, and would otherwise not know it is caught up.
 	c := &replica{path: Path(r.g.dir, r.topic, p), cancel: cancel, done: make(chan struct{}), db: db,
-		warmup: warm, offset: local, end: -1, started: time.Now()}
+		warmup: warm, offset: local, end: end, started: time.Now()}
 	go c.follow(ctx, r, p, log)
 	log.Info("following a copy of the partition", "role", c.role(), "local_offset", local)
 	return c, nil
