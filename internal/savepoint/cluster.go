@@ -218,11 +218,29 @@ func Restore(ctx context.Context, c Cluster, sp *Savepoint, target topology.Topi
 	return res, err
 }
 
-// loadPartitions applies each partition p of topic, up to until, to tables[p].
+// loadPartitions applies each partition p of topic, up to until, to tables[p], reporting
+// progress over all of them.
 func loadPartitions(ctx context.Context, c Cluster, tables []*scratch.Table, topic string, until map[int32]int64, progress changelog.Progress) error {
+	bounds, err := changelog.Offsets(ctx, c.Admin, topic)
+	if err != nil {
+		return err
+	}
+	targets, total, err := changelog.Targets(topic, bounds, until)
+	if err != nil {
+		return err
+	}
+	var done int64
 	for p, t := range tables {
-		if _, err := scratch.Load(ctx, c.Kafka, c.Admin, t, topic, []int32{int32(p)}, until, progress); err != nil {
+		each := func(read, _ int64) {
+			if progress != nil {
+				progress(done+read, total)
+			}
+		}
+		if _, err := scratch.Load(ctx, c.Kafka, c.Admin, t, topic, []int32{int32(p)}, until, each); err != nil {
 			return err
+		}
+		if target, ok := targets[int32(p)]; ok {
+			done += target - bounds[int32(p)].Start
 		}
 	}
 	return nil

@@ -135,9 +135,17 @@ func Load(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, t *Table, 
 	if err != nil {
 		return nil, err
 	}
-	targets, total, err := changelog.Targets(topic, bounds, until)
+	targets, _, err := changelog.Targets(topic, bounds, until)
 	if err != nil {
 		return nil, err
+	}
+	var total int64
+	for p, target := range targets {
+		if partitions != nil && !slices.Contains(partitions, p) {
+			delete(targets, p)
+			continue
+		}
+		total += target - bounds[p].Start
 	}
 	if progress == nil {
 		progress = func(int64, int64) {}
@@ -145,9 +153,6 @@ func Load(ctx context.Context, kc kafkaconf.Config, adm *kadm.Client, t *Table, 
 	read := changelog.Reader(kc)
 	var done int64
 	for _, p := range slices.Sorted(maps.Keys(targets)) {
-		if partitions != nil && !slices.Contains(partitions, p) {
-			continue
-		}
 		from := bounds[p].Start
 		if _, err := t.Apply(ctx, read, topic, p, from, targets[p], func(offset int64) { progress(done+offset+1-from, total) }); err != nil {
 			return nil, err
