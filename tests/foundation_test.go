@@ -293,10 +293,10 @@ func TestUsageErrors(t *testing.T) {
 	assert.Contains(t, stderr, "ENRICHER_STATE_DIR")
 }
 
-// A changelog deleted and recreated while the local store still holds the table: starting would
-// silently reset the scores, so enricher says why and stops, leaving the store as it is.
-func TestDeletedChangelogStopsInsteadOfResetting(t *testing.T) {
-	t.Parallel()
+// withRecreatedTable runs a replica until 20 scores are in its changelog, stops it, then deletes
+// the table topic and creates it again, empty; it returns the job and the replica's state dir.
+func withRecreatedTable(t *testing.T) (*job, string) {
+	t.Helper()
 	j, p, state := runningJob(t)
 	var lines []string
 	for i := 0; i < 20; i++ {
@@ -314,6 +314,14 @@ func TestDeletedChangelogStopsInsteadOfResetting(t *testing.T) {
 		_, err := j.adm.CreateTopic(ctx, partitions, 1, map[string]*string{"cleanup.policy": &compact}, j.topics.Table())
 		return err == nil
 	}, 30*time.Second, 200*time.Millisecond, "recreate the table topic")
+	return j, state
+}
+
+// A changelog deleted and recreated while the local store still holds the table: starting would
+// silently reset the scores, so enricher says why and stops, leaving the store as it is.
+func TestDeletedChangelogStopsInsteadOfResetting(t *testing.T) {
+	t.Parallel()
+	j, state := withRecreatedTable(t)
 
 	p2 := j.start(state)
 	assert.Equal(t, 1, p2.exited(90*time.Second))
@@ -330,23 +338,7 @@ func TestDeletedChangelogStopsInsteadOfResetting(t *testing.T) {
 // with --changelog-recreated rebuild moves its stores aside and restores the new topic.
 func TestRecreatedChangelogIsDetectedByTopicID(t *testing.T) {
 	t.Parallel()
-	j, p, state := runningJob(t)
-	var lines []string
-	for i := 0; i < 20; i++ {
-		lines = append(lines, scoreLine(fmt.Sprintf("k%d", i), i))
-	}
-	j.produce("score", lines...)
-	j.waitChangelog(20)
-	require.Equal(t, 0, p.stop(syscall.SIGTERM))
-
-	ctx := context.Background()
-	_, err := j.adm.DeleteTopics(ctx, j.topics.Table())
-	require.NoError(t, err)
-	compact := "compact"
-	require.Eventually(t, func() bool {
-		_, err := j.adm.CreateTopic(ctx, partitions, 1, map[string]*string{"cleanup.policy": &compact}, j.topics.Table())
-		return err == nil
-	}, 30*time.Second, 200*time.Millisecond, "recreate the table topic")
+	j, state := withRecreatedTable(t)
 	// More records than the old topic had in every partition: offsets alone cannot tell.
 	var recs []*kgo.Record
 	for i := 0; i < 200; i++ {
