@@ -106,6 +106,7 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 	if err != nil {
 		return job.Config{}, err
 	}
+	memory, memoryErr := memoryLimit(p.memoryLimit)
 	switch {
 	case p.partitions <= 0 || p.partitions > 1<<20:
 		return job.Config{}, usagef("--partitions: must be between 1 and 1048576, got %d", p.partitions)
@@ -123,8 +124,8 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 		return job.Config{}, usagef("--join: %q is not latest or as-of", p.join)
 	case p.join == "as-of" && p.scoreHistory <= 0:
 		return job.Config{}, usagef("--score-history: must be positive with --join as-of")
-	case p.memoryLimit != "" && memoryLimitErr(p.memoryLimit) != nil:
-		return job.Config{}, usagef("--memory-limit: %v", memoryLimitErr(p.memoryLimit))
+	case memoryErr != nil:
+		return job.Config{}, usagef("--memory-limit: %v", memoryErr)
 	case p.outputShape != "seed" && p.outputShape != "merge":
 		return job.Config{}, usagef("--output-shape: %q is not seed or merge", p.outputShape)
 	case p.outputShape == "seed" && (p.keyField != "key" || p.scoreField != "score"):
@@ -184,7 +185,7 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 		ScoreHistory:              history,
 		MaxScoreAhead:             p.maxScoreAhead,
 		RebuildRecreatedChangelog: p.recreated == "rebuild",
-		MemoryLimit:               memoryLimit(p.memoryLimit),
+		MemoryLimit:               memory,
 		Guarantee:                 guarantee,
 		CommitInterval:            p.commitInterval,
 		TransactionTimeout:        p.txnTimeout,
@@ -333,22 +334,17 @@ func runProcessor(ctx context.Context, cfg job.Config, pf processorFlags) error 
 	}
 }
 
-// memoryLimitErr says why --memory-limit's value is not a budget, or nil.
-func memoryLimitErr(v string) error {
+// memoryLimit reads --memory-limit in bytes: 0 for none, an error for a value that is not a
+// positive size.
+func memoryLimit(v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
 	n, err := membudget.Parse(v)
 	if err == nil && n == 0 {
 		err = errors.New("must be positive")
 	}
-	return err
-}
-
-// memoryLimit is --memory-limit in bytes, 0 for none; the value was checked by memoryLimitErr.
-func memoryLimit(v string) int64 {
-	if v == "" {
-		return 0
-	}
-	n, _ := membudget.Parse(v)
-	return n
+	return n, err
 }
 
 // format is the wire format --output-shape chooses.

@@ -229,19 +229,22 @@ func loadPartitions(ctx context.Context, c Cluster, tables []*scratch.Table, top
 	if err != nil {
 		return err
 	}
+	read := changelog.Reader(c.Kafka)
 	var done int64
 	for p, t := range tables {
-		each := func(read, _ int64) {
-			if progress != nil {
-				progress(done+read, total)
-			}
+		target, ok := targets[int32(p)]
+		if !ok {
+			continue // nothing to read
 		}
-		if _, err := scratch.Load(ctx, c.Kafka, c.Admin, t, topic, []int32{int32(p)}, until, each); err != nil {
+		from := bounds[int32(p)].Start
+		if _, err := t.Apply(ctx, read, topic, int32(p), from, target, func(offset int64) {
+			if progress != nil {
+				progress(done+offset+1-from, total)
+			}
+		}); err != nil {
 			return err
 		}
-		if target, ok := targets[int32(p)]; ok {
-			done += target - bounds[int32(p)].Start
-		}
+		done += target - from
 	}
 	return nil
 }
