@@ -42,6 +42,9 @@ func (j *job) start(stateDir string, extra ...string) *proc {
 	require.NoError(j.t, p.cmd.Start())
 	go func() {
 		sc := bufio.NewScanner(stderr)
+		// A line longer than the scanner's buffer would end the reading, and a process whose
+		// stderr pipe is full blocks on its next log line.
+		sc.Buffer(make([]byte, 64<<10), 64<<20)
 		for sc.Scan() {
 			p.mu.Lock()
 			p.log.WriteString(sc.Text() + "\n")

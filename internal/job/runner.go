@@ -706,5 +706,5 @@ func errString(err error) string {
 	if err == nil {
 		return "processor stopped without an error"
 	}
-	return err.Error()
+	return clip(err.Error())
 }
