@@ -66,6 +66,11 @@ type Config struct {
 	// (the default) sizes them by their defaults. It sets no process-wide limit: pair it with
 	// GOMEMLIMIT or debug.SetMemoryLimit, as the enricher command does.
 	MemoryLimit int64
+	// StateMinFree is the free space, in bytes, the filesystem of StateDir must keep for the
+	// local stores. Run does not start below it, and a running processor that falls below it
+	// stops as when its context ends (flushing and committing) and Run returns an error that
+	// wraps ErrStateDiskFull. Zero is 64 MiB; negative turns the check off.
+	StateMinFree int64
 	// RebuildRecreatedChangelog moves aside and rebuilds a local store whose changelog topic was
 	// deleted and recreated (the name's topic ID changed). The default, false, stops Run with an
 	// error that says so: the store's records are not the new topic's.
@@ -141,6 +146,10 @@ func (c Config) Validate() error {
 	_, err := c.engine()
 	return err
 }
+
+// ErrStateDiskFull is Run's error when the filesystem of Config.StateDir has less free space
+// than Config.StateMinFree, to test with errors.Is.
+var ErrStateDiskFull = store.ErrDiskFull
 
 // Errors of Lookup, to test with errors.Is.
 var (
@@ -284,6 +293,7 @@ func (c Config) engine() (job.Config, error) {
 		MaxScoreAhead:             c.MaxScoreAhead,
 		RebuildRecreatedChangelog: c.RebuildRecreatedChangelog,
 		MemoryLimit:               c.MemoryLimit,
+		StateMinFree:              c.StateMinFree,
 		StandbyReplicas:           c.StandbyReplicas,
 		Guarantee:                 guarantee,
 		CommitInterval:            interval,
@@ -298,7 +308,7 @@ func (c Config) engine() (job.Config, error) {
 // flushed its writes and committed its offsets; it returns an error when the topics are wrong
 // (wrapping topology.ErrMissingTopic, ErrNotCopartitioned or ErrBadTable), when the brokers
 // cannot be reached within Config.ConnectTimeout at start, or when the local state cannot be
-// recovered; with Config.RequireDurableTopics, also when they cannot keep an acknowledged write
+// recovered, or when the state directory's filesystem runs short (ErrStateDiskFull); with Config.RequireDurableTopics, also when they cannot keep an acknowledged write
 // (topology.ErrNotDurable).
 func (p *Processor) Run(ctx context.Context) error {
 	return p.runner.Run(ctx)

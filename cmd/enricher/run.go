@@ -46,6 +46,7 @@ type processorFlags struct {
 	spRetention     time.Duration
 	recreated       string
 	memoryLimit     string
+	stateMinFree    string
 	guarantee       string
 	commitInterval  time.Duration
 	txnTimeout      time.Duration
@@ -71,6 +72,7 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.BoolVar(&p.create, "create-topics", false, "create missing input, scores and output topics (the table and DLQ topics are always created)")
 	fs.DurationVar(&p.spRetention, "savepoint-retention", topology.DefaultSavepointRetention, savepointRetentionUsage)
 	fs.StringVar(&p.memoryLimit, "memory-limit", "", "the process's memory budget, for example 1GiB: sets GOMEMLIMIT (unless set) and sizes the score caches and each store's LevelDB buffers from it (default: no budget)")
+	fs.StringVar(&p.stateMinFree, "state-min-free", "64MiB", "free space the --state-dir filesystem must keep for the stores, for example 1GiB: below it the replica does not start, and a running one stops (flushing and committing) and exits 1; 0 turns the check off")
 	fs.StringVar(&p.recreated, "changelog-recreated", "stop", "a local store whose changelog topic was deleted and recreated (another topic ID): stop (exit 1 with the reason) or rebuild (move it aside and restore from the new topic)")
 	fs.IntVar(&p.partitions, "partitions", 4, "partitions of topics created")
 	fs.IntVar(&p.replication, "replication-factor", -1, "replication factor of topics created (-1: the broker's default)")
@@ -107,6 +109,7 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 		return job.Config{}, err
 	}
 	memory, memoryErr := memoryLimit(p.memoryLimit)
+	minFree, minFreeErr := membudget.Parse(p.stateMinFree)
 	switch {
 	case p.partitions <= 0 || p.partitions > 1<<20:
 		return job.Config{}, usagef("--partitions: must be between 1 and 1048576, got %d", p.partitions)
@@ -126,6 +129,8 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 		return job.Config{}, usagef("--score-history: must be positive with --join as-of")
 	case memoryErr != nil:
 		return job.Config{}, usagef("--memory-limit: %v", memoryErr)
+	case minFreeErr != nil:
+		return job.Config{}, usagef("--state-min-free: %v", minFreeErr)
 	case p.outputShape != "seed" && p.outputShape != "merge":
 		return job.Config{}, usagef("--output-shape: %q is not seed or merge", p.outputShape)
 	case p.outputShape == "seed" && (p.keyField != "key" || p.scoreField != "score"):
@@ -186,6 +191,7 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 		MaxScoreAhead:             p.maxScoreAhead,
 		RebuildRecreatedChangelog: p.recreated == "rebuild",
 		MemoryLimit:               memory,
+		StateMinFree:              stateMinFree(minFree),
 		Guarantee:                 guarantee,
 		CommitInterval:            p.commitInterval,
 		TransactionTimeout:        p.txnTimeout,
@@ -345,6 +351,15 @@ func memoryLimit(v string) (int64, error) {
 		err = errors.New("must be positive")
 	}
 	return n, err
+}
+
+// stateMinFree is job.Config.StateMinFree for --state-min-free: 0 there means off, where the
+// Config's zero is its default.
+func stateMinFree(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // format is the wire format --output-shape chooses.

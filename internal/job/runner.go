@@ -88,8 +88,12 @@ type Config struct {
 	// StateCleanupDelay is how long a local store that is neither owned, nor a standby or
 	// warm-up copy, stays on disk before it is deleted. 0 is DefaultStateCleanupDelay.
 	StateCleanupDelay time.Duration
-	Logger            *slog.Logger
-	Stats             *Stats
+	// StateMinFree is the free space the state directory's filesystem must keep: below it the
+	// job does not start, and a running job stops as on a signal, with store.ErrDiskFull. 0 is
+	// store.DefaultMinFree; negative turns the check off.
+	StateMinFree int64
+	Logger       *slog.Logger
+	Stats        *Stats
 	// ConnectTimeout bounds how long start-up waits for the brokers before it gives up.
 	ConnectTimeout time.Duration
 	// MaxBackoff caps the wait between restarts of a processor that failed.
@@ -205,6 +209,9 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.StateCleanupDelay <= 0 {
 		cfg.StateCleanupDelay = DefaultStateCleanupDelay
 	}
+	if cfg.StateMinFree == 0 {
+		cfg.StateMinFree = store.DefaultMinFree
+	}
 	r := &Runner{cfg: cfg, log: cfg.Logger, stats: cfg.Stats, enrich: enrich, sink: sink, caches: caches}
 	if cfg.Guarantee == ExactlyOnce {
 		r.commit = &committer{stores: store.NewHeld()}
@@ -222,10 +229,48 @@ func (r *Runner) Stats() *Stats { return r.stats }
 // Run checks the topology, then runs the processor until ctx is cancelled. A processor that
 // fails is rebuilt and run again with backoff, keeping its local state. Run returns nil after a
 // clean stop, and an error when the topology is wrong or the brokers cannot be reached at start.
-func (r *Runner) Run(ctx context.Context) error {
+func (r *Runner) Run(parent context.Context) error {
 	if err := os.MkdirAll(r.cfg.StateDir, 0o755); err != nil {
 		return fmt.Errorf("state-dir: %w", err)
 	}
+	if r.cfg.StateMinFree <= 0 {
+		return r.run(parent)
+	}
+	if err := r.stats.CheckSpace(r.cfg.StateDir, r.cfg.StateMinFree); err != nil {
+		return err
+	}
+	// ctx also ends when the state directory's filesystem runs short: the processor then stops
+	// as on a signal, flushing and committing what it did, and Run returns the cause.
+	ctx, stop := context.WithCancelCause(parent)
+	defer stop(nil)
+	short := make(chan struct{})
+	go r.stats.WatchSpace(ctx, r.cfg.StateDir, r.cfg.StateMinFree, time.Second, func(err error) {
+		r.log.Error("stopping: the state directory's filesystem is nearly full", "error", err.Error())
+		stop(err)
+		close(short)
+	})
+	done := make(chan error, 1)
+	go func() { done <- r.run(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-short:
+	}
+	// A disk that filled up faster than the check saw it can hold a store's memtable flush,
+	// and the processor's stop behind it, for good: the stop is bounded, and what it did not
+	// commit is done again after the restart.
+	select {
+	case err := <-done:
+		return errors.Join(context.Cause(ctx), err)
+	case <-time.After(diskFullStopTimeout):
+		return fmt.Errorf("%w; the processor did not stop within %s, held by a store that cannot write", context.Cause(ctx), diskFullStopTimeout)
+	}
+}
+
+// diskFullStopTimeout bounds the stop of a processor whose state directory ran short.
+const diskFullStopTimeout = 30 * time.Second
+
+func (r *Runner) run(ctx context.Context) error {
 	adm, err := r.cfg.Kafka.Admin()
 	if err != nil {
 		return err

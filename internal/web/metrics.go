@@ -75,6 +75,9 @@ func newMetrics(stats *job.Stats, current func() *goka.Processor, copies func() 
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "enricher_state_dir_free_bytes",
+			Help: "Free bytes of the state directory's filesystem at its last check (every second; 0 with --state-min-free 0)."},
+			func() float64 { return float64(stats.FreeBytes.Load()) }),
 		counter("enricher_inputs_consumed_total", "Input records consumed.", stats.InputsConsumed.Load),
 		counter("enricher_outputs_emitted_total", "Output records emitted.", stats.OutputsEmitted.Load),
 		counter("enricher_outputs_no_score_total", "Output records emitted with score -1 (the key had no score).", stats.OutputsNoScore.Load),
