@@ -8,6 +8,11 @@
 #   scripts/kafka.sh start-cluster DIR [N]  the same for N nodes (default 3) in DIR/node1..N:
 #                                         replication factor 3 and min.insync.replicas=2 by default;
 #                                         prints the bootstrap list
+#   scripts/kafka.sh start-proxied DIR PROXY_PORT  a single broker as with start, plus a second
+#                                         listener that advertises 127.0.0.1:PROXY_PORT: a client
+#                                         that bootstraps there reaches the broker only through
+#                                         the TCP proxy a test runs on that port (its upstream,
+#                                         the listener's own address, is in DIR/proxied-upstream)
 #   scripts/kafka.sh start-secure DIR     a single broker whose client listener is SASL_SSL: a CA
 #                                         (DIR/certs/ca.pem) and broker certificate are made for
 #                                         it; user enricher, password enricher-secret, for PLAIN,
@@ -193,6 +198,29 @@ PROPS
   cat "$dir/address"
 }
 
+# start_proxied DIR PROXY_PORT: start's broker with a PROXIED listener advertised as the proxy's
+# address. Kafka answers metadata with the addresses of the listener a request came in on, so a
+# client bootstrapped through the proxy keeps every connection on it, while the PLAINTEXT
+# listener serves everyone else directly.
+start_proxied() {
+  local dir proxy=$2 port cport pport
+  dir=$(mkdir -p "$1" && cd "$1" && pwd)
+  install
+  port=$(free_port)
+  cport=$(free_port)
+  pport=$(free_port)
+  configure "$dir" 1 "$port" "$cport" "1@127.0.0.1:$cport" 1 1
+  sed -i -e "s|^listeners=.*|listeners=PLAINTEXT://127.0.0.1:$port,PROXIED://127.0.0.1:$pport,CONTROLLER://127.0.0.1:$cport|" \
+    -e "s|^advertised.listeners=.*|advertised.listeners=PLAINTEXT://127.0.0.1:$port,PROXIED://127.0.0.1:$proxy|" \
+    -e "s|^listener.security.protocol.map=.*|listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT|" \
+    "$dir/server.properties"
+  echo "127.0.0.1:$pport" >"$dir/proxied-upstream"
+  format "$dir" "$(java -XX:TieredStopAtLevel=1 -cp "$lib/*" kafka.tools.StorageTool random-uuid 2>/dev/null)"
+  spawn "$dir"
+  ready "$dir"
+  cat "$dir/address"
+}
+
 start_cluster() {
   local dir n=${2:-3} i voters="" id
   dir=$(mkdir -p "$1" && cd "$1" && pwd)
@@ -272,6 +300,7 @@ case "$cmd" in
   install) install; echo "$lib" ;;
   start) start "$dir" ;;
   start-secure) start_secure "$dir" ;;
+  start-proxied) [ $# -ge 3 ] || die "start-proxied needs a DIR and a PROXY_PORT"; start_proxied "$dir" "$3" ;;
   start-cluster) [ $# -ge 2 ] || die "start-cluster needs a DIR"; start_cluster "$dir" "${3:-3}" ;;
   stop) stop "$dir" ;;
   restart) restart "$dir" ;;
