@@ -15,7 +15,7 @@ import (
 func TestEngineCarriesTheSettings(t *testing.T) {
 	c := Config{Cluster: topology.Cluster{Brokers: []string{"127.0.0.1:9092"}}, StateDir: t.TempDir(),
 		CreateTopics: true, Partitions: 6, ReplicationFactor: 3, RequireDurableTopics: true,
-		SavepointRetention: 2 * time.Hour, ScoreHistory: time.Minute, MaxScoreAhead: 5 * time.Minute, StandbyReplicas: 1, RebuildRecreatedChangelog: true, MemoryLimit: 1 << 30}
+		SavepointRetention: 2 * time.Hour, ScoreHistory: time.Minute, MaxScoreAhead: 5 * time.Minute, StandbyReplicas: 1, RebuildRecreatedChangelog: true, MemoryLimit: 1 << 30, StateMinFree: 1 << 20}
 	e, err := c.engine()
 	require.NoError(t, err)
 	assert.Equal(t, topology.Spec{Partitions: 6, ReplicationFactor: 3, CreateStreams: true, RequireDurable: true,
@@ -26,4 +26,5 @@ func TestEngineCarriesTheSettings(t *testing.T) {
 	assert.Equal(t, 1, e.StandbyReplicas)
 	assert.True(t, e.RebuildRecreatedChangelog)
 	assert.Equal(t, int64(1<<30), e.MemoryLimit)
+	assert.Equal(t, int64(1<<20), e.StateMinFree)
 }
