@@ -275,6 +275,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"replay", "--rebuild", "dir", "stray"}, "", `unexpected argument "stray"`},
 		{[]string{"version", "stray"}, "", `unexpected argument "stray"`},
 		{[]string{"run", "--advertise-addr", "no-port"}, "", "advertise-addr"},
+		{[]string{"run", "--state-min-free", "lots"}, "", "--state-min-free"},
+		{[]string{"run", "--guarantee", "exactly-once", "--shutdown-timeout", "30s"}, "", "--shutdown-timeout"},
+		{[]string{"run", "--guarantee", "exactly-once", "--rebalance-timeout", "2m"}, "", "--shutdown-timeout"},
 	} {
 		cmd := exec.Command(binary, tc.args...)
 		if tc.env != "" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/internal/consumergroup"
 	"github.com/enricher/enricher/internal/embedded"
 	"github.com/enricher/enricher/internal/job"
 	"github.com/enricher/enricher/internal/members"
@@ -96,7 +97,7 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.StringVar(&p.keyField, "key-field", "key", "with --output-shape merge: the field that, when a value has it, must hold the record key")
 	fs.StringVar(&p.scoreField, "score-field", "score", "with --output-shape merge: the integer field of score records, and the field added to outputs")
 	fs.DurationVar(&p.connectTimeout, "connect-timeout", time.Minute, "how long start-up waits for the brokers")
-	fs.DurationVar(&p.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop may take to flush and commit")
+	fs.DurationVar(&p.shutdownTimeout, "shutdown-timeout", time.Minute, "how long a stop may take to flush and commit (under exactly-once it must exceed half of --rebalance-timeout, the bound of the last commit)")
 	fs.StringVar(&p.webAddr, "web-addr", "127.0.0.1:9095", "address of the monitor, group and query pages, /scores/{key}, /healthz, /readyz and /metrics (empty: no web server)")
 	fs.StringVar(&p.advertiseAddr, "advertise-addr", "", "host:port the other replicas reach this replica's web server on, to route key lookups and draw the group page (empty: the --web-addr bound; a wildcard host as this machine's host name if it resolves here, else 127.0.0.1)")
 	fs.BoolVar(&p.pprof, "pprof", false, "serve Go's CPU, heap and goroutine profiles under /debug/pprof/ on the web server (behind --web-token)")
@@ -163,6 +164,13 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 	guarantee, err := job.ParseGuarantee(p.guarantee)
 	if err != nil {
 		return job.Config{}, usagef("--guarantee: %v", err)
+	}
+	// A stop ends with the session's last commit, which waits for goka's records and then for
+	// its request, each bounded by a quarter of the rebalance timeout: a shutdown timeout
+	// shorter than both would cut a stop short mid-commit.
+	if last := 2 * consumergroup.CommitTimeout(kc.RebalanceTimeout); guarantee == job.ExactlyOnce && p.shutdownTimeout <= last {
+		return job.Config{}, usagef("--shutdown-timeout: %s would cut a stop short mid-commit: the last exactly-once commit may take %s (half of --rebalance-timeout)",
+			p.shutdownTimeout, last)
 	}
 	var history time.Duration
 	if p.join == "as-of" {

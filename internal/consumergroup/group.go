@@ -31,6 +31,11 @@ type Config struct {
 	// together with what their records produced, every CommitInterval.
 	Commit         Committer
 	CommitInterval time.Duration
+	// CommitTimeout bounds a commit's wait for goka to finish the records handed to it, and
+	// then its commit request, each. 0 is a quarter of the group's rebalance timeout (sarama's
+	// Consumer.Group.Rebalance.Timeout): a session's last commit, at a rebalance, then ends
+	// within half of it, and the member rejoins before the group gives up on it.
+	CommitTimeout time.Duration
 	// Rejoin, if set, ends the running session when it receives: the next session's join
 	// makes the group rebalance (a warm-up copy that caught up asks for its partition so).
 	Rejoin <-chan struct{}
@@ -46,6 +51,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CommitInterval < 0 {
 		return fmt.Errorf("commit interval: must not be negative, got %s", c.CommitInterval)
+	}
+	if c.CommitTimeout < 0 {
+		return fmt.Errorf("commit timeout: must not be negative, got %s", c.CommitTimeout)
 	}
 	return nil
 }
@@ -64,6 +72,9 @@ func Builder(cfg *sarama.Config, c Config) (goka.ConsumerGroupBuilder, error) {
 	}
 	if c.CommitInterval == 0 {
 		c.CommitInterval = DefaultCommitInterval
+	}
+	if c.CommitTimeout == 0 {
+		c.CommitTimeout = CommitTimeout(cfg.Consumer.Group.Rebalance.Timeout)
 	}
 	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
 		cfg.ClientID = clientID

@@ -92,7 +92,7 @@ func (h *sessionHandler) setupTransaction(sess sarama.ConsumerGroupSession, part
 	gctx, gcancel := context.WithCancelCause(context.WithoutCancel(sess.Context()))
 	end := h.end
 	tx := newTransaction(h.cfg.Commit, sarama.NewConsumerGroupMetadataFromSession(sess, h.group, instance),
-		claimedPartitions(sess), h.cfg.CommitInterval, h.cfg.Stats, h.cfg.Logger,
+		claimedPartitions(sess), h.cfg.CommitInterval, h.cfg.CommitTimeout, h.cfg.Stats, h.cfg.Logger,
 		func(err error) { gcancel(err); end(err) })
 	if err := tx.begin(); err != nil {
 		gcancel(err)

@@ -33,8 +33,9 @@ type Committer interface {
 // under exactly-once.
 const DefaultCommitInterval = 100 * time.Millisecond
 
-// drainTimeout bounds how long a commit waits for goka to finish the records handed to it.
-const drainTimeout = 30 * time.Second
+// CommitTimeout is Config.CommitTimeout's default for a group whose rebalance timeout is
+// rebalance: a commit's drain and its request together take at most half of it.
+func CommitTimeout(rebalance time.Duration) time.Duration { return rebalance / 4 }
 
 type topicPartition struct {
 	topic     string
@@ -68,9 +69,9 @@ type transaction struct {
 	loopDone chan struct{}
 }
 
-func newTransaction(c Committer, meta *sarama.ConsumerGroupMetadata, partitions []int32, interval time.Duration,
+func newTransaction(c Committer, meta *sarama.ConsumerGroupMetadata, partitions []int32, interval, drain time.Duration,
 	stats *Stats, log *slog.Logger, end context.CancelCauseFunc) *transaction {
-	t := &transaction{c: c, meta: meta, partitions: partitions, interval: interval, drain: drainTimeout, stats: stats, log: log, end: end,
+	t := &transaction{c: c, meta: meta, partitions: partitions, interval: interval, drain: drain, stats: stats, log: log, end: end,
 		forwarded: map[topicPartition]int64{}, marked: map[topicPartition]int64{}, committed: map[topicPartition]int64{},
 		loopDone: make(chan struct{})}
 	t.cond = sync.NewCond(&t.mu)

@@ -61,8 +61,7 @@ func newTxnRun(t *testing.T) *txnRun {
 	t.Helper()
 	r := &txnRun{c: newFakeCommitter(), out: make(chan *sarama.ConsumerMessage), ended: make(chan error, 1)}
 	r.tx = newTransaction(r.c, &sarama.ConsumerGroupMetadata{GroupID: "g", GenerationID: 7}, []int32{3}, time.Hour,
-		NewStats(), slog.New(slog.DiscardHandler), func(err error) { r.ended <- err })
-	r.tx.drain = 300 * time.Millisecond
+		300*time.Millisecond, NewStats(), slog.New(slog.DiscardHandler), func(err error) { r.ended <- err })
 	require.NoError(t, r.tx.begin())
 	return r
 }

@@ -40,7 +40,10 @@ type Config struct {
 	// how long a rebalance stops the partitions of the members that learnt first.
 	HeartbeatInterval time.Duration
 	// RebalanceTimeout is how long the coordinator waits for every member to rejoin a
-	// rebalance; a member that died during one holds it up this long.
+	// rebalance. A member keeps heartbeating while it finishes its session, so a live member
+	// whose last commit is slow holds the rebalance up this long at most, and is dropped from
+	// the group after it; a dead one stops heartbeating and is dropped after the session
+	// timeout. Exactly-once bounds its last commit by half of it (consumergroup).
 	RebalanceTimeout time.Duration
 	// InstanceID, when set, makes the member static (KIP-345): a replica that restarts with the
 	// same id within the session timeout takes its partitions back without a rebalance.
@@ -63,7 +66,9 @@ func Defaults() Config {
 		// would have to go missing in a row.
 		SessionTimeout:    6 * time.Second,
 		HeartbeatInterval: 300 * time.Millisecond,
-		RebalanceTimeout:  15 * time.Second,
+		// sarama's default, as Kafka Streams gives a member max.poll.interval.ms (5 min): room
+		// for a loaded member's last exactly-once commit before the group drops it.
+		RebalanceTimeout: 60 * time.Second,
 	}
 }
 
