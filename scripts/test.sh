@@ -50,6 +50,9 @@ go test -race -count=1 -timeout 20m ./...
 say "the embedding example: a module of its own that builds against processor, codecs and topology through a replace"
 (cd examples/orders && go vet ./... && go test -race -count=1 ./...)
 
+say "the Helm chart: rendered as helm template does, every object decoded strictly with the Kubernetes API types"
+(cd deploy/helm && go vet ./... && go test -count=1 ./...)
+
 if [ "${BENCH_QUICK:-1}" != "0" ]; then
   say "benchmark smoke run: enricher, franz-go loop, Kafka Streams and Flink (bench --quick)"
   mkdir -p tests/artifacts

@@ -78,6 +78,9 @@ func units() []struct {
 		factor int64
 	}{
 		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		// Kubernetes' binary quantities, so a chart can pass one value to a container's memory
+		// limit and to --memory-limit.
+		{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40},
 		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
 		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40},
 		{"B", 1},
@@ -85,7 +88,8 @@ func units() []struct {
 }
 
 // Parse reads a size: a whole number of bytes, or with a unit as GOMEMLIMIT and Kubernetes take
-// them (KiB, MiB, GiB, TiB; KB, MB, GB, TB; K, M, G, T as binary), for example 1GiB or 512M.
+// them (KiB, MiB, GiB, TiB; Kubernetes' Ki, Mi, Gi, Ti; KB, MB, GB, TB; K, M, G, T as binary),
+// for example 1GiB, 1Gi or 512M.
 func Parse(s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	factor := int64(1)

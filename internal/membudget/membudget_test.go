@@ -16,6 +16,8 @@ func TestParse(t *testing.T) {
 		{"1GiB", 1 << 30, false},
 		{"512MiB", 512 << 20, false},
 		{"512M", 512 << 20, false},
+		{"1Gi", 1 << 30, false},
+		{"768Mi", 768 << 20, false},
 		{"2G", 2 << 30, false},
 		{"1500MB", 1_500_000_000, false},
 		{"1073741824", 1 << 30, false},
