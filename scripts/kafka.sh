@@ -17,6 +17,10 @@
 #                                         (DIR/certs/ca.pem) and broker certificate are made for
 #                                         it; user enricher, password enricher-secret, for PLAIN,
 #                                         SCRAM-SHA-256 and SCRAM-SHA-512
+#   scripts/kafka.sh run DIR              a single broker in the foreground (a container's entry
+#                                         point): KAFKA_PORT (default 9092) and
+#                                         KAFKA_CONTROLLER_PORT (default 9093) on 127.0.0.1; the
+#                                         storage in DIR is formatted once and kept
 #   scripts/kafka.sh stop [DIR]           SIGTERM the broker (every node of a cluster) by its PID
 #                                         file, wait, SIGKILL after 30 s
 #   scripts/kafka.sh restart DIR          start a stopped broker or node (DIR/nodeI) again: same
@@ -108,14 +112,34 @@ format() {
     || die "formatting KRaft storage failed: see $1/logs/format.log"
 }
 
+# jvm_args DIR: the broker JVM's options.
+jvm_args() {
+  jvm=(-Xms256m "-Xmx${KAFKA_HEAP:-512m}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+    "-Dlog4j2.configurationFile=$here/kafka/log4j2.properties" "-Dkafka.logs.dir=$1/logs")
+}
+
 # spawn DIR: start the node's JVM in the background and record its PID.
 spawn() {
-  local dir=$1
-  local jvm=(-Xms256m "-Xmx${KAFKA_HEAP:-512m}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
-    "-Dlog4j2.configurationFile=$here/kafka/log4j2.properties" "-Dkafka.logs.dir=$dir/logs")
+  local dir=$1 jvm
+  jvm_args "$dir"
   nohup java "${jvm[@]}" -cp "$lib/*" kafka.Kafka "$dir/server.properties" \
     >>"$dir/logs/stdout.log" 2>&1 </dev/null &
   echo $! >"$dir/kafka.pid"
+}
+
+# run_foreground DIR: a single broker in DIR, configured and formatted on its first run, as
+# the process itself: a container's entry point, whose log is the container's.
+run_foreground() {
+  local dir jvm
+  dir=$(mkdir -p "$1" && cd "$1" && pwd)
+  install
+  if [ ! -f "$dir/server.properties" ]; then
+    local cport=${KAFKA_CONTROLLER_PORT:-9093}
+    configure "$dir" 1 "${KAFKA_PORT:-9092}" "$cport" "1@127.0.0.1:$cport" 1 1
+    format "$dir" "$(java -XX:TieredStopAtLevel=1 -cp "$lib/*" kafka.tools.StorageTool random-uuid 2>/dev/null)"
+  fi
+  jvm_args "$dir"
+  exec java "${jvm[@]}" -cp "$lib/*" kafka.Kafka "$dir/server.properties"
 }
 
 # ready DIR: wait until the node's broker port accepts connections (it opens once the broker
@@ -302,6 +326,7 @@ case "$cmd" in
   start-secure) start_secure "$dir" ;;
   start-proxied) [ $# -ge 3 ] || die "start-proxied needs a DIR and a PROXY_PORT"; start_proxied "$dir" "$3" ;;
   start-cluster) [ $# -ge 2 ] || die "start-cluster needs a DIR"; start_cluster "$dir" "${3:-3}" ;;
+  run) run_foreground "$dir" ;;
   stop) stop "$dir" ;;
   restart) restart "$dir" ;;
   status) running "$dir" && cat "$dir/address" || { log "not running"; exit 1; } ;;

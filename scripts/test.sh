@@ -6,7 +6,9 @@
 # The broker in KAFKA_BROKERS is used when set; otherwise scripts/kafka.sh installs Apache Kafka
 # from Maven Central (cached) and starts one on 127.0.0.1 for the run. kcat (Debian's librdkafka
 # client), chromium (for the browser test) and prometheus (its server and promtool, for the alert
-# rules and the scrape test) are installed from Debian when missing and apt-get is available.
+# rules and the scrape test), and docker.io, docker-compose and debootstrap (for the compose test,
+# which builds its images with scripts/images.sh) are installed from Debian when missing and
+# apt-get is available; a Docker engine is started for the run when none answers.
 #   FUZZEXECS    executions per fuzz target (default 100000; 0 skips fuzzing)
 #   BENCH_QUICK  0 skips the benchmark smoke run (default 1)
 set -euo pipefail
@@ -20,6 +22,9 @@ missing=()
 command -v kcat >/dev/null || missing+=(kcat)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v promtool >/dev/null && command -v prometheus >/dev/null || missing+=(prometheus)
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >&2 \
@@ -34,10 +39,27 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted" >&2; exit 1; fi
 go vet ./...
 
+# What the run started, stopped at exit by PID: a broker and a Docker engine.
 broker_dir=""
+dockerd_pid=""
+cleanup() {
+  if [ -n "$broker_dir" ]; then scripts/kafka.sh stop "$broker_dir" || true; rm -rf "$broker_dir"; fi
+  if [ -n "$dockerd_pid" ]; then kill "$dockerd_pid" 2>/dev/null || true; wait "$dockerd_pid" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+# The compose test needs a Docker engine: Debian's dockerd, with no bridge network and no
+# iptables rules (containers use the host's network).
+if command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  say "starting a Docker engine (dockerd --bridge=none --iptables=false)"
+  dockerd --bridge=none --iptables=false >"${TMPDIR:-/tmp}/enricher-dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || say "dockerd did not start: see ${TMPDIR:-/tmp}/enricher-dockerd.log"
+fi
+
 if [ -z "${KAFKA_BROKERS:-}" ]; then
   broker_dir=$(mktemp -d "${TMPDIR:-/tmp}/enricher-kafka-XXXXXX")
-  trap 'scripts/kafka.sh stop "$broker_dir" || true; rm -rf "$broker_dir"' EXIT
   say "starting Apache Kafka"
   KAFKA_BROKERS=$(scripts/kafka.sh start "$broker_dir")
   export KAFKA_BROKERS
