@@ -61,8 +61,8 @@ type Config struct {
 	// ReplicationFactor is that of every topic created; zero is -1, the broker's default.
 	ReplicationFactor int16
 	// MemoryLimit, when positive, is the process's memory budget in bytes: the score caches
-	// (a quarter of it) and each local store's LevelDB memtable and block cache (a quarter
-	// between them) are sized from it, for as many stores as the table has partitions. Zero
+	// (15% of it) and each local store's LevelDB memtables and block cache (15% between them)
+	// are sized from it, for as many stores as the table has partitions. Zero
 	// (the default) sizes them by their defaults. It sets no process-wide limit: pair it with
 	// GOMEMLIMIT or debug.SetMemoryLimit, as the enricher command does.
 	MemoryLimit int64
