@@ -236,6 +236,7 @@ func (r *Runner) Run(parent context.Context) error {
 	if r.cfg.StateMinFree <= 0 {
 		return r.run(parent)
 	}
+	r.stats.MinFreeBytes.Store(r.cfg.StateMinFree)
 	if err := r.stats.CheckSpace(r.cfg.StateDir, r.cfg.StateMinFree); err != nil {
 		return err
 	}

@@ -11,8 +11,9 @@ type Stats struct {
 	RecordsRestored atomic.Int64
 	// RecordsReplicated counts changelog records written into standby and warm-up copies.
 	RecordsReplicated atomic.Int64
-	// FreeBytes is the free space of the state directory's filesystem at its last check.
-	FreeBytes atomic.Int64
+	// FreeBytes is the free space of the state directory's filesystem at its last check, and
+	// MinFreeBytes the reserve it must keep (0 when unchecked).
+	FreeBytes, MinFreeBytes atomic.Int64
 
 	mu        sync.Mutex
 	restoring map[int32]RestoreProgress
