@@ -61,29 +61,33 @@ func render(t *testing.T, values map[string]any) (rendered, error) {
 		for _, doc := range strings.Split(files[name], "\n---") {
 			var head struct{ Kind string }
 			require.NoError(t, yaml.Unmarshal([]byte(doc), &head), name)
-			var obj any
+			var err error
 			switch head.Kind {
 			case "":
 				continue // a template that rendered nothing
 			case "StatefulSet":
-				out.sets = append(out.sets, appsv1.StatefulSet{})
-				obj = &out.sets[len(out.sets)-1]
+				err = decodeStrict(doc, &out.sets)
 			case "Service":
-				out.services = append(out.services, corev1.Service{})
-				obj = &out.services[len(out.services)-1]
+				err = decodeStrict(doc, &out.services)
 			case "PodDisruptionBudget":
-				out.pdbs = append(out.pdbs, policyv1.PodDisruptionBudget{})
-				obj = &out.pdbs[len(out.pdbs)-1]
+				err = decodeStrict(doc, &out.pdbs)
 			case "ServiceMonitor":
-				out.monitors = append(out.monitors, monitoringv1.ServiceMonitor{})
-				obj = &out.monitors[len(out.monitors)-1]
+				err = decodeStrict(doc, &out.monitors)
 			default:
 				t.Fatalf("%s renders a %s, which this test does not decode", name, head.Kind)
 			}
-			require.NoError(t, yaml.UnmarshalStrict([]byte(doc), obj), "%s: every field is one of %s's", name, head.Kind)
+			require.NoError(t, err, "%s: every field is one of %s's", name, head.Kind)
 		}
 	}
 	return out, nil
+}
+
+// decodeStrict decodes doc into a new T, appended to list; a field T does not have is an error.
+func decodeStrict[T any](doc string, list *[]T) error {
+	var v T
+	err := yaml.UnmarshalStrict([]byte(doc), &v)
+	*list = append(*list, v)
+	return err
 }
 
 func TestChartLints(t *testing.T) {
