@@ -228,7 +228,8 @@ func (r *Runner) Stats() *Stats { return r.stats }
 
 // Run checks the topology, then runs the processor until ctx is cancelled. A processor that
 // fails is rebuilt and run again with backoff, keeping its local state. Run returns nil after a
-// clean stop, and an error when the topology is wrong or the brokers cannot be reached at start.
+// clean stop, and an error when the topology is wrong, the brokers cannot be reached at start,
+// or the state directory's filesystem runs short of Config.StateMinFree (store.ErrDiskFull).
 func (r *Runner) Run(parent context.Context) error {
 	if err := os.MkdirAll(r.cfg.StateDir, 0o755); err != nil {
 		return fmt.Errorf("state-dir: %w", err)

@@ -14,9 +14,9 @@ import (
 // error to anyone, so the replica would stall silently.
 var ErrDiskFull = errors.New("the state directory's filesystem is nearly full")
 
-// DefaultMinFree is the free space a state directory's filesystem keeps by default: room
-// for LevelDB to flush a memtable of its default size and compact level 0 for every store of
-// a 16-partition table at once, with plenty to spare.
+// DefaultMinFree is the free space a state directory's filesystem keeps by default: room for
+// every store of a 16-partition table to flush a memtable of goleveldb's default size (4 MiB)
+// at once.
 const DefaultMinFree = 64 << 20
 
 // FreeBytes returns the bytes an unprivileged process may still write to dir's filesystem.
