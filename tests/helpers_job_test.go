@@ -162,12 +162,31 @@ func (j *job) appendTimeOutput() {
 	j.setTopicConfig(j.topics.Output, "message.timestamp.type", "LogAppendTime")
 }
 
-// setTopicConfig sets one config of topic.
+// setTopicConfig sets one config of topic and waits until the broker describes it so: the
+// controller confirms an alteration before the broker applies it, and a process started at
+// once could read the old value (CI saw a replica read the default max.message.bytes).
 func (j *job) setTopicConfig(topic, key, value string) {
 	j.t.Helper()
 	rs, err := j.adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: key, Value: &value}}, topic)
 	require.NoError(j.t, err)
 	require.NoError(j.t, rs[0].Err)
+	require.EventuallyWithT(j.t, func(c *assert.CollectT) {
+		described, err := j.adm.DescribeTopicConfigs(context.Background(), topic)
+		if !assert.NoError(c, err) {
+			return
+		}
+		rc, err := described.On(topic, nil)
+		if !assert.NoError(c, err) || !assert.NoError(c, rc.Err) {
+			return
+		}
+		for _, cfg := range rc.Configs {
+			if cfg.Key == key {
+				assert.Equal(c, value, cfg.MaybeValue())
+				return
+			}
+		}
+		assert.Fail(c, "not described", key)
+	}, 30*time.Second, 100*time.Millisecond, "%s=%s on %s", key, value, topic)
 }
 
 // createTopic creates topic with partitions and waits until the broker's metadata lists it: a

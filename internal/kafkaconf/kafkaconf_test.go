@@ -45,7 +45,7 @@ func TestSaramaIsHardened(t *testing.T) {
 	assert.False(t, cfg.Metadata.AllowAutoTopicCreation)
 	assert.Equal(t, 6*time.Second, cfg.Consumer.Group.Session.Timeout)
 	assert.Equal(t, 300*time.Millisecond, cfg.Consumer.Group.Heartbeat.Interval)
-	assert.Equal(t, 15*time.Second, cfg.Consumer.Group.Rebalance.Timeout)
+	assert.Equal(t, time.Minute, cfg.Consumer.Group.Rebalance.Timeout, "room for the last exactly-once commit")
 	assert.Equal(t, "replica-1", cfg.Consumer.Group.InstanceId)
 	assert.False(t, cfg.Net.TLS.Enable)
 	assert.False(t, cfg.Net.SASL.Enable)
