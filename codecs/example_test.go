@@ -59,5 +59,5 @@ func ExampleReasons() {
 	}
 	fmt.Println()
 	// Output:
-	// empty_value invalid_utf8 invalid_json wrong_type missing_field missing_key key_mismatch too_large missing_timestamp invalid_record output_too_large score_from_future
+	// empty_value invalid_utf8 invalid_json wrong_type missing_field missing_key key_mismatch too_large missing_timestamp invalid_record output_too_large score_from_future not_wire_format unknown_schema_id schema_mismatch
 }

@@ -56,6 +56,13 @@ const (
 	// clock than the job allows: kept, it would move its key's history window and drop the
 	// versions inputs still need.
 	ReasonScoreFromFuture Reason = "score_from_future"
+	// ReasonNotWireFormat is a value of a registry format that does not start with the
+	// Confluent wire format's header (a zero byte, then a 4-byte schema ID).
+	ReasonNotWireFormat Reason = "not_wire_format"
+	// ReasonUnknownSchema is a value whose schema ID the schema registry does not know.
+	ReasonUnknownSchema Reason = "unknown_schema_id"
+	// ReasonSchemaMismatch is a value that cannot be read with the schema its ID names.
+	ReasonSchemaMismatch Reason = "schema_mismatch"
 )
 
 // Reasons returns every Reason this package defines, for metrics that want a series per reason
@@ -63,7 +70,8 @@ const (
 func Reasons() []Reason {
 	return []Reason{ReasonEmptyValue, ReasonInvalidUTF8, ReasonInvalidJSON, ReasonWrongType,
 		ReasonMissingField, ReasonMissingKey, ReasonKeyMismatch, ReasonTooLarge, ReasonMissingTimestamp,
-		ReasonInvalidRecord, ReasonOutputTooLarge, ReasonScoreFromFuture}
+		ReasonInvalidRecord, ReasonOutputTooLarge, ReasonScoreFromFuture, ReasonNotWireFormat, ReasonUnknownSchema,
+		ReasonSchemaMismatch}
 }
 
 // DecodeError is a record that cannot be processed, with the reason why.

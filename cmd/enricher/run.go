@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -53,6 +55,10 @@ type processorFlags struct {
 	txnTimeout      time.Duration
 	maxMessage      int
 	outputShape     string
+	format          string
+	registry        codecs.Registry
+	registryCA      string
+	outputScore     string
 	keyField        string
 	scoreField      string
 	connectTimeout  time.Duration
@@ -93,6 +99,12 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.DurationVar(&p.commitInterval, "commit-interval", 100*time.Millisecond, "with --guarantee exactly-once: how often a transaction commits; outputs become visible this much later")
 	fs.DurationVar(&p.txnTimeout, "transaction-timeout", job.DefaultTransactionTimeout, "with --guarantee exactly-once: how long the broker keeps a dead replica's transaction open, the longest its partitions wait for it when they fail over")
 	fs.IntVar(&p.maxMessage, "max-message-bytes", 900*1024, "inputs and scores larger than this go to the dead-letter topic")
+	fs.StringVar(&p.format, "format", "json", "the records' format: json, or avro (Apache Avro in the Confluent wire format, with --schema-registry): an Avro output is its input's record with --output-score-field added")
+	fs.StringVar(&p.registry.URL, "schema-registry", "", "with --format avro: the schema registry's URL (Confluent's REST API; Apicurio's is under /apis/ccompat/v7)")
+	fs.StringVar(&p.registry.Username, "schema-registry-user", "", "with --format avro: basic authentication user for the schema registry")
+	fs.StringVar(&p.registry.Password, "schema-registry-password", "", "with --format avro: basic authentication password for the schema registry")
+	fs.StringVar(&p.registryCA, "schema-registry-ca", "", "with --format avro: PEM file of the CA an https schema registry's certificate chains to (default: the system's)")
+	fs.StringVar(&p.outputScore, "output-score-field", "score", "with --format avro: the long field, default -1, an output adds to its input's record")
 	fs.StringVar(&p.outputShape, "output-shape", "seed", "seed: inputs {key, message}, scores {key, score}, outputs {key, message, score}; merge: an input is any JSON object and its output is that object with --score-field added, every field kept")
 	fs.StringVar(&p.keyField, "key-field", "key", "with --output-shape merge: the field that, when a value has it, must hold the record key")
 	fs.StringVar(&p.scoreField, "score-field", "score", "with --output-shape merge: the integer field of score records, and the field added to outputs")
@@ -134,8 +146,18 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 		return job.Config{}, usagef("--state-min-free: %v", minFreeErr)
 	case p.outputShape != "seed" && p.outputShape != "merge":
 		return job.Config{}, usagef("--output-shape: %q is not seed or merge", p.outputShape)
-	case p.outputShape == "seed" && (p.keyField != "key" || p.scoreField != "score"):
-		return job.Config{}, usagef("--key-field and --score-field: need --output-shape merge (the seed shape's fields are fixed)")
+	case p.format != "json" && p.format != "avro":
+		return job.Config{}, usagef("--format: %q is not json or avro (protobuf and json-schema are not supported yet)", p.format)
+	case p.format == "avro" && p.registry.URL == "":
+		return job.Config{}, usagef("--schema-registry: needed with --format avro")
+	case p.format == "avro" && p.outputShape != "seed":
+		return job.Config{}, usagef("--output-shape: for JSON records only; an Avro output is always its input's record with the score")
+	case p.format == "avro" && p.keyField != "key":
+		return job.Config{}, usagef("--key-field: for JSON records only; Avro records are joined on the Kafka record key")
+	case p.format == "avro" && p.outputScore == "":
+		return job.Config{}, usagef("--output-score-field: must not be empty")
+	case p.format == "json" && p.outputShape == "seed" && (p.keyField != "key" || p.scoreField != "score"):
+		return job.Config{}, usagef("--key-field and --score-field: need --output-shape merge or --format avro (the seed shape's fields are fixed)")
 	case p.keyField == "" || p.scoreField == "":
 		return job.Config{}, usagef("--key-field and --score-field: must not be empty")
 	case p.recreated != "stop" && p.recreated != "rebuild":
@@ -172,6 +194,10 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 		return job.Config{}, usagef("--shutdown-timeout: %s would cut a stop short mid-commit: the last exactly-once commit may take %s (half of --rebalance-timeout)",
 			p.shutdownTimeout, last)
 	}
+	format, err := p.recordFormat(topics.Output)
+	if err != nil {
+		return job.Config{}, err
+	}
 	var history time.Duration
 	if p.join == "as-of" {
 		history = p.scoreHistory
@@ -188,7 +214,7 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 			RequireDurable:     p.requireDurable,
 		},
 		StateDir:                  p.stateDir,
-		Format:                    p.format(),
+		Format:                    format,
 		DeadLetterMax:             p.maxMessage,
 		StandbyReplicas:           standbys,
 		MaxWarmups:                p.maxWarmups,
@@ -370,11 +396,32 @@ func stateMinFree(n int64) int64 {
 	return n
 }
 
-// format is the wire format --output-shape chooses.
-func (p *processorFlags) format() codecs.Format {
+// recordFormat is the wire format --format and --output-shape choose; output is the output
+// topic, whose value subject an Avro output's schema is registered under.
+func (p *processorFlags) recordFormat(output string) (codecs.Format, error) {
 	limits := codecs.Limits{MaxValueBytes: p.maxMessage}
-	if p.outputShape == "merge" {
-		return codecs.JSONMerge{Limits: limits, KeyField: p.keyField, ScoreField: p.scoreField}
+	switch {
+	case p.format == "avro":
+		reg := p.registry
+		if p.registryCA != "" {
+			pem, err := os.ReadFile(p.registryCA)
+			if err != nil {
+				return nil, usagef("--schema-registry-ca: %v", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, usagef("--schema-registry-ca: %s holds no PEM certificate", p.registryCA)
+			}
+			reg.TLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+		}
+		a, err := codecs.NewAvro(codecs.AvroConfig{Registry: reg, OutputSubject: output + "-value",
+			ScoreField: p.scoreField, OutputScoreField: p.outputScore, Limits: limits})
+		if err != nil {
+			return nil, usagef("--schema-registry: %v", err)
+		}
+		return a, nil
+	case p.outputShape == "merge":
+		return codecs.JSONMerge{Limits: limits, KeyField: p.keyField, ScoreField: p.scoreField}, nil
 	}
-	return codecs.JSON{Limits: limits}
+	return codecs.JSON{Limits: limits}, nil
 }

@@ -1,0 +1,203 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hamba/avro/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/enricher/enricher/codecs"
+	"github.com/enricher/enricher/internal/dlq"
+)
+
+const (
+	orderV1 = `{"type":"record","name":"Order","namespace":"shop","fields":[
+ {"name":"id","type":"string"},
+ {"name":"customer","type":"string"},
+ {"name":"amount","type":"double"},
+ {"name":"note","type":["null","string"],"default":null},
+ {"name":"lines","type":{"type":"array","items":{"type":"record","name":"Line","fields":[{"name":"sku","type":"string"},{"name":"qty","type":"int"}]}}}
+]}`
+	tierV1       = `{"type":"record","name":"Tier","namespace":"shop","fields":[{"name":"customer","type":"string"},{"name":"score","type":"long"}]}`
+	tierNoScore  = `{"type":"record","name":"Rank","namespace":"shop","fields":[{"name":"customer","type":"string"}]}`
+	avroScored   = 20 // customers c0..c19 have a tier; c20..c24 have none
+	avroCustomer = 25
+)
+
+// orderV2 is orderV1 with a field more, with a default: a compatible evolution.
+var orderV2 = strings.Replace(orderV1, `{"name":"amount","type":"double"},`,
+	`{"name":"amount","type":"double"},{"name":"currency","type":"string","default":"EUR"},`, 1)
+
+// A real schema registry (Apicurio Registry, through its Confluent-compatible API) and Avro
+// records in the Confluent wire format, written with the registry's IDs: every field of an
+// order survives into its output with the customer's tier added, unscored customers get -1, a
+// second version of the order schema makes a second output schema, each kind of bad record is
+// dead-lettered under its reason, and a registry that stops answering for 15 s (SIGSTOP, past
+// the format's request timeout) while orders of a schema the replica has not seen arrive costs
+// nothing: the processor restarts until the registry answers, with no dead letter and no lost
+// or wrong output.
+func TestAvroWithRegistry(t *testing.T) {
+	t.Parallel()
+	url, regDir := ownRegistry(t)
+	reg, err := sr.NewClient(sr.URLs(url))
+	require.NoError(t, err)
+	j := newJob(t)
+	j.createTopics(4)
+	register := func(subject, schema string) int {
+		t.Helper()
+		id, err := reg.RegisterSchema(context.Background(), subject, sr.Schema{Schema: schema, Type: sr.TypeAvro}, -1, -1)
+		require.NoError(t, err, subject)
+		return id
+	}
+	v1 := register(j.topics.Input+"-value", orderV1)
+	tier := register(j.topics.Scores+"-value", tierV1)
+	noScore := register(j.topics.Scores+"-value", tierNoScore)
+
+	scores := make([]*kgo.Record, 0, avroScored+1)
+	for c := 0; c < avroScored; c++ {
+		key := fmt.Sprintf("c%d", c)
+		scores = append(scores, avroRecord(t, j.topics.Scores, key, tier, tierV1, map[string]any{"customer": key, "score": int64(100 + c)}))
+	}
+	scores = append(scores, avroRecord(t, j.topics.Scores, "c0", noScore, tierNoScore, map[string]any{"customer": "c0"}))
+	j.produceRaw(j.topics.Scores, scores...)
+
+	p := j.start(t.TempDir(), "--format", "avro", "--schema-registry", url, "--output-score-field", "tier")
+	p.waitRunning(4)
+	j.waitChangelog(avroScored)
+
+	sent := map[string]map[string]any{} // order id to the order
+	var inputs []*kgo.Record
+	for i := 0; i < 50; i++ {
+		o := avroOrder(i)
+		sent[o["id"].(string)] = o
+		inputs = append(inputs, avroRecord(t, j.topics.Input, o["customer"].(string), v1, orderV1, o))
+	}
+	good := avroRecord(t, j.topics.Input, "c1", v1, orderV1, avroOrder(1000))
+	inputs = append(inputs,
+		&kgo.Record{Topic: j.topics.Input, Key: []byte("c1"), Value: []byte(`{"id":"json"}`)},                                   // not the wire format
+		&kgo.Record{Topic: j.topics.Input, Key: []byte("c1"), Value: append([]byte{0, 0, 0x0f, 0x42, 0x3f}, good.Value[5:]...)}, // an ID nobody registered
+		&kgo.Record{Topic: j.topics.Input, Key: []byte("c1"), Value: good.Value[:len(good.Value)-3]},                            // cut short
+	)
+	j.produceRaw(j.topics.Input, inputs...)
+
+	// The registry stops answering; orders of a new schema version arrive meanwhile.
+	v2 := register(j.topics.Input+"-value", orderV2)
+	regPID := registryPID(t, regDir)
+	require.NoError(t, syscall.Kill(regPID, syscall.SIGSTOP))
+	t.Cleanup(func() { _ = syscall.Kill(regPID, syscall.SIGCONT) })
+	var evolved []*kgo.Record
+	for i := 50; i < 60; i++ {
+		o := avroOrder(i)
+		o["currency"] = "NOK"
+		sent[o["id"].(string)] = o
+		evolved = append(evolved, avroRecord(t, j.topics.Input, o["customer"].(string), v2, orderV2, o))
+	}
+	j.produceRaw(j.topics.Input, evolved...)
+	// Past the format's 10 s request timeout: a lookup fails, and the processor is restarted
+	// with backoff, the records read again, rather than dead-lettered.
+	time.Sleep(15 * time.Second)
+	require.NoError(t, syscall.Kill(regPID, syscall.SIGCONT))
+
+	outs := j.records(j.topics.Output, len(sent), 2*time.Minute)
+	require.Len(t, outs, len(sent))
+	outputSchemas := map[int]bool{}
+	for _, r := range outs {
+		var h sr.ConfluentHeader
+		id, body, err := h.DecodeID(r.Value)
+		require.NoError(t, err)
+		outputSchemas[id] = true
+		s, err := reg.SchemaByID(context.Background(), id)
+		require.NoError(t, err)
+		schema, err := avro.ParseWithCache(s.Schema, "", &avro.SchemaCache{})
+		require.NoError(t, err)
+		var got map[string]any
+		require.NoError(t, avro.Unmarshal(schema, body, &got))
+		want := sent[got["id"].(string)]
+		require.NotNil(t, want, "an output of an order sent: %v", got)
+		wantTier := int64(codecs.NoScore)
+		var c int
+		_, _ = fmt.Sscanf(want["customer"].(string), "c%d", &c)
+		if c < avroScored {
+			wantTier = int64(100 + c)
+		}
+		expected := map[string]any{"tier": wantTier}
+		for k, v := range want {
+			expected[k] = v
+		}
+		assert.Equal(t, expected, got, "every field of the order, and its customer's tier")
+	}
+	assert.Len(t, outputSchemas, 2, "a second order schema made a second output schema")
+
+	reasons := map[string]int{}
+	for _, r := range j.records(j.topics.DLQ(), 5, 10*time.Second) {
+		reasons[headers(r)[dlq.HeaderDLQReason]]++
+	}
+	assert.Equal(t, map[string]int{string(codecs.ReasonNotWireFormat): 1, string(codecs.ReasonUnknownSchema): 1,
+		string(codecs.ReasonSchemaMismatch): 1, string(codecs.ReasonMissingField): 1}, reasons,
+		"each bad record under its reason, and no good one while the registry was away")
+	restarts := strings.Count(p.logs(), "processor failed")
+	assert.Positive(t, restarts, "a lookup failed while the registry was paused: the failure path ran")
+	t.Logf("registry paused for 15 s: %d processor restarts meanwhile", restarts)
+}
+
+func avroOrder(i int) map[string]any {
+	return map[string]any{"id": fmt.Sprintf("o%d", i), "customer": fmt.Sprintf("c%d", i%avroCustomer), "amount": float64(i) + 0.5,
+		"note": nil, "lines": []any{map[string]any{"sku": fmt.Sprintf("s%d", i), "qty": int(i % 7)}}}
+}
+
+// avroRecord is v in the Confluent wire format with schema id.
+func avroRecord(t *testing.T, topic, key string, id int, schema string, v any) *kgo.Record {
+	t.Helper()
+	s, err := avro.ParseWithCache(schema, "", &avro.SchemaCache{})
+	require.NoError(t, err)
+	body, err := avro.Marshal(s, v)
+	require.NoError(t, err)
+	var h sr.ConfluentHeader
+	value, err := h.AppendEncode(nil, id, nil)
+	require.NoError(t, err)
+	return &kgo.Record{Topic: topic, Key: []byte(key), Value: append(value, body...)}
+}
+
+// ownRegistry starts a schema registry for one test (scripts/registry.sh) and returns the URL
+// of its Confluent-compatible API and its directory.
+func ownRegistry(t *testing.T) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := runScript(filepath.Join(repoRoot, "scripts/registry.sh"), "start", dir)
+	if err != nil {
+		t.Fatalf("scripts/registry.sh start: %v", err)
+	}
+	t.Cleanup(func() { _, _ = runScript(filepath.Join(repoRoot, "scripts/registry.sh"), "stop", dir) })
+	return out, dir
+}
+
+// runScript runs a script of scripts/ and returns what it printed on stdout, trimmed.
+func runScript(script string, args ...string) (string, error) {
+	var out bytes.Buffer
+	cmd := exec.Command("bash", append([]string{script}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	err := cmd.Run()
+	return strings.TrimSpace(out.String()), err
+}
+
+func registryPID(t *testing.T, dir string) int {
+	t.Helper()
+	var pid int
+	b, err := os.ReadFile(filepath.Join(dir, "registry.pid"))
+	require.NoError(t, err)
+	_, err = fmt.Sscanf(string(b), "%d", &pid)
+	require.NoError(t, err)
+	return pid
+}
