@@ -172,8 +172,8 @@ func (a *Avro) check(value []byte) error {
 	return nil
 }
 
-// cached returns cache's entry for id, looking it up with make on a miss: one lookup at a time.
-func cached[V any](a *Avro, cache map[int]V, id int, make func() (V, error)) (V, error) {
+// cached returns cache's entry for id, looking it up with load on a miss: one lookup at a time.
+func cached[V any](a *Avro, cache map[int]V, id int, load func() (V, error)) (V, error) {
 	a.mu.Lock()
 	v, ok := cache[id]
 	a.mu.Unlock()
@@ -188,7 +188,7 @@ func cached[V any](a *Avro, cache map[int]V, id int, make func() (V, error)) (V,
 	if ok {
 		return v, nil
 	}
-	v, err := make()
+	v, err := load()
 	if err != nil {
 		return v, err
 	}

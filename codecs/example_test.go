@@ -61,3 +61,20 @@ func ExampleReasons() {
 	// Output:
 	// empty_value invalid_utf8 invalid_json wrong_type missing_field missing_key key_mismatch too_large missing_timestamp invalid_record output_too_large score_from_future not_wire_format unknown_schema_id schema_mismatch
 }
+
+// Avro records through a schema registry: an order of any record schema comes back as the same
+// record with a field "tier" added; its schema is registered under the output topic's subject.
+// (No output: it needs a registry.)
+func ExampleNewAvro() {
+	f, err := codecs.NewAvro(codecs.AvroConfig{
+		Registry:         codecs.Registry{URL: "http://127.0.0.1:8081"},
+		OutputSubject:    "orders-enriched-value",
+		ScoreField:       "tier",
+		OutputScoreField: "tier",
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var _ codecs.Format = f // processor.Config{Format: f, ...}
+}

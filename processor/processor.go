@@ -88,7 +88,8 @@ type Config struct {
 	// a score.
 	StateDir string
 	// Format reads inputs and scores and writes outputs; nil is codecs.JSON{} with no size
-	// limit.
+	// limit. codecs.JSONMerge, codecs.NewAvro (through a schema registry) and codecs.Typed are
+	// the others.
 	Format codecs.Format
 	// Partitioner maps keys to partitions: Murmur2, FNV1a or CRC32; empty is Murmur2.
 	Partitioner string
