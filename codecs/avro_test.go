@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,13 +77,15 @@ func (f *fakeRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-const orderSchema = `{"type":"record","name":"Order","namespace":"shop","doc":"an order","fields":[
- {"name":"id","type":"string"},
- {"name":"customer","type":"string"},
- {"name":"amount","type":"double"},
- {"name":"note","type":["null","string"],"default":null},
- {"name":"lines","type":{"type":"array","items":{"type":"record","name":"Line","fields":[{"name":"sku","type":"string"},{"name":"qty","type":"int"}]}}}
-]}`
+// orderSchema is an order with a union, an array and a nested record; the system tests read
+// the same file.
+var orderSchema = func() string {
+	b, err := os.ReadFile("testdata/order.avsc")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 const tierSchema = `{"type":"record","name":"Tier","fields":[{"name":"customer","type":"string"},{"name":"score","type":"int"}]}`
 

@@ -23,22 +23,25 @@ import (
 )
 
 const (
-	orderV1 = `{"type":"record","name":"Order","namespace":"shop","fields":[
- {"name":"id","type":"string"},
- {"name":"customer","type":"string"},
- {"name":"amount","type":"double"},
- {"name":"note","type":["null","string"],"default":null},
- {"name":"lines","type":{"type":"array","items":{"type":"record","name":"Line","fields":[{"name":"sku","type":"string"},{"name":"qty","type":"int"}]}}}
-]}`
 	tierV1       = `{"type":"record","name":"Tier","namespace":"shop","fields":[{"name":"customer","type":"string"},{"name":"score","type":"long"}]}`
 	tierNoScore  = `{"type":"record","name":"Rank","namespace":"shop","fields":[{"name":"customer","type":"string"}]}`
 	avroScored   = 20 // customers c0..c19 have a tier; c20..c24 have none
 	avroCustomer = 25
 )
 
-// orderV2 is orderV1 with a field more, with a default: a compatible evolution.
-var orderV2 = strings.Replace(orderV1, `{"name":"amount","type":"double"},`,
-	`{"name":"amount","type":"double"},{"name":"currency","type":"string","default":"EUR"},`, 1)
+// orders returns the order schema the codecs' tests use (an order with a union, an array and
+// a nested record), and a second version of it with a field more, with a default: a compatible
+// evolution.
+func orders(t *testing.T) (v1, v2 string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "codecs", "testdata", "order.avsc"))
+	require.NoError(t, err)
+	v1 = string(b)
+	v2 = strings.Replace(v1, `{"name":"amount","type":"double"},`,
+		`{"name":"amount","type":"double"},{"name":"currency","type":"string","default":"EUR"},`, 1)
+	require.NotEqual(t, v1, v2)
+	return v1, v2
+}
 
 // A real schema registry (Apicurio Registry, through its Confluent-compatible API) and Avro
 // records in the Confluent wire format, written with the registry's IDs: every field of an
@@ -51,6 +54,7 @@ var orderV2 = strings.Replace(orderV1, `{"name":"amount","type":"double"},`,
 func TestAvroWithRegistry(t *testing.T) {
 	t.Parallel()
 	url, regDir := ownRegistry(t)
+	orderV1, orderV2 := orders(t)
 	reg, err := sr.NewClient(sr.URLs(url))
 	require.NoError(t, err)
 	j := newJob(t)
