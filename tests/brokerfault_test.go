@@ -67,7 +67,7 @@ func TestBrokerFault(t *testing.T) {
 			pid := brokerPID(t, dir, victim)
 			// The test's own requests stay off the stopped broker: one that went to it would
 			// wait for it, and stretch the fault.
-			before := j.committedInputs()
+			before := j.committed(j.topics.Input)
 			require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
 			t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) }) // a failed test must not leave it stopped
 			stopped := time.Now()
@@ -76,7 +76,7 @@ func TestBrokerFault(t *testing.T) {
 			require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
 			resumed := time.Now()
 			t.Logf("broker %d (pid %d) stopped for %s, the replica SIGKILLed meanwhile; inputs committed since the stop: %d",
-				victim, pid, resumed.Sub(stopped).Round(time.Millisecond), j.committedInputs()-before)
+				victim, pid, resumed.Sub(stopped).Round(time.Millisecond), j.committed(j.topics.Input)-before)
 
 			p = j.start(state, flags...)
 			p.waitRunning(faultPartitions)
@@ -326,8 +326,8 @@ func (j *job) outputsWritten(n int, victim int32, from, to time.Time) (live, hel
 	return live, held
 }
 
-// committedInputs sums the group's committed input offsets; partitions without one count 0.
-func (j *job) committedInputs() int64 {
+// committed sums the group's committed offsets of topic; partitions without one count 0.
+func (j *job) committed(topic string) int64 {
 	j.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -335,7 +335,7 @@ func (j *job) committedInputs() int64 {
 	require.NoError(j.t, err)
 	var n int64
 	offs.Each(func(o kadm.OffsetResponse) {
-		if o.Topic == j.topics.Input && o.At > 0 {
+		if o.Topic == topic && o.At > 0 {
 			n += o.At
 		}
 	})
