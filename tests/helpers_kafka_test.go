@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -83,13 +82,11 @@ func needKafka(t *testing.T) {
 // startKafka runs `scripts/kafka.sh ACTION DIR [ARGS]`, the one way every broker of the tests
 // starts, stops and restarts, and returns what it printed (a start prints the bootstrap list).
 func startKafka(action, dir string, args ...string) (string, error) {
-	var out bytes.Buffer
-	cmd := exec.Command("bash", append([]string{filepath.Join(repoRoot, "scripts/kafka.sh"), action, dir}, args...)...)
-	cmd.Stdout, cmd.Stderr = &out, os.Stderr
-	if err := cmd.Run(); err != nil {
+	out, err := runScript(filepath.Join(repoRoot, "scripts/kafka.sh"), append([]string{action, dir}, args...)...)
+	if err != nil {
 		return "", fmt.Errorf("scripts/kafka.sh %s %s: %w", action, dir, err)
 	}
-	return strings.TrimSpace(out.String()), nil
+	return out, nil
 }
 
 // kafkaScript runs scripts/kafka.sh ACTION DIR for a test.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/enricher/enricher/internal/consumergroup"
 	"github.com/enricher/enricher/internal/embedded"
 	"github.com/enricher/enricher/internal/job"
+	"github.com/enricher/enricher/internal/kafkaconf"
 	"github.com/enricher/enricher/internal/members"
 	"github.com/enricher/enricher/internal/membudget"
 	"github.com/enricher/enricher/internal/store"
@@ -404,13 +404,9 @@ func (p *processorFlags) recordFormat(output string) (codecs.Format, error) {
 	case p.format == "avro":
 		reg := p.registry
 		if p.registryCA != "" {
-			pem, err := os.ReadFile(p.registryCA)
+			pool, err := kafkaconf.CAPool(p.registryCA)
 			if err != nil {
 				return nil, usagef("--schema-registry-ca: %v", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, usagef("--schema-registry-ca: %s holds no PEM certificate", p.registryCA)
 			}
 			reg.TLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 		}

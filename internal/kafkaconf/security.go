@@ -64,13 +64,9 @@ func (s Security) tlsConfig() (*tls.Config, error) {
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if s.CAFile != "" {
-		pem, err := os.ReadFile(s.CAFile)
+		pool, err := CAPool(s.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls-ca: %s holds no PEM certificate", s.CAFile)
 		}
 		cfg.RootCAs = pool
 	}
@@ -172,4 +168,17 @@ func AccessDenied(err error) error {
 		return fmt.Errorf("%w: the brokers speak TLS (set --tls or --tls-ca): %v", ErrAccessDenied, err)
 	}
 	return nil
+}
+
+// CAPool reads the PEM certificates of file into a pool of roots to trust.
+func CAPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return pool, nil
 }
