@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"sync"
 
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -49,12 +47,8 @@ type Avro struct {
 	// block count must not make a reader allocate gigabytes.
 	api avro.API
 
-	// mu guards the caches; fetching is held by every registry lookup, so a burst of records of
-	// a new schema asks the registry once.
-	mu       sync.Mutex
-	fetching sync.Mutex
-	inputs   map[int]*avroInput  // by input schema ID
-	scores   map[int]avro.Schema // score schemas by ID
+	inputs schemaCache[*avroInput]  // by input schema ID
+	scores schemaCache[avro.Schema] // score schemas by ID
 }
 
 // avroInput is an input schema and the output schema made from it.
@@ -83,7 +77,7 @@ func NewAvro(cfg AvroConfig) (*Avro, error) {
 		bound = 1 << 20
 	}
 	api := avro.Config{MaxByteSliceSize: bound, MaxSliceAllocSize: bound}.Freeze()
-	return &Avro{cfg: cfg, reg: reg, api: api, inputs: map[int]*avroInput{}, scores: map[int]avro.Schema{}}, nil
+	return &Avro{cfg: cfg, reg: reg, api: api}, nil
 }
 
 // Score reads ScoreField of a score record.
@@ -172,36 +166,10 @@ func (a *Avro) check(value []byte) error {
 	return nil
 }
 
-// cached returns cache's entry for id, looking it up with load on a miss: one lookup at a time.
-func cached[V any](a *Avro, cache map[int]V, id int, load func() (V, error)) (V, error) {
-	a.mu.Lock()
-	v, ok := cache[id]
-	a.mu.Unlock()
-	if ok {
-		return v, nil
-	}
-	a.fetching.Lock()
-	defer a.fetching.Unlock()
-	a.mu.Lock()
-	v, ok = cache[id]
-	a.mu.Unlock()
-	if ok {
-		return v, nil
-	}
-	v, err := load()
-	if err != nil {
-		return v, err
-	}
-	a.mu.Lock()
-	cache[id] = v
-	a.mu.Unlock()
-	return v, nil
-}
-
 // scoreSchema returns the parsed schema of a score record.
 func (a *Avro) scoreSchema(id int) (avro.Schema, error) {
-	return cached(a, a.scores, id, func() (avro.Schema, error) {
-		text, err := a.fetch(id)
+	return a.scores.get(id, func() (avro.Schema, error) {
+		text, err := a.reg.fetch(context.Background(), id, sr.TypeAvro)
 		if err != nil {
 			return nil, err
 		}
@@ -216,32 +184,13 @@ func (a *Avro) scoreSchema(id int) (avro.Schema, error) {
 // input returns an input schema and its output schema, registering the output schema the
 // first time.
 func (a *Avro) input(id int) (*avroInput, error) {
-	return cached(a, a.inputs, id, func() (*avroInput, error) {
-		text, err := a.fetch(id)
+	return a.inputs.get(id, func() (*avroInput, error) {
+		text, err := a.reg.fetch(context.Background(), id, sr.TypeAvro)
 		if err != nil {
 			return nil, err
 		}
 		return a.outputSchema(id, text)
 	})
-}
-
-// fetch reads schema id's text from the registry.
-func (a *Avro) fetch(id int) (string, error) {
-	ctx := context.Background()
-	s, err := a.reg.schemaByID(ctx, id)
-	if errors.Is(err, errUnknownSchema) {
-		return "", Reject(ReasonUnknownSchema, "%v", err)
-	}
-	if err != nil {
-		return "", err
-	}
-	if s.Type != sr.TypeAvro {
-		return "", Reject(ReasonSchemaMismatch, "schema %d is %s, not Avro", id, s.Type)
-	}
-	if len(s.References) > 0 {
-		return "", Reject(ReasonSchemaMismatch, "schema %d has references, which this format does not follow", id)
-	}
-	return s.Schema, nil
 }
 
 // outputSchema makes the output schema of input schema id: its record with OutputScoreField
@@ -276,13 +225,7 @@ func (a *Avro) outputSchema(id int, text string) (*avroInput, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output schema of %d: %w", id, err)
 	}
-	outID, err := a.reg.register(context.Background(), a.cfg.OutputSubject, sr.Schema{Schema: string(outText), Type: sr.TypeAvro})
-	var re *sr.ResponseError
-	if errors.As(err, &re) && (re.StatusCode == http.StatusConflict || re.StatusCode == http.StatusUnprocessableEntity) {
-		// The registry refuses the output schema for good (incompatible with the subject's
-		// earlier versions): the inputs of this schema can never be written.
-		return nil, Reject(ReasonSchemaMismatch, "the registry refused the output schema of %d under %s: %v", id, a.cfg.OutputSubject, err)
-	}
+	outID, err := a.reg.registerOutput(context.Background(), a.cfg.OutputSubject, sr.Schema{Schema: string(outText), Type: sr.TypeAvro}, id)
 	if err != nil {
 		return nil, err
 	}

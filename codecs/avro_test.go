@@ -23,26 +23,30 @@ type fakeRegistry struct {
 	t       *testing.T
 	mu      sync.Mutex
 	schemas map[int]string
+	types   map[int]sr.SchemaType
 	ids     map[string]int // schema text to ID
 	lookups int            // GET /schemas/ids/{id} requests
 	down    bool
 }
 
 func newFakeRegistry(t *testing.T) (*fakeRegistry, string) {
-	f := &fakeRegistry{t: t, schemas: map[int]string{}, ids: map[string]int{}}
+	f := &fakeRegistry{t: t, schemas: map[int]string{}, types: map[int]sr.SchemaType{}, ids: map[string]int{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, srv.URL
 }
 
-func (f *fakeRegistry) add(schema string) int {
+// add registers an Avro schema.
+func (f *fakeRegistry) add(schema string) int { return f.addTyped(schema, sr.TypeAvro) }
+
+func (f *fakeRegistry) addTyped(schema string, typ sr.SchemaType) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if id, ok := f.ids[schema]; ok {
 		return id
 	}
 	id := len(f.schemas) + 1
-	f.schemas[id], f.ids[schema] = schema, id
+	f.schemas[id], f.types[id], f.ids[schema] = schema, typ, id
 	return id
 }
 
@@ -61,17 +65,18 @@ func (f *fakeRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.lookups++
 		s, ok := f.schemas[id]
+		typ := f.types[id]
 		f.mu.Unlock()
 		if !ok {
 			w.WriteHeader(http.StatusNotFound)
 			_, _ = w.Write([]byte(`{"error_code":40403,"message":"Schema not found"}`))
 			return
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"schema": s})
+		_ = json.NewEncoder(w).Encode(sr.Schema{Schema: s, Type: typ})
 	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/versions"):
 		var body sr.Schema
 		require.NoError(f.t, json.NewDecoder(r.Body).Decode(&body))
-		_ = json.NewEncoder(w).Encode(map[string]any{"id": f.add(body.Schema)})
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": f.addTyped(body.Schema, body.Type)})
 	default:
 		http.NotFound(w, r)
 	}

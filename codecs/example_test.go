@@ -78,3 +78,20 @@ func ExampleNewAvro() {
 	}
 	var _ codecs.Format = f // processor.Config{Format: f, ...}
 }
+
+// JSON records checked against JSON Schemas in a schema registry: an input object of any schema
+// comes back as the same object with a property "tier" added; its schema, the input's with that
+// property, is registered under the output topic's subject. (No output: it needs a registry.)
+func ExampleNewJSONSchema() {
+	f, err := codecs.NewJSONSchema(codecs.JSONSchemaConfig{
+		Registry:         codecs.Registry{URL: "http://127.0.0.1:8081"},
+		OutputSubject:    "orders-enriched-value",
+		ScoreField:       "tier",
+		OutputScoreField: "tier",
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var _ codecs.Format = f // processor.Config{Format: f, ...}
+}

@@ -100,6 +100,11 @@ func (m JSONMerge) Score(key string, value []byte) (int64, error) {
 	if err := m.checkKey(key, value, ms); err != nil {
 		return 0, err
 	}
+	return m.scoreIn(value, ms)
+}
+
+// scoreIn returns the integer in ScoreField of value, whose top-level fields are ms.
+func (m JSONMerge) scoreIn(value []byte, ms []member) (int64, error) {
 	var raw []byte
 	for _, f := range ms {
 		if f.name == m.scoreField() {
@@ -125,6 +130,12 @@ func (m JSONMerge) Enrich(dst []byte, key string, value []byte, score int64) ([]
 	if err := m.checkKey(key, value, ms); err != nil {
 		return dst, err
 	}
+	return m.splice(dst, value, ms, score), nil
+}
+
+// splice appends to dst the object value, whose top-level fields are ms, with ScoreField set
+// to score.
+func (m JSONMerge) splice(dst, value []byte, ms []member, score int64) []byte {
 	out := append(dst, '{')
 	replaced := false
 	for i, f := range ms {
@@ -148,7 +159,7 @@ func (m JSONMerge) Enrich(dst []byte, key string, value []byte, score int64) ([]
 		out = append(out, ':')
 		out = strconv.AppendInt(out, score, 10)
 	}
-	return append(out, '}'), nil
+	return append(out, '}')
 }
 
 // appendName appends a field name as a JSON string.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/sr"
@@ -74,4 +75,74 @@ func (c *registryClient) register(ctx context.Context, subject string, s sr.Sche
 		return 0, fmt.Errorf("schema registry: register under %s: %w", subject, err)
 	}
 	return id, nil
+}
+
+// fetch reads the text of schema id, which must be of type typ with no references. An ID the
+// registry does not know, a schema of another type and references are bad input
+// (ReasonUnknownSchema, ReasonSchemaMismatch); a registry that cannot answer is a failure.
+func (c *registryClient) fetch(ctx context.Context, id int, typ sr.SchemaType) (string, error) {
+	s, err := c.schemaByID(ctx, id)
+	if errors.Is(err, errUnknownSchema) {
+		return "", Reject(ReasonUnknownSchema, "%v", err)
+	}
+	if err != nil {
+		return "", err
+	}
+	if s.Type != typ {
+		return "", Reject(ReasonSchemaMismatch, "schema %d is %s, not %s", id, s.Type, typ)
+	}
+	if len(s.References) > 0 {
+		return "", Reject(ReasonSchemaMismatch, "schema %d has references, which this format does not follow", id)
+	}
+	return s.Schema, nil
+}
+
+// registerOutput registers s, the output schema made from input schema inputID, under subject
+// and returns its ID. A registry that refuses it for good (incompatible with the subject's
+// earlier versions) makes the inputs of that schema bad input: they can never be written.
+func (c *registryClient) registerOutput(ctx context.Context, subject string, s sr.Schema, inputID int) (int, error) {
+	id, err := c.register(ctx, subject, s)
+	var re *sr.ResponseError
+	if errors.As(err, &re) && (re.StatusCode == http.StatusConflict || re.StatusCode == http.StatusUnprocessableEntity) {
+		return 0, Reject(ReasonSchemaMismatch, "the registry refused the output schema of %d under %s: %v", inputID, subject, err)
+	}
+	return id, err
+}
+
+// schemaCache holds what a format made of each schema ID, loading each once: lookups are
+// serialized, so a burst of records of a new schema asks the registry once. Its zero value is
+// ready to use.
+type schemaCache[V any] struct {
+	mu       sync.Mutex // guards m
+	fetching sync.Mutex // held by every load
+	m        map[int]V
+}
+
+// get returns the entry for id, loading it with load on a miss.
+func (c *schemaCache[V]) get(id int, load func() (V, error)) (V, error) {
+	c.mu.Lock()
+	v, ok := c.m[id]
+	c.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	c.fetching.Lock()
+	defer c.fetching.Unlock()
+	c.mu.Lock()
+	v, ok = c.m[id]
+	c.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	v, err := load()
+	if err != nil {
+		return v, err
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[int]V{}
+	}
+	c.m[id] = v
+	c.mu.Unlock()
+	return v, nil
 }

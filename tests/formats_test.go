@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hamba/avro/v2"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -43,17 +45,23 @@ func orders(t *testing.T) (v1, v2 string) {
 	return v1, v2
 }
 
-// A real schema registry (Apicurio Registry, through its Confluent-compatible API) and Avro
-// records in the Confluent wire format, written with the registry's IDs: every field of an
+// A real schema registry (Apicurio Registry, through its Confluent-compatible API), shared by
+// the registry formats one after the other: a registry takes about 20 s to start.
+func TestRegistryFormats(t *testing.T) {
+	t.Parallel()
+	url, regDir := ownRegistry(t)
+	t.Run("avro", func(t *testing.T) { avroWithRegistry(t, url, regDir) })
+	t.Run("json-schema", func(t *testing.T) { jsonSchemaWithRegistry(t, url) })
+}
+
+// Avro records in the Confluent wire format, written with the registry's IDs: every field of an
 // order survives into its output with the customer's tier added, unscored customers get -1, a
 // second version of the order schema makes a second output schema, each kind of bad record is
 // dead-lettered under its reason, and a registry that stops answering for 15 s (SIGSTOP, past
 // the format's request timeout) while orders of a schema the replica has not seen arrive costs
 // nothing: the processor restarts until the registry answers, with no dead letter and no lost
 // or wrong output.
-func TestAvroWithRegistry(t *testing.T) {
-	t.Parallel()
-	url, regDir := ownRegistry(t)
+func avroWithRegistry(t *testing.T, url, regDir string) {
 	orderV1, orderV2 := orders(t)
 	reg, err := sr.NewClient(sr.URLs(url))
 	require.NoError(t, err)
@@ -204,4 +212,108 @@ func registryPID(t *testing.T, dir string) int {
 	_, err = fmt.Sscanf(string(b), "%d", &pid)
 	require.NoError(t, err)
 	return pid
+}
+
+// JSON records checked against JSON Schemas from the registry: every order comes back byte for
+// byte with its customer's tier added last (-1 for unscored customers), each output is valid
+// under the output schema the registry then holds, a second version of the order schema makes a
+// second output schema, and each kind of bad record is dead-lettered under its reason.
+func jsonSchemaWithRegistry(t *testing.T, url string) {
+	reg, err := sr.NewClient(sr.URLs(url))
+	require.NoError(t, err)
+	j := newJob(t)
+	j.createTopics(4)
+	register := func(subject, schema string) int {
+		t.Helper()
+		id, err := reg.RegisterSchema(context.Background(), subject, sr.Schema{Schema: schema, Type: sr.TypeJSON}, -1, -1)
+		require.NoError(t, err, subject)
+		return id
+	}
+	b, err := os.ReadFile(filepath.Join(repoRoot, "codecs", "testdata", "order.schema.json"))
+	require.NoError(t, err)
+	orderV1 := string(b)
+	orderV2 := strings.Replace(orderV1, `"amount":{"type":"number"},`, `"amount":{"type":"number"},"currency":{"type":"string"},`, 1)
+	require.NotEqual(t, orderV1, orderV2)
+	v1 := register(j.topics.Input+"-value", orderV1)
+	v2 := register(j.topics.Input+"-value", orderV2)
+	tier := register(j.topics.Scores+"-value", `{"type":"object","properties":{"customer":{"type":"string"},"score":{"type":"integer"}},"required":["customer","score"]}`)
+
+	wire := func(topic, key string, id int, text string) *kgo.Record {
+		var h sr.ConfluentHeader
+		value, err := h.AppendEncode(nil, id, nil)
+		require.NoError(t, err)
+		return &kgo.Record{Topic: topic, Key: []byte(key), Value: append(value, text...)}
+	}
+	var scores []*kgo.Record
+	for c := 0; c < avroScored; c++ {
+		scores = append(scores, wire(j.topics.Scores, fmt.Sprintf("c%d", c), tier, fmt.Sprintf(`{"customer":"c%d","score":%d}`, c, 100+c)))
+	}
+	j.produceRaw(j.topics.Scores, scores...)
+
+	p := j.start(t.TempDir(), "--format", "json-schema", "--schema-registry", url, "--output-score-field", "tier")
+	p.waitRunning(4)
+	j.waitChangelog(avroScored)
+
+	sent := map[string]string{} // order id to the order's JSON text
+	var inputs []*kgo.Record
+	for i := 0; i < 60; i++ {
+		id, text := v1, fmt.Sprintf(`{"id":"o%d","customer":"c%d","amount":%d.5,"note":null,"lines":[{"sku":"s%d","qty":%d}]}`, i, i%avroCustomer, i, i, i%7)
+		if i >= 50 {
+			id, text = v2, fmt.Sprintf(`{"id":"o%d", "currency":"NOK", "customer":"c%d", "amount":%d}`, i, i%avroCustomer, i)
+		}
+		sent[fmt.Sprintf("o%d", i)] = text
+		inputs = append(inputs, wire(j.topics.Input, fmt.Sprintf("c%d", i%avroCustomer), id, text))
+	}
+	inputs = append(inputs,
+		&kgo.Record{Topic: j.topics.Input, Key: []byte("c1"), Value: []byte(`{"id":"plain"}`)}, // not the wire format
+		wire(j.topics.Input, "c1", 999999, `{"id":"x","customer":"c1","amount":1}`),            // an ID nobody registered
+		wire(j.topics.Input, "c1", v1, `{"id":"x","customer":"c1","amount":"twelve"}`),         // its schema rejects it
+		wire(j.topics.Input, "c1", v1, `{"id":"x","customer":`),                                // not JSON
+	)
+	j.produceRaw(j.topics.Input, inputs...)
+
+	outs := j.records(j.topics.Output, len(sent), 2*time.Minute)
+	require.Len(t, outs, len(sent))
+	outputSchemas := map[int]*jsonschema.Schema{}
+	for _, r := range outs {
+		var h sr.ConfluentHeader
+		id, body, err := h.DecodeID(r.Value)
+		require.NoError(t, err)
+		if outputSchemas[id] == nil {
+			s, err := reg.SchemaByID(context.Background(), id)
+			require.NoError(t, err)
+			require.Equal(t, sr.TypeJSON, s.Type)
+			doc, err := jsonschema.UnmarshalJSON(strings.NewReader(s.Schema))
+			require.NoError(t, err)
+			c := jsonschema.NewCompiler()
+			require.NoError(t, c.AddResource("output.json", doc))
+			outputSchemas[id], err = c.Compile("output.json")
+			require.NoError(t, err)
+		}
+		var order struct{ ID, Customer string }
+		require.NoError(t, json.Unmarshal(body, &order))
+		text := sent[order.ID]
+		require.NotEmpty(t, text, "an output of an order sent: %s", body)
+		wantTier := codecs.NoScore
+		var c int
+		_, _ = fmt.Sscanf(order.Customer, "c%d", &c)
+		if c < avroScored {
+			wantTier = int64(100 + c)
+		}
+		var compact bytes.Buffer // the format keeps values byte for byte, not the space between them
+		require.NoError(t, json.Compact(&compact, []byte(text)))
+		assert.Equal(t, strings.TrimSuffix(compact.String(), "}")+fmt.Sprintf(`,"tier":%d}`, wantTier), string(body),
+			"the order, every value byte for byte, and its customer's tier")
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+		require.NoError(t, err)
+		assert.NoError(t, outputSchemas[id].Validate(inst), "the registered output schema accepts the output")
+	}
+	assert.Len(t, outputSchemas, 2, "a second order schema made a second output schema")
+
+	reasons := map[string]int{}
+	for _, r := range j.records(j.topics.DLQ(), 5, 10*time.Second) {
+		reasons[headers(r)[dlq.HeaderDLQReason]]++
+	}
+	assert.Equal(t, map[string]int{string(codecs.ReasonNotWireFormat): 1, string(codecs.ReasonUnknownSchema): 1,
+		string(codecs.ReasonSchemaMismatch): 1, string(codecs.ReasonInvalidJSON): 1}, reasons, "each bad record under its reason")
 }

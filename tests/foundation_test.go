@@ -284,6 +284,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--state-min-free", "lots"}, "", "--state-min-free"},
 		{[]string{"run", "--format", "protobuf"}, "", "--format"},
 		{[]string{"run", "--format", "avro"}, "", "--schema-registry"},
+		{[]string{"run", "--format", "json-schema"}, "", "--schema-registry"},
+		{[]string{"run", "--format", "json-schema", "--schema-registry", "http://127.0.0.1:1", "--key-field", "id"}, "", "--key-field"},
 		{[]string{"run", "--format", "avro", "--schema-registry", "http://127.0.0.1:1", "--output-shape", "merge"}, "", "--output-shape"},
 		{[]string{"run", "--guarantee", "exactly-once", "--shutdown-timeout", "30s"}, "", "--shutdown-timeout"},
 		{[]string{"run", "--guarantee", "exactly-once", "--rebalance-timeout", "2m"}, "", "--shutdown-timeout"},

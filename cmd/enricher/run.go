@@ -99,12 +99,12 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.DurationVar(&p.commitInterval, "commit-interval", 100*time.Millisecond, "with --guarantee exactly-once: how often a transaction commits; outputs become visible this much later")
 	fs.DurationVar(&p.txnTimeout, "transaction-timeout", job.DefaultTransactionTimeout, "with --guarantee exactly-once: how long the broker keeps a dead replica's transaction open, the longest its partitions wait for it when they fail over")
 	fs.IntVar(&p.maxMessage, "max-message-bytes", 900*1024, "inputs and scores larger than this go to the dead-letter topic")
-	fs.StringVar(&p.format, "format", "json", "the records' format: json, or avro (Apache Avro in the Confluent wire format, with --schema-registry): an Avro output is its input's record with --output-score-field added")
-	fs.StringVar(&p.registry.URL, "schema-registry", "", "with --format avro: the schema registry's URL (Confluent's REST API; Apicurio's is under /apis/ccompat/v7)")
-	fs.StringVar(&p.registry.Username, "schema-registry-user", "", "with --format avro: basic authentication user for the schema registry")
-	fs.StringVar(&p.registry.Password, "schema-registry-password", "", "with --format avro: basic authentication password for the schema registry")
-	fs.StringVar(&p.registryCA, "schema-registry-ca", "", "with --format avro: PEM file of the CA an https schema registry's certificate chains to (default: the system's)")
-	fs.StringVar(&p.outputScore, "output-score-field", "score", "with --format avro: the long field, default -1, an output adds to its input's record")
+	fs.StringVar(&p.format, "format", "json", "the records' format: json; avro (Apache Avro) or json-schema (JSON validated by a JSON Schema), each in the Confluent wire format with --schema-registry: such an output is its input's record with --output-score-field added")
+	fs.StringVar(&p.registry.URL, "schema-registry", "", "with --format avro or json-schema: the schema registry's URL (Confluent's REST API; Apicurio's is under /apis/ccompat/v7)")
+	fs.StringVar(&p.registry.Username, "schema-registry-user", "", "with --format avro or json-schema: basic authentication user for the schema registry")
+	fs.StringVar(&p.registry.Password, "schema-registry-password", "", "with --format avro or json-schema: basic authentication password for the schema registry")
+	fs.StringVar(&p.registryCA, "schema-registry-ca", "", "with --format avro or json-schema: PEM file of the CA an https schema registry's certificate chains to (default: the system's)")
+	fs.StringVar(&p.outputScore, "output-score-field", "score", "with --format avro or json-schema: the field (an Avro long, a JSON Schema integer), default -1, an output adds to its input's record")
 	fs.StringVar(&p.outputShape, "output-shape", "seed", "seed: inputs {key, message}, scores {key, score}, outputs {key, message, score}; merge: an input is any JSON object and its output is that object with --score-field added, every field kept")
 	fs.StringVar(&p.keyField, "key-field", "key", "with --output-shape merge: the field that, when a value has it, must hold the record key")
 	fs.StringVar(&p.scoreField, "score-field", "score", "with --output-shape merge: the integer field of score records, and the field added to outputs")
@@ -146,18 +146,18 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 		return job.Config{}, usagef("--state-min-free: %v", minFreeErr)
 	case p.outputShape != "seed" && p.outputShape != "merge":
 		return job.Config{}, usagef("--output-shape: %q is not seed or merge", p.outputShape)
-	case p.format != "json" && p.format != "avro":
-		return job.Config{}, usagef("--format: %q is not json or avro (protobuf and json-schema are not supported yet)", p.format)
-	case p.format == "avro" && p.registry.URL == "":
-		return job.Config{}, usagef("--schema-registry: needed with --format avro")
-	case p.format == "avro" && p.outputShape != "seed":
-		return job.Config{}, usagef("--output-shape: for JSON records only; an Avro output is always its input's record with the score")
-	case p.format == "avro" && p.keyField != "key":
-		return job.Config{}, usagef("--key-field: for JSON records only; Avro records are joined on the Kafka record key")
-	case p.format == "avro" && p.outputScore == "":
+	case p.format != "json" && !registryFormat(p.format):
+		return job.Config{}, usagef("--format: %q is not json, avro or json-schema (protobuf is not supported yet)", p.format)
+	case registryFormat(p.format) && p.registry.URL == "":
+		return job.Config{}, usagef("--schema-registry: needed with --format %s", p.format)
+	case registryFormat(p.format) && p.outputShape != "seed":
+		return job.Config{}, usagef("--output-shape: for --format json only; a %s output is always its input's record with the score", p.format)
+	case registryFormat(p.format) && p.keyField != "key":
+		return job.Config{}, usagef("--key-field: for --format json only; %s records are joined on the Kafka record key", p.format)
+	case registryFormat(p.format) && p.outputScore == "":
 		return job.Config{}, usagef("--output-score-field: must not be empty")
 	case p.format == "json" && p.outputShape == "seed" && (p.keyField != "key" || p.scoreField != "score"):
-		return job.Config{}, usagef("--key-field and --score-field: need --output-shape merge or --format avro (the seed shape's fields are fixed)")
+		return job.Config{}, usagef("--key-field and --score-field: need --output-shape merge or a registry --format (the seed shape's fields are fixed)")
 	case p.keyField == "" || p.scoreField == "":
 		return job.Config{}, usagef("--key-field and --score-field: must not be empty")
 	case p.recreated != "stop" && p.recreated != "rebuild":
@@ -396,12 +396,17 @@ func stateMinFree(n int64) int64 {
 	return n
 }
 
+// registryFormat reports whether format is one whose schemas are in a schema registry.
+func registryFormat(format string) bool { return format == "avro" || format == "json-schema" }
+
 // recordFormat is the wire format --format and --output-shape choose; output is the output
-// topic, whose value subject an Avro output's schema is registered under.
+// topic, whose value subject a registry format's output schema is registered under.
 func (p *processorFlags) recordFormat(output string) (codecs.Format, error) {
 	limits := codecs.Limits{MaxValueBytes: p.maxMessage}
+	var f codecs.Format
+	var err error
 	switch {
-	case p.format == "avro":
+	case registryFormat(p.format):
 		reg := p.registry
 		if p.registryCA != "" {
 			pool, err := kafkaconf.CAPool(p.registryCA)
@@ -410,12 +415,19 @@ func (p *processorFlags) recordFormat(output string) (codecs.Format, error) {
 			}
 			reg.TLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 		}
-		a, err := codecs.NewAvro(codecs.AvroConfig{Registry: reg, OutputSubject: output + "-value",
-			ScoreField: p.scoreField, OutputScoreField: p.outputScore, Limits: limits})
+		// TopicNameStrategy, Confluent's serializers' default: the output's value subject.
+		subject := output + "-value"
+		if p.format == "avro" {
+			f, err = codecs.NewAvro(codecs.AvroConfig{Registry: reg, OutputSubject: subject,
+				ScoreField: p.scoreField, OutputScoreField: p.outputScore, Limits: limits})
+		} else {
+			f, err = codecs.NewJSONSchema(codecs.JSONSchemaConfig{Registry: reg, OutputSubject: subject,
+				ScoreField: p.scoreField, OutputScoreField: p.outputScore, Limits: limits})
+		}
 		if err != nil {
 			return nil, usagef("--schema-registry: %v", err)
 		}
-		return a, nil
+		return f, nil
 	case p.outputShape == "merge":
 		return codecs.JSONMerge{Limits: limits, KeyField: p.keyField, ScoreField: p.scoreField}, nil
 	}
