@@ -47,8 +47,8 @@ type Avro struct {
 	// block count must not make a reader allocate gigabytes.
 	api avro.API
 
-	inputs schemaCache[*avroInput]  // by input schema ID
-	scores schemaCache[avro.Schema] // score schemas by ID
+	inputs schemaCache[int, *avroInput]  // by input schema ID
+	scores schemaCache[int, avro.Schema] // score schemas by ID
 }
 
 // avroInput is an input schema and the output schema made from it.

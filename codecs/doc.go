@@ -5,9 +5,10 @@
 // message}, Score{key, score} and Output{key, message, score}; Typed makes a Format of a record
 // type of the caller's own from three functions (decode an input, decode a score, encode an
 // output). JSONMerge reads inputs of any JSON shape and writes them back with the score. Avro
-// (NewAvro) reads and writes Apache Avro, and JSONSchema (NewJSONSchema) JSON checked against a
-// JSON Schema, both in the Confluent wire format with their schemas in a schema registry
-// (Registry), an output being its input's record with the score added.
+// (NewAvro) reads and writes Apache Avro, Protobuf (NewProtobuf) Protocol Buffers, and
+// JSONSchema (NewJSONSchema) JSON checked against a JSON Schema, all in the Confluent wire
+// format with their schemas in a schema registry (Registry), an output being its input's record
+// with the score added.
 //
 // A record a format cannot read is reported as a *DecodeError carrying a stable Reason (Reasons
 // lists them; Reject makes one), never as a panic, so the processor routes it to the dead-letter

@@ -95,3 +95,21 @@ func ExampleNewJSONSchema() {
 	}
 	var _ codecs.Format = f // processor.Config{Format: f, ...}
 }
+
+// Protocol Buffers messages through a schema registry: a message of any type comes back with an
+// int64 field "tier" added, numbered after the message's highest field number; the .proto
+// file with that field is registered under the output topic's subject. (No output: it needs a
+// registry.)
+func ExampleNewProtobuf() {
+	f, err := codecs.NewProtobuf(codecs.ProtobufConfig{
+		Registry:         codecs.Registry{URL: "http://127.0.0.1:8081"},
+		OutputSubject:    "orders-enriched-value",
+		ScoreField:       "tier",
+		OutputScoreField: "tier",
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var _ codecs.Format = f // processor.Config{Format: f, ...}
+}

@@ -50,8 +50,8 @@ type JSONSchema struct {
 	reg    *registryClient
 	splice JSONMerge // the output's splice and the score's read
 
-	inputs schemaCache[*jsonSchemaInput] // by input schema ID
-	scores schemaCache[*jsonschema.Schema]
+	inputs schemaCache[int, *jsonSchemaInput] // by input schema ID
+	scores schemaCache[int, *jsonschema.Schema]
 }
 
 // jsonSchemaInput is a compiled input schema and the ID of the output schema made from it.

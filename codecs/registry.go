@@ -109,17 +109,17 @@ func (c *registryClient) registerOutput(ctx context.Context, subject string, s s
 	return id, err
 }
 
-// schemaCache holds what a format made of each schema ID, loading each once: lookups are
+// schemaCache holds what a format made of each schema ID (or message type), loading each once: lookups are
 // serialized, so a burst of records of a new schema asks the registry once. Its zero value is
 // ready to use.
-type schemaCache[V any] struct {
+type schemaCache[K comparable, V any] struct {
 	mu       sync.Mutex // guards m
 	fetching sync.Mutex // held by every load
-	m        map[int]V
+	m        map[K]V
 }
 
 // get returns the entry for id, loading it with load on a miss.
-func (c *schemaCache[V]) get(id int, load func() (V, error)) (V, error) {
+func (c *schemaCache[K, V]) get(id K, load func() (V, error)) (V, error) {
 	c.mu.Lock()
 	v, ok := c.m[id]
 	c.mu.Unlock()
@@ -140,7 +140,7 @@ func (c *schemaCache[V]) get(id int, load func() (V, error)) (V, error) {
 	}
 	c.mu.Lock()
 	if c.m == nil {
-		c.m = map[int]V{}
+		c.m = map[K]V{}
 	}
 	c.m[id] = v
 	c.mu.Unlock()

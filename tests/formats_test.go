@@ -13,12 +13,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bufbuild/protocompile"
 	"github.com/hamba/avro/v2"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/dlq"
@@ -52,6 +57,7 @@ func TestRegistryFormats(t *testing.T) {
 	url, regDir := ownRegistry(t)
 	t.Run("avro", func(t *testing.T) { avroWithRegistry(t, url, regDir) })
 	t.Run("json-schema", func(t *testing.T) { jsonSchemaWithRegistry(t, url) })
+	t.Run("protobuf", func(t *testing.T) { protobufWithRegistry(t, url) })
 }
 
 // Avro records in the Confluent wire format, written with the registry's IDs: every field of an
@@ -316,4 +322,138 @@ func jsonSchemaWithRegistry(t *testing.T, url string) {
 	}
 	assert.Equal(t, map[string]int{string(codecs.ReasonNotWireFormat): 1, string(codecs.ReasonUnknownSchema): 1,
 		string(codecs.ReasonSchemaMismatch): 1, string(codecs.ReasonInvalidJSON): 1}, reasons, "each bad record under its reason")
+}
+
+// Protocol Buffers records, each naming its message type with the Confluent message indexes:
+// every order comes back with all its fields and its customer's tier in a new int64 field
+// numbered after the message's reserved one (-1 for unscored customers), under an output
+// schema the registry accepted and holds, the nested message type of the same file gets its
+// own output schema, and each kind of bad record is dead-lettered under its reason.
+func protobufWithRegistry(t *testing.T, url string) {
+	reg, err := sr.NewClient(sr.URLs(url))
+	require.NoError(t, err)
+	j := newJob(t)
+	j.createTopics(4)
+	register := func(subject, schema string) int {
+		t.Helper()
+		id, err := reg.RegisterSchema(context.Background(), subject, sr.Schema{Schema: schema, Type: sr.TypeProtobuf}, -1, -1)
+		require.NoError(t, err, subject)
+		return id
+	}
+	b, err := os.ReadFile(filepath.Join(repoRoot, "codecs", "testdata", "order.proto"))
+	require.NoError(t, err)
+	orderText := string(b)
+	const tierText = `syntax = "proto3";
+package shop;
+message Tier {
+  string customer = 1;
+  int64 score = 2;
+}
+`
+	orderID := register(j.topics.Input+"-value", orderText)
+	tierID := register(j.topics.Scores+"-value", tierText)
+	orderType, lineType, tierType := protoType(t, orderText, 0), protoType(t, orderText, 0, 0), protoType(t, tierText, 0)
+
+	wire := func(topic, key string, id int, index []int, md protoreflect.MessageDescriptor, json string) *kgo.Record {
+		m := dynamicpb.NewMessage(md)
+		require.NoError(t, protojson.Unmarshal([]byte(json), m))
+		body, err := proto.Marshal(m)
+		require.NoError(t, err)
+		var h sr.ConfluentHeader
+		value, err := h.AppendEncode(nil, id, index)
+		require.NoError(t, err)
+		return &kgo.Record{Topic: topic, Key: []byte(key), Value: append(value, body...)}
+	}
+	var scores []*kgo.Record
+	for c := 0; c < avroScored; c++ {
+		scores = append(scores, wire(j.topics.Scores, fmt.Sprintf("c%d", c), tierID, []int{0}, tierType, fmt.Sprintf(`{"customer":"c%d","score":"%d"}`, c, 100+c)))
+	}
+	j.produceRaw(j.topics.Scores, scores...)
+
+	p := j.start(t.TempDir(), "--format", "protobuf", "--schema-registry", url, "--output-score-field", "tier")
+	p.waitRunning(4)
+	j.waitChangelog(avroScored)
+
+	sent := map[string]string{} // order id (or line sku) to its protojson text
+	var inputs []*kgo.Record
+	for i := 0; i < 60; i++ {
+		key := fmt.Sprintf("c%d", i%avroCustomer)
+		if i >= 50 { // the nested message type, Order.Line, at indexes [0, 0]
+			text := fmt.Sprintf(`{"sku":"s%d","qty":%d}`, i, i)
+			sent[fmt.Sprintf("s%d", i)] = text
+			inputs = append(inputs, wire(j.topics.Input, key, orderID, []int{0, 0}, lineType, text))
+			continue
+		}
+		text := fmt.Sprintf(`{"id":"o%d","customer":"%s","amount":%d.5,"lines":[{"sku":"a","qty":%d}],"placed":"2026-12-06T10:00:%02dZ"}`, i, key, i, i%7+1, i) // no zero values: proto3 leaves them out
+		sent[fmt.Sprintf("o%d", i)] = text
+		inputs = append(inputs, wire(j.topics.Input, key, orderID, []int{0}, orderType, text))
+	}
+	good := wire(j.topics.Input, "c1", orderID, []int{0}, orderType, `{"id":"x","customer":"c1"}`)
+	inputs = append(inputs,
+		&kgo.Record{Topic: j.topics.Input, Key: []byte("c1"), Value: []byte(`{"id":"plain"}`)},                                  // not the wire format
+		&kgo.Record{Topic: j.topics.Input, Key: []byte("c1"), Value: append([]byte{0, 0, 0x0f, 0x42, 0x3f}, good.Value[5:]...)}, // an ID nobody registered
+		&kgo.Record{Topic: j.topics.Input, Key: []byte("c1"), Value: good.Value[:len(good.Value)-2]},                            // cut short
+	)
+	j.produceRaw(j.topics.Input, inputs...)
+
+	outs := j.records(j.topics.Output, len(sent), 2*time.Minute)
+	require.Len(t, outs, len(sent))
+	outputSchemas := map[int]bool{}
+	for _, r := range outs {
+		var h sr.ConfluentHeader
+		id, rest, err := h.DecodeID(r.Value)
+		require.NoError(t, err)
+		index, body, err := h.DecodeIndex(rest, 8)
+		require.NoError(t, err)
+		outputSchemas[id] = true
+		s, err := reg.SchemaByID(context.Background(), id)
+		require.NoError(t, err)
+		require.Equal(t, sr.TypeProtobuf, s.Type)
+		got := dynamicpb.NewMessage(protoType(t, s.Schema, index...))
+		require.NoError(t, proto.Unmarshal(body, got), "the output reads under its registered schema")
+		tier := got.Descriptor().Fields().ByName("tier")
+		require.NotNil(t, tier, "the registered output type has the score field")
+		wantTier := codecs.NoScore
+		var c int
+		_, _ = fmt.Sscanf(string(r.Key), "c%d", &c)
+		if c < avroScored {
+			wantTier = int64(100 + c)
+		}
+		assert.Equal(t, wantTier, got.Get(tier).Int(), "the customer's tier")
+		got.Clear(tier)
+		name := "id"
+		if len(index) == 2 {
+			name = "sku"
+		}
+		text := sent[got.Get(got.Descriptor().Fields().ByName(protoreflect.Name(name))).String()]
+		require.NotEmpty(t, text, "an output of an input sent")
+		gotJSON, err := protojson.Marshal(got)
+		require.NoError(t, err)
+		assert.JSONEq(t, text, string(gotJSON), "every field of the input kept")
+	}
+	assert.Len(t, outputSchemas, 2, "Order and Order.Line: an output schema each")
+
+	reasons := map[string]int{}
+	for _, r := range j.records(j.topics.DLQ(), 4, 10*time.Second) {
+		reasons[headers(r)[dlq.HeaderDLQReason]]++
+	}
+	assert.Equal(t, map[string]int{string(codecs.ReasonNotWireFormat): 1, string(codecs.ReasonUnknownSchema): 1,
+		string(codecs.ReasonSchemaMismatch): 1}, reasons, "each bad record under its reason")
+}
+
+// protoType compiles a .proto text and returns its message type at index.
+func protoType(t *testing.T, text string, index ...int) protoreflect.MessageDescriptor {
+	t.Helper()
+	c := protocompile.Compiler{Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{
+		Accessor: protocompile.SourceAccessorFromMap(map[string]string{"schema.proto": text}),
+	})}
+	files, err := c.Compile(context.Background(), "schema.proto")
+	require.NoError(t, err)
+	msgs := files[0].Messages()
+	var md protoreflect.MessageDescriptor
+	for _, i := range index {
+		md = msgs.Get(i)
+		msgs = md.Messages()
+	}
+	return md
 }

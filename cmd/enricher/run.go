@@ -99,12 +99,12 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.DurationVar(&p.commitInterval, "commit-interval", 100*time.Millisecond, "with --guarantee exactly-once: how often a transaction commits; outputs become visible this much later")
 	fs.DurationVar(&p.txnTimeout, "transaction-timeout", job.DefaultTransactionTimeout, "with --guarantee exactly-once: how long the broker keeps a dead replica's transaction open, the longest its partitions wait for it when they fail over")
 	fs.IntVar(&p.maxMessage, "max-message-bytes", 900*1024, "inputs and scores larger than this go to the dead-letter topic")
-	fs.StringVar(&p.format, "format", "json", "the records' format: json; avro (Apache Avro) or json-schema (JSON validated by a JSON Schema), each in the Confluent wire format with --schema-registry: such an output is its input's record with --output-score-field added")
-	fs.StringVar(&p.registry.URL, "schema-registry", "", "with --format avro or json-schema: the schema registry's URL (Confluent's REST API; Apicurio's is under /apis/ccompat/v7)")
-	fs.StringVar(&p.registry.Username, "schema-registry-user", "", "with --format avro or json-schema: basic authentication user for the schema registry")
-	fs.StringVar(&p.registry.Password, "schema-registry-password", "", "with --format avro or json-schema: basic authentication password for the schema registry")
-	fs.StringVar(&p.registryCA, "schema-registry-ca", "", "with --format avro or json-schema: PEM file of the CA an https schema registry's certificate chains to (default: the system's)")
-	fs.StringVar(&p.outputScore, "output-score-field", "score", "with --format avro or json-schema: the field (an Avro long, a JSON Schema integer), default -1, an output adds to its input's record")
+	fs.StringVar(&p.format, "format", "json", "the records' format: json; avro (Apache Avro), protobuf (Protocol Buffers) or json-schema (JSON validated by a JSON Schema), each in the Confluent wire format with --schema-registry: such an output is its input's record with --output-score-field added")
+	fs.StringVar(&p.registry.URL, "schema-registry", "", "with a registry --format: the schema registry's URL (Confluent's REST API; Apicurio's is under /apis/ccompat/v7)")
+	fs.StringVar(&p.registry.Username, "schema-registry-user", "", "with a registry --format: basic authentication user for the schema registry")
+	fs.StringVar(&p.registry.Password, "schema-registry-password", "", "with a registry --format: basic authentication password for the schema registry")
+	fs.StringVar(&p.registryCA, "schema-registry-ca", "", "with a registry --format: PEM file of the CA an https schema registry's certificate chains to (default: the system's)")
+	fs.StringVar(&p.outputScore, "output-score-field", "score", "with a registry --format: the field (an Avro long, a Protobuf int64, a JSON Schema integer), -1 while the key has no score, an output adds to its input's record")
 	fs.StringVar(&p.outputShape, "output-shape", "seed", "seed: inputs {key, message}, scores {key, score}, outputs {key, message, score}; merge: an input is any JSON object and its output is that object with --score-field added, every field kept")
 	fs.StringVar(&p.keyField, "key-field", "key", "with --output-shape merge: the field that, when a value has it, must hold the record key")
 	fs.StringVar(&p.scoreField, "score-field", "score", "with --output-shape merge: the integer field of score records, and the field added to outputs")
@@ -147,7 +147,7 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 	case p.outputShape != "seed" && p.outputShape != "merge":
 		return job.Config{}, usagef("--output-shape: %q is not seed or merge", p.outputShape)
 	case p.format != "json" && !registryFormat(p.format):
-		return job.Config{}, usagef("--format: %q is not json, avro or json-schema (protobuf is not supported yet)", p.format)
+		return job.Config{}, usagef("--format: %q is not json, avro, protobuf or json-schema", p.format)
 	case registryFormat(p.format) && p.registry.URL == "":
 		return job.Config{}, usagef("--schema-registry: needed with --format %s", p.format)
 	case registryFormat(p.format) && p.outputShape != "seed":
@@ -397,7 +397,9 @@ func stateMinFree(n int64) int64 {
 }
 
 // registryFormat reports whether format is one whose schemas are in a schema registry.
-func registryFormat(format string) bool { return format == "avro" || format == "json-schema" }
+func registryFormat(format string) bool {
+	return format == "avro" || format == "protobuf" || format == "json-schema"
+}
 
 // recordFormat is the wire format --format and --output-shape choose; output is the output
 // topic, whose value subject a registry format's output schema is registered under.
@@ -417,10 +419,14 @@ func (p *processorFlags) recordFormat(output string) (codecs.Format, error) {
 		}
 		// TopicNameStrategy, Confluent's serializers' default: the output's value subject.
 		subject := output + "-value"
-		if p.format == "avro" {
+		switch p.format {
+		case "avro":
 			f, err = codecs.NewAvro(codecs.AvroConfig{Registry: reg, OutputSubject: subject,
 				ScoreField: p.scoreField, OutputScoreField: p.outputScore, Limits: limits})
-		} else {
+		case "protobuf":
+			f, err = codecs.NewProtobuf(codecs.ProtobufConfig{Registry: reg, OutputSubject: subject,
+				ScoreField: p.scoreField, OutputScoreField: p.outputScore, Limits: limits})
+		default:
 			f, err = codecs.NewJSONSchema(codecs.JSONSchemaConfig{Registry: reg, OutputSubject: subject,
 				ScoreField: p.scoreField, OutputScoreField: p.outputScore, Limits: limits})
 		}
