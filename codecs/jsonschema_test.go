@@ -245,3 +245,19 @@ func FuzzJSONSchemaEnrich(f *testing.F) {
 		}
 	})
 }
+
+// The order of BenchmarkAvroEnrich as JSON under a JSON Schema, for comparison in one run.
+func BenchmarkJSONSchemaEnrich(b *testing.B) {
+	reg, url := newFakeRegistry(&testing.T{})
+	in := reg.addTyped(orderJSONSchema, sr.TypeJSON)
+	j := newTestJSONSchema(b, url)
+	value := jsonWire(b, in, `{"id":"o1","customer":"c1","amount":12.5,"note":"gift","lines":[{"sku":"a","qty":2}]}`)
+	dst := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if dst, err = j.Enrich(dst[:0], "c1", value, 7); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -298,3 +298,19 @@ func FuzzProtobufEnrich(f *testing.F) {
 		}
 	})
 }
+
+// The order of BenchmarkAvroEnrich as a Protocol Buffers message, for comparison in one run.
+func BenchmarkProtobufEnrich(b *testing.B) {
+	reg, url := newFakeRegistry(&testing.T{})
+	in := reg.addTyped(orderProto, sr.TypeProtobuf)
+	p := newTestProtobuf(b, url)
+	value := protoWire(b, in, []int{0}, protoOrder(b, protoMessage(b, orderProto, 0), `{"id":"o1","customer":"c1","amount":12.5,"note":"gift","lines":[{"sku":"a","qty":2}]}`))
+	dst := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if dst, err = p.Enrich(dst[:0], "c1", value, 7); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
