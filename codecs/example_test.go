@@ -113,3 +113,17 @@ func ExampleNewProtobuf() {
 	}
 	var _ codecs.Format = f // processor.Config{Format: f, ...}
 }
+
+// Scores in one format and inputs in another: here any JSON object with an integer "tier" as
+// the score record, and the default JSON shape for inputs and outputs.
+func ExampleSplit() {
+	f := codecs.Split{Inputs: codecs.JSON{}, Scores: codecs.JSONMerge{ScoreField: "tier"}}
+	score, err := f.Score("alice", []byte(`{"customer":"alice","tier":3}`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	out, err := f.Enrich(nil, "alice", []byte(`{"key":"alice","message":"hi"}`), score)
+	fmt.Println(score, string(out), err)
+	// Output: 3 {"key":"alice","message":"hi","score":3} <nil>
+}

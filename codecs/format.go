@@ -64,3 +64,21 @@ func (t Typed[In]) Enrich(dst []byte, key string, value []byte, score int64) ([]
 	}
 	return out, nil
 }
+
+// Split is a Format whose score records are in one format and whose inputs, and so outputs, are
+// in another: scores written as JSON by a batch job beside Avro inputs, for example. Both must
+// be set.
+type Split struct {
+	// Inputs reads inputs and writes their outputs.
+	Inputs Format
+	// Scores reads score records.
+	Scores Format
+}
+
+// Score calls Scores.Score.
+func (s Split) Score(key string, value []byte) (int64, error) { return s.Scores.Score(key, value) }
+
+// Enrich calls Inputs.Enrich.
+func (s Split) Enrich(dst []byte, key string, value []byte, score int64) ([]byte, error) {
+	return s.Inputs.Enrich(dst, key, value, score)
+}

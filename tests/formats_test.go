@@ -58,6 +58,7 @@ func TestRegistryFormats(t *testing.T) {
 	t.Run("avro", func(t *testing.T) { avroWithRegistry(t, url, regDir) })
 	t.Run("json-schema", func(t *testing.T) { jsonSchemaWithRegistry(t, url) })
 	t.Run("protobuf", func(t *testing.T) { protobufWithRegistry(t, url) })
+	t.Run("json-scores", func(t *testing.T) { jsonScoresBesideProtobuf(t, url) })
 }
 
 // Avro records in the Confluent wire format, written with the registry's IDs: every field of an
@@ -456,4 +457,72 @@ func protoType(t *testing.T, text string, index ...int) protoreflect.MessageDesc
 		msgs = md.Messages()
 	}
 	return md
+}
+
+// Scores in JSON, inputs in Protobuf (--scores-format json): each order gets the tier its
+// customer's JSON score record set, -1 without one, and a JSON score without the score field
+// is dead-lettered.
+func jsonScoresBesideProtobuf(t *testing.T, url string) {
+	reg, err := sr.NewClient(sr.URLs(url))
+	require.NoError(t, err)
+	j := newJob(t)
+	j.createTopics(4)
+	const orderText = `syntax = "proto3";
+message Order {
+  string id = 1;
+}
+`
+	orderID, err := reg.RegisterSchema(context.Background(), j.topics.Input+"-value", sr.Schema{Schema: orderText, Type: sr.TypeProtobuf}, -1, -1)
+	require.NoError(t, err)
+	orderType := protoType(t, orderText, 0)
+	var scores []*kgo.Record
+	for c := 0; c < avroScored; c++ {
+		scores = append(scores, &kgo.Record{Topic: j.topics.Scores, Key: []byte(fmt.Sprintf("c%d", c)),
+			Value: []byte(fmt.Sprintf(`{"customer":"c%d","tier":%d}`, c, 100+c))})
+	}
+	scores = append(scores, &kgo.Record{Topic: j.topics.Scores, Key: []byte("c0"), Value: []byte(`{"customer":"c0"}`)})
+	j.produceRaw(j.topics.Scores, scores...)
+
+	p := j.start(t.TempDir(), "--input-format", "protobuf", "--scores-format", "json", "--score-field", "tier",
+		"--output-score-field", "tier", "--schema-registry", url)
+	p.waitRunning(4)
+	j.waitChangelog(avroScored)
+	var inputs []*kgo.Record
+	for i := 0; i < avroCustomer; i++ {
+		m := dynamicpb.NewMessage(orderType)
+		m.Set(orderType.Fields().ByName("id"), protoreflect.ValueOfString(fmt.Sprintf("o%d", i)))
+		body, err := proto.Marshal(m)
+		require.NoError(t, err)
+		var h sr.ConfluentHeader
+		value, err := h.AppendEncode(nil, orderID, []int{0})
+		require.NoError(t, err)
+		inputs = append(inputs, &kgo.Record{Topic: j.topics.Input, Key: []byte(fmt.Sprintf("c%d", i)), Value: append(value, body...)})
+	}
+	j.produceRaw(j.topics.Input, inputs...)
+
+	outs := j.records(j.topics.Output, avroCustomer, time.Minute)
+	require.Len(t, outs, avroCustomer)
+	for _, r := range outs {
+		var h sr.ConfluentHeader
+		id, rest, err := h.DecodeID(r.Value)
+		require.NoError(t, err)
+		index, body, err := h.DecodeIndex(rest, 8)
+		require.NoError(t, err)
+		s, err := reg.SchemaByID(context.Background(), id)
+		require.NoError(t, err)
+		got := dynamicpb.NewMessage(protoType(t, s.Schema, index...))
+		require.NoError(t, proto.Unmarshal(body, got))
+		var c int
+		_, _ = fmt.Sscanf(string(r.Key), "c%d", &c)
+		want := codecs.NoScore
+		if c < avroScored {
+			want = int64(100 + c)
+		}
+		assert.Equal(t, want, got.Get(got.Descriptor().Fields().ByName("tier")).Int(), "order of %s", r.Key)
+	}
+	reasons := map[string]int{}
+	for _, r := range j.records(j.topics.DLQ(), 2, 10*time.Second) {
+		reasons[headers(r)[dlq.HeaderDLQReason]]++
+	}
+	assert.Equal(t, map[string]int{string(codecs.ReasonMissingField): 1}, reasons, "the JSON score without its field")
 }

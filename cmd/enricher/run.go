@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -56,6 +57,9 @@ type processorFlags struct {
 	maxMessage      int
 	outputShape     string
 	format          string
+	inputFormat     string // "": format
+	scoresFormat    string // "": format
+	outputFormat    string // "": the input's format, the only one accepted
 	registry        codecs.Registry
 	registryCA      string
 	outputScore     string
@@ -100,6 +104,9 @@ func (p *processorFlags) register(fs *flag.FlagSet, withBrokers bool) {
 	fs.DurationVar(&p.txnTimeout, "transaction-timeout", job.DefaultTransactionTimeout, "with --guarantee exactly-once: how long the broker keeps a dead replica's transaction open, the longest its partitions wait for it when they fail over")
 	fs.IntVar(&p.maxMessage, "max-message-bytes", 900*1024, "inputs and scores larger than this go to the dead-letter topic")
 	fs.StringVar(&p.format, "format", "json", "the records' format: json; avro (Apache Avro), protobuf (Protocol Buffers) or json-schema (JSON validated by a JSON Schema), each in the Confluent wire format with --schema-registry: such an output is its input's record with --output-score-field added")
+	fs.StringVar(&p.inputFormat, "input-format", "", "the inputs' format, where it is not --format's (the outputs are in the same format)")
+	fs.StringVar(&p.scoresFormat, "scores-format", "", "the score records' format, where it is not --format's; json with a registry input format reads any JSON object with an integer --score-field")
+	fs.StringVar(&p.outputFormat, "output-format", "", "the outputs' format: the input's, the only one accepted, as an output is its input's record with the score")
 	fs.StringVar(&p.registry.URL, "schema-registry", "", "with a registry --format: the schema registry's URL (Confluent's REST API; Apicurio's is under /apis/ccompat/v7)")
 	fs.StringVar(&p.registry.Username, "schema-registry-user", "", "with a registry --format: basic authentication user for the schema registry")
 	fs.StringVar(&p.registry.Password, "schema-registry-password", "", "with a registry --format: basic authentication password for the schema registry")
@@ -123,6 +130,7 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 	}
 	memory, memoryErr := memoryLimit(p.memoryLimit)
 	minFree, minFreeErr := membudget.Parse(p.stateMinFree)
+	in, scores := cmp.Or(p.inputFormat, p.format), cmp.Or(p.scoresFormat, p.format)
 	switch {
 	case p.partitions <= 0 || p.partitions > 1<<20:
 		return job.Config{}, usagef("--partitions: must be between 1 and 1048576, got %d", p.partitions)
@@ -146,17 +154,25 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 		return job.Config{}, usagef("--state-min-free: %v", minFreeErr)
 	case p.outputShape != "seed" && p.outputShape != "merge":
 		return job.Config{}, usagef("--output-shape: %q is not seed or merge", p.outputShape)
-	case p.format != "json" && !registryFormat(p.format):
+	case !knownFormat(p.format):
 		return job.Config{}, usagef("--format: %q is not json, avro, protobuf or json-schema", p.format)
-	case registryFormat(p.format) && p.registry.URL == "":
-		return job.Config{}, usagef("--schema-registry: needed with --format %s", p.format)
-	case registryFormat(p.format) && p.outputShape != "seed":
-		return job.Config{}, usagef("--output-shape: for --format json only; a %s output is always its input's record with the score", p.format)
-	case registryFormat(p.format) && p.keyField != "key":
-		return job.Config{}, usagef("--key-field: for --format json only; %s records are joined on the Kafka record key", p.format)
-	case registryFormat(p.format) && p.outputScore == "":
+	case !knownFormat(in):
+		return job.Config{}, usagef("--input-format: %q is not json, avro, protobuf or json-schema", in)
+	case !knownFormat(scores):
+		return job.Config{}, usagef("--scores-format: %q is not json, avro, protobuf or json-schema", scores)
+	case p.outputFormat != "" && p.outputFormat != in:
+		return job.Config{}, usagef("--output-format: %q is not the inputs' format, %s: an output is its input's record with the score, in the input's format", p.outputFormat, in)
+	case (registryFormat(in) || registryFormat(scores)) && p.registry.URL == "":
+		return job.Config{}, usagef("--schema-registry: needed with a registry format (%s inputs, %s scores)", in, scores)
+	case registryFormat(in) && p.outputShape != "seed":
+		return job.Config{}, usagef("--output-shape: for json inputs only; a %s output is always its input's record with the score", in)
+	case registryFormat(in) && p.keyField != "key":
+		return job.Config{}, usagef("--key-field: for json inputs only; %s records are joined on the Kafka record key", in)
+	case registryFormat(in) && p.outputScore == "":
 		return job.Config{}, usagef("--output-score-field: must not be empty")
-	case p.format == "json" && p.outputShape == "seed" && (p.keyField != "key" || p.scoreField != "score"):
+	case in == "json" && scores != "json":
+		return job.Config{}, usagef("--scores-format: %s scores need registry-format inputs; with json inputs, scores are json too", scores)
+	case in == "json" && p.outputShape == "seed" && (p.keyField != "key" || p.scoreField != "score"):
 		return job.Config{}, usagef("--key-field and --score-field: need --output-shape merge or a registry --format (the seed shape's fields are fixed)")
 	case p.keyField == "" || p.scoreField == "":
 		return job.Config{}, usagef("--key-field and --score-field: must not be empty")
@@ -194,9 +210,19 @@ func (p *processorFlags) config(log *slog.Logger) (job.Config, error) {
 		return job.Config{}, usagef("--shutdown-timeout: %s would cut a stop short mid-commit: the last exactly-once commit may take %s (half of --rebalance-timeout)",
 			p.shutdownTimeout, last)
 	}
-	format, err := p.recordFormat(topics.Output)
+	format, err := p.recordFormat(in, topics.Output)
 	if err != nil {
 		return job.Config{}, err
+	}
+	if scores != in {
+		scoreFormat, err := p.recordFormat(scores, topics.Output)
+		if err != nil {
+			return job.Config{}, err
+		}
+		if scores == "json" { // beside registry inputs: any object with the score field
+			scoreFormat = codecs.JSONMerge{Limits: codecs.Limits{MaxValueBytes: p.maxMessage}, KeyField: p.keyField, ScoreField: p.scoreField}
+		}
+		format = codecs.Split{Inputs: format, Scores: scoreFormat}
 	}
 	var history time.Duration
 	if p.join == "as-of" {
@@ -396,19 +422,22 @@ func stateMinFree(n int64) int64 {
 	return n
 }
 
-// registryFormat reports whether format is one whose schemas are in a schema registry.
+// knownFormat reports whether format names a record format.
+func knownFormat(format string) bool { return format == "json" || registryFormat(format) }
+
+// registryFormat reports whether format names a format whose schemas are in a schema registry.
 func registryFormat(format string) bool {
 	return format == "avro" || format == "protobuf" || format == "json-schema"
 }
 
-// recordFormat is the wire format --format and --output-shape choose; output is the output
+// recordFormat is the wire format named (with --output-shape for json); output is the output
 // topic, whose value subject a registry format's output schema is registered under.
-func (p *processorFlags) recordFormat(output string) (codecs.Format, error) {
+func (p *processorFlags) recordFormat(name, output string) (codecs.Format, error) {
 	limits := codecs.Limits{MaxValueBytes: p.maxMessage}
 	var f codecs.Format
 	var err error
 	switch {
-	case registryFormat(p.format):
+	case registryFormat(name):
 		reg := p.registry
 		if p.registryCA != "" {
 			pool, err := kafkaconf.CAPool(p.registryCA)
@@ -419,7 +448,7 @@ func (p *processorFlags) recordFormat(output string) (codecs.Format, error) {
 		}
 		// TopicNameStrategy, Confluent's serializers' default: the output's value subject.
 		subject := output + "-value"
-		switch p.format {
+		switch name {
 		case "avro":
 			f, err = codecs.NewAvro(codecs.AvroConfig{Registry: reg, OutputSubject: subject,
 				ScoreField: p.scoreField, OutputScoreField: p.outputScore, Limits: limits})
