@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/kafkaconf"
@@ -41,8 +43,8 @@ func TestScoresLatestWins(t *testing.T) {
 	w := testWorkload()
 	last := map[string]int64{}
 	for i := 0; i < w.scores; i++ {
-		key, v := w.scoreValue(i)
-		s, err := codecs.DecodeScore(key, v)
+		key, v := w.scoreOf(i)
+		s, err := codecs.DecodeScore(key, jsonRecords{}.score(key, v))
 		require.NoError(t, err)
 		last[key] = s.Score
 	}
@@ -57,7 +59,7 @@ func TestProbeKeysIncludeEachPartitionsLastScore(t *testing.T) {
 	probes := w.probeKeys()
 	lastWritten := map[int32]int{} // partition -> key of its last score record
 	for i := 0; i < w.scores; i++ {
-		key, _ := w.scoreValue(i)
+		key, _ := w.scoreOf(i)
 		lastWritten[w.kc.Partitioner.Partition([]byte(key), int32(w.partitions))] = keyIndex([]byte(key))
 	}
 	require.Len(t, lastWritten, w.partitions)
@@ -111,7 +113,7 @@ func TestCollector(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := testWorkload()
-			c := newCollector(w, nil)
+			c := newCollector(w, jsonRecords{}, nil)
 			c.begin(0, 2)
 			for _, r := range tc.records(w) {
 				c.check(r, time.Now())
@@ -204,4 +206,26 @@ func TestParseFlags(t *testing.T) {
 		}
 		assert.Equal(t, o.keys, o.scores, "scores default to one per key")
 	}
+}
+
+// An Avro output as enricher writes it, the input's bytes followed by the score under the
+// output schema's ID, reads back as the input's key and message with the score.
+func TestAvroRecordsReadEnrichersOutput(t *testing.T) {
+	a, err := parseAvroRecords(3, 4)
+	require.NoError(t, err)
+	in := a.input("key-7", "7;1;xx")
+	var h sr.ConfluentHeader
+	id, body, err := h.DecodeID(in)
+	require.NoError(t, err)
+	require.Equal(t, 3, id)
+	out, err := h.AppendEncode(nil, 9, nil)
+	require.NoError(t, err)
+	out = binary.AppendVarint(append(out, body...), -12)
+	got, err := a.output(out)
+	require.NoError(t, err)
+	assert.Equal(t, codecs.Output{Key: "key-7", Message: "7;1;xx", Score: -12}, got)
+
+	id, _, err = h.DecodeID(a.score("key-7", 5))
+	require.NoError(t, err)
+	assert.Equal(t, 4, id)
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/enricher/enricher/codecs"
 )
 
 // collector reads a system's output topic from the start and checks every output: the key is
@@ -17,8 +16,9 @@ import (
 // Outputs of the phase being measured are counted by sequence number (so a duplicate is seen as
 // one), timed from their produce time, and their arrival gaps are tracked.
 type collector struct {
-	w  workload
-	cl *kgo.Client
+	w       workload
+	records recordFormat // reads the outputs
+	cl      *kgo.Client
 
 	mu     sync.Mutex
 	ph     *phase
@@ -45,8 +45,8 @@ type phase struct {
 	prevByPartition map[int32]time.Time
 }
 
-func newCollector(w workload, cl *kgo.Client) *collector {
-	return &collector{w: w, cl: cl, probes: map[int64]bool{}}
+func newCollector(w workload, records recordFormat, cl *kgo.Client) *collector {
+	return &collector{w: w, records: records, cl: cl, probes: map[int64]bool{}}
 }
 
 // run polls until ctx ends.
@@ -69,12 +69,11 @@ func (c *collector) run(ctx context.Context) error {
 // check verifies one output. c.mu is held.
 func (c *collector) check(r *kgo.Record, now time.Time) {
 	k := keyIndex(r.Key)
-	v, err := codecs.OutputCodec{}.Decode(r.Value)
+	out, err := c.records.output(r.Value)
 	if err != nil {
 		c.fail("undecodable output %.80q: %v", r.Value, err)
 		return
 	}
-	out := v.(codecs.Output)
 	seq, at, err := parseMessage(out.Message)
 	switch {
 	case err != nil:

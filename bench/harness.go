@@ -31,6 +31,7 @@ type harness struct {
 	cl      *kgo.Client // writes inputs and scores
 	adm     *kadm.Client
 	out     *collector
+	format  recordFormat // the wire format of the system's records
 	stopOut context.CancelFunc
 	outErr  chan error
 	seq     int64 // next input sequence number
@@ -66,7 +67,15 @@ func newHarness(ctx context.Context, o options, w workload, sys system, work, st
 		h.cl.Close()
 		return nil, err
 	}
-	h.out = newCollector(w, reader)
+	h.format = recordFormat(jsonRecords{})
+	if sys.registry {
+		if h.format, err = newAvroRecords(ctx, o.registry, h.t); err != nil {
+			h.cl.Close()
+			reader.Close()
+			return nil, err
+		}
+	}
+	h.out = newCollector(w, h.format, reader)
 	octx, cancel := context.WithCancel(ctx)
 	h.stopOut = cancel
 	go func() { h.outErr <- h.out.run(octx); reader.Close() }()
@@ -98,7 +107,11 @@ func (h *harness) start(dir string) (*proc, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	args := h.sys.command(instance{topics: h.t, brokers: h.o.brokers, stateDir: dir, webAddr: addr})
+	inst := instance{topics: h.t, brokers: h.o.brokers, stateDir: dir, webAddr: addr}
+	if h.sys.registry {
+		inst.registry = h.o.registry
+	}
+	args := h.sys.command(inst)
 	p, err := startProc(h.work, fmt.Sprintf("%s-%d", h.sys.id, h.n), args)
 	if err != nil {
 		return nil, "", err
@@ -285,7 +298,7 @@ func (h *harness) latency(ctx context.Context, lp loadPoint, a *proc, addr strin
 
 // inputRecord is input record seq of key k, its message stamped with the time now.
 func (h *harness) inputRecord(k int, seq int64) *kgo.Record {
-	r := &kgo.Record{Topic: h.t.input, Key: []byte(keyName(k)), Value: input(keyName(k), h.w.message(seq, time.Now()))}
+	r := &kgo.Record{Topic: h.t.input, Key: []byte(keyName(k)), Value: h.format.input(keyName(k), h.w.message(seq, time.Now()))}
 	h.w.kc.PartitionRecord(r, int32(h.w.partitions))
 	return r
 }
@@ -326,8 +339,8 @@ func (h *harness) restart(ctx context.Context, dir, profile string) (time.Durati
 // writeScores writes the workload's score records and waits until they are acknowledged.
 func (h *harness) writeScores(ctx context.Context) error {
 	for i := 0; i < h.w.scores; i++ {
-		key, v := h.w.scoreValue(i)
-		r := &kgo.Record{Topic: h.t.scores, Key: []byte(key), Value: v}
+		key, s := h.w.scoreOf(i)
+		r := &kgo.Record{Topic: h.t.scores, Key: []byte(key), Value: h.format.score(key, s)}
 		h.w.kc.PartitionRecord(r, int32(h.w.partitions))
 		if err := h.produce(ctx, r); err != nil {
 			return err

@@ -9,7 +9,9 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,6 +40,7 @@ type options struct {
 	workDir      string
 	lossTimeout  time.Duration
 	enricherArgs []string // extra flags for `enricher run`
+	registry     string   // the schema registry's URL, once started for a system that needs one
 }
 
 // harnessGCPercent is the garbage collector's target for the harness itself: its heap is small
@@ -82,7 +85,7 @@ func parseFlags(args []string) (options, error) {
 	var systems string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&o.brokers, "brokers", "", "Kafka brokers (scripts/kafka.sh start prints one)")
-	fs.StringVar(&systems, "systems", "enricher,loop,kstreams,flink", "systems to run, comma-separated: enricher, enricher-unaligned (--max-idle -1), enricher-asof (--join as-of), enricher-eos (--guarantee exactly-once), enricher@REV (built at git revision REV; also a variant, as enricher-eos@REV), loop (franz-go), kstreams, kstreams-eos (exactly_once_v2), flink")
+	fs.StringVar(&systems, "systems", "enricher,loop,kstreams,flink", "systems to run, comma-separated: enricher, enricher-unaligned (--max-idle -1), enricher-asof (--join as-of), enricher-eos (--guarantee exactly-once), enricher-avro (--format avro, its records in Avro through a schema registry the benchmark starts), enricher@REV (built at git revision REV; also a variant, as enricher-eos@REV), loop (franz-go), kstreams, kstreams-eos (exactly_once_v2), flink")
 	fs.IntVar(&o.partitions, "partitions", 4, "partitions of every topic")
 	fs.IntVar(&o.keys, "keys", 100_000, "distinct keys, each scored")
 	fs.IntVar(&o.scores, "scores", 0, "score records written over the keys; the last one per key is its final score (default: --keys)")
@@ -168,6 +171,14 @@ func runAll(ctx context.Context, o options) (*report, error) {
 	systems, err := buildSystems(ctx, o.systems, work, o.enricherArgs)
 	if err != nil {
 		return nil, err
+	}
+	if slices.ContainsFunc(systems, func(s system) bool { return s.registry }) {
+		reg, err := startRegistry(ctx, filepath.Join(work, "registry"))
+		if err != nil {
+			return nil, err
+		}
+		defer reg.stop()
+		o.registry = reg.url
 	}
 	kc := kafkaconf.Defaults()
 	kc.Brokers = strings.Split(o.brokers, ",")

@@ -22,6 +22,7 @@ type instance struct {
 	brokers  string
 	stateDir string
 	webAddr  string
+	registry string // the schema registry's URL, for a system that reads a registry format
 }
 
 // system is one of the four systems the benchmark compares.
@@ -32,6 +33,9 @@ type system struct {
 	changelog func(topics) string
 	// replicas says the system scales by adding processes to one consumer group.
 	replicas bool
+	// registry says the system reads and writes Avro through a schema registry, which the
+	// benchmark then starts.
+	registry bool
 	// command returns the command line of an instance.
 	command func(instance) []string
 	// note is printed under the table.
@@ -55,6 +59,7 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 			if err != nil {
 				return nil, err
 			}
+			sys.registry = v.registry
 			out = append(out, sys)
 			continue
 		}
@@ -66,7 +71,9 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 					return nil, fmt.Errorf("build enricher (run the benchmark from the repository's root): %w", err)
 				}
 			}
-			out = append(out, enricherSystem(id, v.name, bin, append(v.flags, enricherArgs...)))
+			sys := enricherSystem(id, v.name, bin, append(v.flags, enricherArgs...))
+			sys.registry = v.registry
+			out = append(out, sys)
 			continue
 		}
 		switch id {
@@ -112,7 +119,7 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 				},
 				note: "Flink: a local MiniCluster in one JVM; its state lives in Flink checkpoints, not in a Kafka changelog, and it rescales by restarting from a savepoint, not by adding a replica"})
 		default:
-			return nil, fmt.Errorf("unknown system %q (want enricher, enricher-unaligned, enricher-asof, enricher-eos, enricher@REV or VARIANT@REV, loop, kstreams, kstreams-eos, flink)", id)
+			return nil, fmt.Errorf("unknown system %q (want enricher, enricher-unaligned, enricher-asof, enricher-eos, enricher-avro, enricher@REV or VARIANT@REV, loop, kstreams, kstreams-eos, flink)", id)
 		}
 	}
 	return out, nil
@@ -121,13 +128,15 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 // enricherVariants are the enricher binary with other flags, so what a mode costs is measured
 // in one run.
 var enricherVariants = map[string]struct {
-	name  string
-	flags []string
+	name     string
+	flags    []string
+	registry bool
 }{
-	"enricher":           {"enricher", nil},
-	"enricher-unaligned": {"enricher --max-idle -1", []string{"--max-idle", "-1"}},
-	"enricher-asof":      {"enricher --join as-of", []string{"--join", "as-of"}},
-	"enricher-eos":       {"enricher --guarantee exactly-once", []string{"--guarantee", "exactly-once"}},
+	"enricher":           {"enricher", nil, false},
+	"enricher-unaligned": {"enricher --max-idle -1", []string{"--max-idle", "-1"}, false},
+	"enricher-asof":      {"enricher --join as-of", []string{"--join", "as-of"}, false},
+	"enricher-eos":       {"enricher --guarantee exactly-once", []string{"--guarantee", "exactly-once"}, false},
+	"enricher-avro":      {"enricher --format avro", []string{"--format", "avro"}, true},
 }
 
 // enricherAt builds enricher at git revision rev (a work tree of its own under work) as system
@@ -152,9 +161,13 @@ func enricherSystem(id, name, bin string, args []string) system {
 	return system{id: id, name: name, replicas: true,
 		changelog: func(t topics) string { return (topology.Topics{Group: t.group}).Table() },
 		command: func(i instance) []string {
-			return append([]string{bin, "run", "--brokers", i.brokers, "--group", i.group, "--input", i.input,
+			cmd := []string{bin, "run", "--brokers", i.brokers, "--group", i.group, "--input", i.input,
 				"--scores", i.scores, "--output", i.output, "--state-dir", i.stateDir,
-				"--web-addr", i.webAddr, "--pprof"}, args...)
+				"--web-addr", i.webAddr, "--pprof"}
+			if i.registry != "" {
+				cmd = append(cmd, "--schema-registry", i.registry)
+			}
+			return append(cmd, args...)
 		}}
 }
 

@@ -39,16 +39,15 @@ func keyIndex(key []byte) int {
 func score(k int) int64 { return int64(k)*7 + 1 }
 func decoy(k int) int64 { return -score(k) - 1 }
 
-// scoreValue is score record i of w.scores: the first scores-keys records are decoys, the last
+// scoreOf is score record i of w.scores: the first scores-keys records are decoys, the last
 // keys records set each key's final score, so every system must keep the latest per key.
-func (w workload) scoreValue(i int) (key string, value []byte) {
+func (w workload) scoreOf(i int) (key string, s int64) {
 	k := i % w.keys
-	s := score(k)
+	s = score(k)
 	if i < w.scores-w.keys {
 		s = decoy(k)
 	}
-	v, _ := json.Marshal(codecs.Score{Key: keyName(k), Score: s})
-	return keyName(k), v
+	return keyName(k), s
 }
 
 // keySource picks input keys, uniformly or by a zipf distribution (s = 1.1) over the keys.

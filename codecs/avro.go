@@ -237,3 +237,6 @@ func (a *Avro) outputSchema(id int, text string) (*avroInput, error) {
 func parseAvro(text string) (avro.Schema, error) {
 	return avro.ParseWithCache(text, "", &avro.SchemaCache{})
 }
+
+// RegistryState reports the outcome of the format's registry requests.
+func (a *Avro) RegistryState() RegistryState { return a.reg.registryState() }

@@ -82,3 +82,21 @@ func (s Split) Score(key string, value []byte) (int64, error) { return s.Scores.
 func (s Split) Enrich(dst []byte, key string, value []byte, score int64) ([]byte, error) {
 	return s.Inputs.Enrich(dst, key, value, score)
 }
+
+// RegistryState reports the state of the registry of Inputs or Scores, whichever waits (the
+// zero state when neither reads schemas from a registry).
+func (s Split) RegistryState() RegistryState {
+	var out RegistryState
+	for _, f := range []Format{s.Inputs, s.Scores} {
+		r, ok := f.(RegistryReporter)
+		if !ok {
+			continue
+		}
+		st := r.RegistryState()
+		out.Failures += st.Failures
+		if st.Waiting != nil && out.Waiting == nil {
+			out.Waiting, out.Since = st.Waiting, st.Since
+		}
+	}
+	return out
+}

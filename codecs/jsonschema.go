@@ -257,3 +257,6 @@ type noLoader struct{}
 func (noLoader) Load(url string) (any, error) {
 	return nil, fmt.Errorf("%s is outside the schema, and schemas are read from the registry alone", url)
 }
+
+// RegistryState reports the outcome of the format's registry requests.
+func (j *JSONSchema) RegistryState() RegistryState { return j.reg.registryState() }

@@ -325,3 +325,6 @@ func registerImports(files *protoregistry.Files, file protoreflect.FileDescripto
 	}
 	return nil
 }
+
+// RegistryState reports the outcome of the format's registry requests.
+func (p *Protobuf) RegistryState() RegistryState { return p.reg.registryState() }

@@ -27,8 +27,57 @@ type Registry struct {
 	Timeout time.Duration
 }
 
-// registryClient looks schemas up by ID and registers schemas under subjects.
-type registryClient struct{ cl *sr.Client }
+// RegistryState is what a registry format knows of its schema registry from its own requests.
+// The processor shows it in /readyz and the metrics: while Waiting is set, records whose schemas
+// are not cached wait for the registry (the processor restarts on them with backoff).
+type RegistryState struct {
+	// Waiting is the error of the last request when it failed (no answer, a refused connection,
+	// a 5xx); nil when it succeeded or no request was made. An answer that a schema is unknown
+	// is an answer: the registry is up.
+	Waiting error
+	// Since is when the failures Waiting belongs to began.
+	Since time.Time
+	// Failures counts the requests that failed, since the format was made.
+	Failures int64
+}
+
+// RegistryReporter is implemented by the formats that read schemas from a registry (Avro,
+// Protobuf, JSONSchema, and a Split holding one).
+type RegistryReporter interface {
+	RegistryState() RegistryState
+}
+
+// registryClient looks schemas up by ID and registers schemas under subjects, and keeps the
+// outcome of its requests.
+type registryClient struct {
+	cl *sr.Client
+
+	mu    sync.Mutex
+	state RegistryState
+}
+
+// observe records the outcome of a request: err nil or an answer means the registry is up.
+func (c *registryClient) observe(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var re *sr.ResponseError
+	if err == nil || (errors.As(err, &re) && re.StatusCode < 500) {
+		c.state.Waiting, c.state.Since = nil, time.Time{}
+		return
+	}
+	if c.state.Waiting == nil {
+		c.state.Since = time.Now()
+	}
+	c.state.Waiting = err
+	c.state.Failures++
+}
+
+// registryState returns the state observe has recorded.
+func (c *registryClient) registryState() RegistryState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
 
 func (r Registry) client() (*registryClient, error) {
 	if r.URL == "" {
@@ -58,6 +107,7 @@ var errUnknownSchema = errors.New("the schema registry does not know this schema
 // failure to try again.
 func (c *registryClient) schemaByID(ctx context.Context, id int) (sr.Schema, error) {
 	s, err := c.cl.SchemaByID(ctx, id)
+	c.observe(err)
 	var re *sr.ResponseError
 	if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
 		return sr.Schema{}, fmt.Errorf("schema %d: %w", id, errUnknownSchema)
@@ -71,6 +121,7 @@ func (c *registryClient) schemaByID(ctx context.Context, id int) (sr.Schema, err
 // register registers s under subject (or finds it there) and returns its ID.
 func (c *registryClient) register(ctx context.Context, subject string, s sr.Schema) (int, error) {
 	id, err := c.cl.RegisterSchema(ctx, subject, s, -1, -1)
+	c.observe(err)
 	if err != nil {
 		return 0, fmt.Errorf("schema registry: register under %s: %w", subject, err)
 	}

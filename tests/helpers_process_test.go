@@ -116,8 +116,9 @@ func (p *proc) waitRestores(n int) []string {
 
 // readiness is the part of /readyz's body the tests read.
 type readiness struct {
-	Ready bool    `json:"ready"`
-	Owned []int32 `json:"owned"`
+	Ready  bool    `json:"ready"`
+	Reason string  `json:"reason"`
+	Owned  []int32 `json:"owned"`
 }
 
 // ready asks the replica's /readyz; it fails while the replica cannot be asked.

@@ -187,6 +187,7 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Format == nil {
 		cfg.Format = codecs.JSON{}
 	}
+	cfg.Stats.ReportRegistry(cfg.Format)
 	enrich := NewEnricher(cfg.Topics, cfg.Format, cfg.DeadLetterMax, cfg.Stats, sink, caches, cfg.Logger)
 	if cfg.MaxScoreAhead <= 0 {
 		cfg.MaxScoreAhead = DefaultMaxScoreAhead

@@ -31,6 +31,30 @@ type Stats struct {
 	dlq      map[codecs.Reason]int64
 	latency  func(time.Duration)
 	assigned map[int32]bool
+	registry codecs.RegistryReporter // the format's, when it reads schemas from a registry
+}
+
+// Registry returns the state of the format's schema registry, and false when the format reads
+// no schemas from one.
+func (s *Stats) Registry() (codecs.RegistryState, bool) {
+	s.mu.Lock()
+	r := s.registry
+	s.mu.Unlock()
+	if r == nil {
+		return codecs.RegistryState{}, false
+	}
+	return r.RegistryState(), true
+}
+
+// ReportRegistry makes Registry report format's registry, if it has one.
+func (s *Stats) ReportRegistry(format codecs.Format) {
+	r, ok := format.(codecs.RegistryReporter)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	s.registry = r
+	s.mu.Unlock()
 }
 
 // assign records the partitions the group assigned in its latest session.

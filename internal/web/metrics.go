@@ -81,6 +81,16 @@ func newMetrics(stats *job.Stats, current func() *goka.Processor, copies func() 
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "enricher_state_dir_min_free_bytes",
 			Help: "The free space the state directory's filesystem must keep (--state-min-free): below it the replica stops."},
 			func() float64 { return float64(stats.MinFreeBytes.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "enricher_schema_registry_waiting",
+			Help: "1 while the schema registry's last request failed: records whose schemas are not cached wait for it (0 without a registry format)."},
+			func() float64 {
+				if st, ok := stats.Registry(); ok && st.Waiting != nil {
+					return 1
+				}
+				return 0
+			}),
+		counter("enricher_schema_registry_failures_total", "Schema registry requests that failed (no answer, a refused connection, a 5xx).",
+			func() int64 { st, _ := stats.Registry(); return st.Failures }),
 		counter("enricher_inputs_consumed_total", "Input records consumed.", stats.InputsConsumed.Load),
 		counter("enricher_outputs_emitted_total", "Output records emitted.", stats.OutputsEmitted.Load),
 		counter("enricher_outputs_no_score_total", "Output records emitted with score -1 (the key had no score).", stats.OutputsNoScore.Load),

@@ -196,6 +196,13 @@ type waitingPartition struct {
 	consumergroup.Wait
 }
 
+// registryWait is /readyz's account of a schema registry whose last request failed.
+type registryWait struct {
+	Since    time.Time `json:"since"`
+	Error    string    `json:"error"`
+	Failures int64     `json:"failures"`
+}
+
 // recoveringPartition is a partition of /readyz's body that is not running yet.
 type recoveringPartition struct {
 	partitionState
@@ -214,9 +221,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		// Waiting lists owned partitions holding a record back for their other topic
 		// (timestamp alignment); a waiting partition is still ready.
 		Waiting []waitingPartition `json:"waiting"`
+		// SchemaRegistry is the wait for the schema registry, while its last request failed.
+		SchemaRegistry *registryWait `json:"schema_registry,omitempty"`
 	}{Owned: []int32{}, Recovering: []recoveringPartition{}, Waiting: []waitingPartition{}}
+	if st, ok := s.cfg.Stats.Registry(); ok && st.Waiting != nil {
+		body.SchemaRegistry = &registryWait{Since: st.Since, Error: st.Waiting.Error(), Failures: st.Failures}
+	}
 	p := s.current()
 	switch {
+	case body.SchemaRegistry != nil:
+		// Records whose schemas are not cached wait: the processor restarts on them with
+		// backoff until the registry answers, so the replica is not ready meanwhile.
+		body.Reason = "waiting for the schema registry"
 	case p == nil:
 		body.Reason = "the processor has not started"
 	default:

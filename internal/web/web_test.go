@@ -10,10 +10,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/job"
 	"github.com/enricher/enricher/internal/members"
 	"github.com/enricher/enricher/topology"
@@ -260,6 +262,58 @@ func TestRouterLookup(t *testing.T) {
 			if code == http.StatusServiceUnavailable {
 				assert.Nil(t, a.Score, "a 503 carries no score")
 			}
+		})
+	}
+}
+
+// registryFormat is a registry format whose registry is in a given state.
+type registryFormat struct {
+	codecs.JSON
+	state codecs.RegistryState
+}
+
+func (f registryFormat) RegistryState() codecs.RegistryState { return f.state }
+
+// A registry format whose registry fails holds readiness back and says why, and the metrics
+// show the wait and count the failures; once it answers, neither holds anything back.
+func TestSchemaRegistryWaitInReadyzAndMetrics(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		state       codecs.RegistryState
+		waitingLine string
+		reason      string
+	}{
+		{"waiting", codecs.RegistryState{Waiting: errors.New("schema registry: connection refused"), Since: time.Now(), Failures: 3},
+			"enricher_schema_registry_waiting 1", "waiting for the schema registry"},
+		{"answering", codecs.RegistryState{Failures: 3}, "enricher_schema_registry_waiting 0", "the processor has not started"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stats := job.NewStats()
+			stats.ReportRegistry(registryFormat{state: tc.state})
+			s, err := New(Config{Addr: "127.0.0.1:0", Topics: testTopics, Stats: stats})
+			require.NoError(t, err)
+			h := s.Handler()
+			w := serve(h, "/readyz", "")
+			assert.Equal(t, http.StatusServiceUnavailable, w.Code)
+			var body struct {
+				Reason         string
+				SchemaRegistry *struct {
+					Error    string
+					Failures int64
+				} `json:"schema_registry"`
+			}
+			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &body))
+			assert.Equal(t, tc.reason, body.Reason)
+			if tc.state.Waiting != nil {
+				require.NotNil(t, body.SchemaRegistry)
+				assert.Equal(t, "schema registry: connection refused", body.SchemaRegistry.Error)
+				assert.Equal(t, int64(3), body.SchemaRegistry.Failures)
+			} else {
+				assert.Nil(t, body.SchemaRegistry)
+			}
+			metrics := serve(h, "/metrics", "").Body.String()
+			assert.Contains(t, metrics, tc.waitingLine+"\n")
+			assert.Contains(t, metrics, "enricher_schema_registry_failures_total 3\n")
 		})
 	}
 }
