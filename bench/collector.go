@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-
 )
 
 // collector reads a system's output topic from the start and checks every output: the key is
