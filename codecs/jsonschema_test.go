@@ -150,6 +150,8 @@ func TestJSONSchemaBadInput(t *testing.T) {
 	notObject := reg.addTyped(`{"type":"string"}`, sr.TypeJSON)
 	external := reg.addTyped(`{"type":"object","properties":{"a":{"$ref":"file:///etc/passwd"}}}`, sr.TypeJSON)
 	badRef := reg.addTyped(`{"$ref":"#/definitions/Nope","definitions":{}}`, sr.TypeJSON)
+	arraySchema := reg.addTyped(`[{"type":"object"}]`, sr.TypeJSON) // jsonschema v6.0.1 crashed compiling a non-object root
+	stringSchema := reg.addTyped(`"object"`, sr.TypeJSON)
 	avroSchema := reg.add(orderSchema)
 	j := newTestJSONSchema(t, url)
 	for _, tc := range []struct {
@@ -171,6 +173,8 @@ func TestJSONSchemaBadInput(t *testing.T) {
 		{"an input schema that has the output property", false, jsonWire(t, hasTier, `{"tier":1}`), ReasonSchemaMismatch},
 		{"a schema that refers to a file", false, jsonWire(t, external, `{"a":1}`), ReasonSchemaMismatch},
 		{"a root $ref to nothing", false, jsonWire(t, badRef, `{"a":1}`), ReasonSchemaMismatch},
+		{"a schema that is an array", false, jsonWire(t, arraySchema, `{"a":1}`), ReasonSchemaMismatch},
+		{"a schema that is a string", false, jsonWire(t, stringSchema, `{"a":1}`), ReasonSchemaMismatch},
 		{"a score without the score property", true, jsonWire(t, anyScore, `{"customer":"c"}`), ReasonMissingField},
 		{"a score of the wrong type", true, jsonWire(t, anyScore, `{"score":"7"}`), ReasonWrongType},
 		{"a score its schema rejects", true, jsonWire(t, anyScore, `{"customer":7,"score":7}`), ReasonSchemaMismatch},

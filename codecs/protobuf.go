@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bufbuild/protocompile"
 	"github.com/jhump/protoreflect/v2/protoprint"
@@ -225,15 +226,27 @@ func (p *Protobuf) message(key protoKey, index []int) (protoreflect.MessageDescr
 	return msg, file, nil
 }
 
+// Bounds on compiling a schema from the registry, which is input the job does not control: a
+// crafted .proto file once made protocompile's parser take seconds (bufbuild/protocompile#343).
+const (
+	maxProtoSchemaBytes = 1 << 20
+	protoCompileTimeout = 30 * time.Second
+)
+
 // compileProto compiles a .proto file from the registry. Imports of Google's well-known types
 // resolve to the compiler's own copies; any other import fails, as the registry's references are
-// not followed.
+// not followed (the resolver serves this one text, never a file).
 func compileProto(id int, text string) (protoreflect.FileDescriptor, error) {
 	const name = "schema.proto"
+	if len(text) > maxProtoSchemaBytes {
+		return nil, Reject(ReasonSchemaMismatch, "schema %d is %d bytes, over the %d a .proto schema may have", id, len(text), maxProtoSchemaBytes)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), protoCompileTimeout)
+	defer cancel()
 	c := protocompile.Compiler{Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{
 		Accessor: protocompile.SourceAccessorFromMap(map[string]string{name: text}),
 	}), SourceInfoMode: protocompile.SourceInfoStandard} // the comments, for the output schema
-	files, err := c.Compile(context.Background(), name)
+	files, err := c.Compile(ctx, name)
 	if err != nil {
 		return nil, Reject(ReasonSchemaMismatch, "schema %d: %v", id, err)
 	}

@@ -202,6 +202,7 @@ message Present { optional int64 score = 1; }`
 	otherID := reg.addTyped(other, sr.TypeProtobuf)
 	imports := reg.addTyped(`syntax = "proto3"; import "other.proto"; message A { B b = 1; }`, sr.TypeProtobuf)
 	broken := reg.addTyped(`syntax = "proto3"; message {`, sr.TypeProtobuf)
+	huge := reg.addTyped(`syntax = "proto3"; message Big { string a = 1; }`+strings.Repeat("\n// padding", maxProtoSchemaBytes/10), sr.TypeProtobuf)
 	avroID := reg.add(orderSchema)
 	p := newTestProtobuf(t, url)
 	order := protoWire(t, in, []int{0}, protoOrder(t, protoMessage(t, orderProto, 0), orderProtoJSON))
@@ -224,6 +225,7 @@ message Present { optional int64 score = 1; }`
 		{"an Avro schema's ID", false, append([]byte{0, 0, 0, 0, byte(avroID)}, order[5:]...), ReasonSchemaMismatch},
 		{"a schema that imports another file", false, append([]byte{0, 0, 0, 0, byte(imports)}, order[5:]...), ReasonSchemaMismatch},
 		{"a schema that does not compile", false, append([]byte{0, 0, 0, 0, byte(broken)}, order[5:]...), ReasonSchemaMismatch},
+		{"a schema over the size bound", false, append([]byte{0, 0, 0, 0, byte(huge)}, order[5:]...), ReasonSchemaMismatch},
 		{"an input that has the output field", false, msg(0, `{"tier":1}`), ReasonSchemaMismatch},
 		{"a score without the score field", true, msg(1, `{"customer":"c"}`), ReasonMissingField},
 		{"a score field that is a string", true, msg(2, `{"score":"7"}`), ReasonWrongType},

@@ -32,7 +32,7 @@ type Registry struct {
 // are not cached wait for the registry (the processor restarts on them with backoff).
 type RegistryState struct {
 	// Waiting is the error of the last request when it failed (no answer, a refused connection,
-	// a 5xx); nil when it succeeded or no request was made. An answer that a schema is unknown
+	// a 5xx, refused credentials); nil when it succeeded or no request was made. An answer that a schema is unknown
 	// is an answer: the registry is up.
 	Waiting error
 	// Since is when the failures Waiting belongs to began.
@@ -56,12 +56,16 @@ type registryClient struct {
 	state RegistryState
 }
 
-// observe records the outcome of a request: err nil or an answer means the registry is up.
+// observe records the outcome of a request: err nil or an answer means the registry is up. A
+// refusal of the credentials (401, 403) counts as a failure: the records wait for it to be
+// mended, and /readyz shows why.
 func (c *registryClient) observe(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var re *sr.ResponseError
-	if err == nil || (errors.As(err, &re) && re.StatusCode < 500) {
+	answered := errors.As(err, &re) && re.StatusCode < 500 &&
+		re.StatusCode != http.StatusUnauthorized && re.StatusCode != http.StatusForbidden
+	if err == nil || answered {
 		c.state.Waiting, c.state.Since = nil, time.Time{}
 		return
 	}

@@ -1,6 +1,10 @@
 package codecs
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -70,4 +74,46 @@ func TestRegistryStateFollowsRequests(t *testing.T) {
 	_, err := a.Enrich(nil, "c1", []byte{0, 0, 0, 0, 42, 1}, 1)
 	require.Equal(t, ReasonUnknownSchema, ReasonOf(err))
 	assert.NoError(t, a.RegistryState().Waiting)
+}
+
+// A registry behind TLS and basic authentication: the format trusts the CA it is given and
+// sends the credentials; refused credentials are a wait for the registry, not bad input.
+func TestRegistryTLSAndBasicAuth(t *testing.T) {
+	reg := &fakeRegistry{t: t, schemas: map[int]string{}, types: map[int]sr.SchemaType{}, ids: map[string]int{}}
+	in := reg.add(orderSchema)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if user, pass, ok := r.BasicAuth(); !ok || user != "enricher" || pass != "s3cret" {
+			http.Error(w, `{"error_code":40101,"message":"unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	value := wire(t, in, orderSchema, order("o1"))
+	for _, tc := range []struct {
+		name, password string
+		tls            *tls.Config
+		ok             bool
+	}{
+		{"the CA and the right password", "s3cret", &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, true},
+		{"a wrong password", "wrong", &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, false},
+		{"the system's roots only", "s3cret", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := NewAvro(AvroConfig{Registry: Registry{URL: srv.URL, Username: "enricher", Password: tc.password, TLS: tc.tls},
+				OutputSubject: "out-value"})
+			require.NoError(t, err)
+			_, err = a.Enrich(nil, "c1", value, 1)
+			if tc.ok {
+				require.NoError(t, err)
+				assert.NoError(t, a.RegistryState().Waiting)
+				return
+			}
+			require.Error(t, err)
+			assert.Empty(t, ReasonOf(err), "not bad input: %v", err)
+			assert.Error(t, a.RegistryState().Waiting, "a wait for the registry")
+		})
+	}
 }
