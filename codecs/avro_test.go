@@ -201,12 +201,7 @@ func TestAvroBadInput(t *testing.T) {
 	notRecord := reg.add(`"string"`)
 	a := newTestAvro(t, url)
 	valid := wire(t, in, orderSchema, order("o1"))
-	for _, tc := range []struct {
-		name   string
-		score  bool
-		value  []byte
-		reason Reason
-	}{
+	assertRejects(t, a, []rejectCase{
 		{"empty", false, nil, ReasonEmptyValue},
 		{"JSON, not the wire format", false, []byte(`{"id":"o1"}`), ReasonNotWireFormat},
 		{"a header and no more", false, []byte{0, 0, 0}, ReasonNotWireFormat},
@@ -218,19 +213,7 @@ func TestAvroBadInput(t *testing.T) {
 		{"a score without the score field", true, wire(t, noScore, `{"type":"record","name":"N","fields":[{"name":"customer","type":"string"}]}`, map[string]any{"customer": "c"}), ReasonMissingField},
 		{"a score of the wrong type", true, wire(t, textScore, `{"type":"record","name":"T","fields":[{"name":"score","type":"string"}]}`, map[string]any{"score": "7"}), ReasonWrongType},
 		{"a score not in the wire format", true, []byte("7"), ReasonNotWireFormat},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var err error
-			if tc.score {
-				_, err = a.Score("k", tc.value)
-			} else {
-				var out []byte
-				out, err = a.Enrich([]byte("d"), "k", tc.value, 1)
-				assert.Equal(t, "d", string(out), "dst as it was")
-			}
-			assert.Equal(t, tc.reason, ReasonOf(err), "%v", err)
-		})
-	}
+	})
 }
 
 // A registry that cannot answer is a failure, never bad input: the record is read again later.
@@ -328,5 +311,33 @@ func BenchmarkJSONMergeEnrich(b *testing.B) {
 		if dst, err = f.Enrich(dst[:0], "c1", value, 7); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// rejectCase is a bad record, a score record or an input, and the reason a format must reject
+// it with.
+type rejectCase struct {
+	name   string
+	score  bool
+	value  []byte
+	reason Reason
+}
+
+// assertRejects checks that f rejects each case's value with its reason, an input leaving dst
+// as it was: bad input, never a failure.
+func assertRejects(t *testing.T, f Format, cases []rejectCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var err error
+			if tc.score {
+				_, err = f.Score("k", tc.value)
+			} else {
+				var out []byte
+				out, err = f.Enrich([]byte("d"), "k", tc.value, 1)
+				assert.Equal(t, "d", string(out), "dst as it was")
+			}
+			assert.Equal(t, tc.reason, ReasonOf(err), "%v", err)
+		})
 	}
 }

@@ -63,16 +63,7 @@ type jsonSchemaInput struct {
 // NewJSONSchema returns a JSON Schema format; it does not reach the registry until the first
 // record.
 func NewJSONSchema(cfg JSONSchemaConfig) (*JSONSchema, error) {
-	if cfg.OutputSubject == "" {
-		return nil, errors.New("json schema: no output subject")
-	}
-	if cfg.ScoreField == "" {
-		cfg.ScoreField = "score"
-	}
-	if cfg.OutputScoreField == "" {
-		cfg.OutputScoreField = "score"
-	}
-	reg, err := cfg.Registry.client()
+	reg, err := newRegistryFormat("json schema", cfg.Registry, cfg.OutputSubject, &cfg.ScoreField, &cfg.OutputScoreField)
 	if err != nil {
 		return nil, err
 	}

@@ -154,12 +154,7 @@ func TestJSONSchemaBadInput(t *testing.T) {
 	stringSchema := reg.addTyped(`"object"`, sr.TypeJSON)
 	avroSchema := reg.add(orderSchema)
 	j := newTestJSONSchema(t, url)
-	for _, tc := range []struct {
-		name   string
-		score  bool
-		value  []byte
-		reason Reason
-	}{
+	assertRejects(t, j, []rejectCase{
 		{"empty", false, nil, ReasonEmptyValue},
 		{"JSON, not the wire format", false, []byte(`{"id":"o1"}`), ReasonNotWireFormat},
 		{"a header and no more", false, []byte{0, 0, 0}, ReasonNotWireFormat},
@@ -179,19 +174,7 @@ func TestJSONSchemaBadInput(t *testing.T) {
 		{"a score of the wrong type", true, jsonWire(t, anyScore, `{"score":"7"}`), ReasonWrongType},
 		{"a score its schema rejects", true, jsonWire(t, anyScore, `{"customer":7,"score":7}`), ReasonSchemaMismatch},
 		{"a score not in the wire format", true, []byte("7"), ReasonNotWireFormat},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var err error
-			if tc.score {
-				_, err = j.Score("k", tc.value)
-			} else {
-				var out []byte
-				out, err = j.Enrich([]byte("d"), "k", tc.value, 1)
-				assert.Equal(t, "d", string(out), "dst as it was")
-			}
-			assert.Equal(t, tc.reason, ReasonOf(err), "%v", err)
-		})
-	}
+	})
 }
 
 // A registry that cannot answer is a failure, never bad input: the record is read again later.

@@ -3,7 +3,6 @@ package codecs
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -86,16 +85,7 @@ const maxIndexes = 64
 
 // NewProtobuf returns a Protobuf format; it does not reach the registry until the first record.
 func NewProtobuf(cfg ProtobufConfig) (*Protobuf, error) {
-	if cfg.OutputSubject == "" {
-		return nil, errors.New("protobuf: no output subject")
-	}
-	if cfg.ScoreField == "" {
-		cfg.ScoreField = "score"
-	}
-	if cfg.OutputScoreField == "" {
-		cfg.OutputScoreField = "score"
-	}
-	reg, err := cfg.Registry.client()
+	reg, err := newRegistryFormat("protobuf", cfg.Registry, cfg.OutputSubject, &cfg.ScoreField, &cfg.OutputScoreField)
 	if err != nil {
 		return nil, err
 	}

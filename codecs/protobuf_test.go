@@ -209,12 +209,7 @@ message Present { optional int64 score = 1; }`
 	msg := func(index int, json string) []byte {
 		return protoWire(t, otherID, []int{index}, protoOrder(t, protoMessage(t, other, index), json))
 	}
-	for _, tc := range []struct {
-		name   string
-		score  bool
-		value  []byte
-		reason Reason
-	}{
+	assertRejects(t, p, []rejectCase{
 		{"empty", false, nil, ReasonEmptyValue},
 		{"JSON, not the wire format", false, []byte(`{"id":"o1"}`), ReasonNotWireFormat},
 		{"a header and no message indexes", false, order[:5], ReasonNotWireFormat},
@@ -232,19 +227,7 @@ message Present { optional int64 score = 1; }`
 		{"a score past an int64", true, msg(3, `{"score":"18446744073709551615"}`), ReasonWrongType},
 		{"an optional score not set", true, msg(4, `{}`), ReasonMissingField},
 		{"a score not in the wire format", true, []byte("7"), ReasonNotWireFormat},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var err error
-			if tc.score {
-				_, err = p.Score("k", tc.value)
-			} else {
-				var out []byte
-				out, err = p.Enrich([]byte("d"), "k", tc.value, 1)
-				assert.Equal(t, "d", string(out), "dst as it was")
-			}
-			assert.Equal(t, tc.reason, ReasonOf(err), "%v", err)
-		})
-	}
+	})
 }
 
 // A registry that cannot answer is a failure, never bad input: the record is read again later.

@@ -201,3 +201,18 @@ func (c *schemaCache[K, V]) get(id K, load func() (V, error)) (V, error) {
 	c.mu.Unlock()
 	return v, nil
 }
+
+// newRegistryFormat checks what every registry format's configuration needs, fills the field
+// names' defaults ("score") and makes the registry client.
+func newRegistryFormat(format string, r Registry, subject string, scoreField, outputScoreField *string) (*registryClient, error) {
+	if subject == "" {
+		return nil, fmt.Errorf("%s: no output subject", format)
+	}
+	if *scoreField == "" {
+		*scoreField = "score"
+	}
+	if *outputScoreField == "" {
+		*outputScoreField = "score"
+	}
+	return r.client()
+}

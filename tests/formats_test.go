@@ -37,18 +37,31 @@ const (
 	avroCustomer = 25
 )
 
-// orders returns the order schema the codecs' tests use (an order with a union, an array and
-// a nested record), and a second version of it with a field more, with a default: a compatible
-// evolution.
-func orders(t *testing.T) (v1, v2 string) {
+// orders returns the order schema the codecs' tests use in format typ (an order with a
+// nested record, a repeated field and an optional one), and a second version of it with a
+// field "currency" more: a compatible evolution.
+func orders(t *testing.T, typ sr.SchemaType) (v1, v2 string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "codecs", "testdata", "order.avsc"))
+	// the file, and a line of it followed by the new field
+	schema := map[sr.SchemaType]struct{ file, at, field string }{
+		sr.TypeAvro:     {"order.avsc", `{"name":"amount","type":"double"},`, `{"name":"currency","type":"string","default":"EUR"},`},
+		sr.TypeJSON:     {"order.schema.json", `"amount":{"type":"number"},`, `"currency":{"type":"string"},`},
+		sr.TypeProtobuf: {"order.proto", "  reserved 9;", "\n  string currency = 11;"},
+	}[typ]
+	b, err := os.ReadFile(filepath.Join(repoRoot, "codecs", "testdata", schema.file))
 	require.NoError(t, err)
 	v1 = string(b)
-	v2 = strings.Replace(v1, `{"name":"amount","type":"double"},`,
-		`{"name":"amount","type":"double"},{"name":"currency","type":"string","default":"EUR"},`, 1)
+	v2 = strings.Replace(v1, schema.at, schema.at+schema.field, 1)
 	require.NotEqual(t, v1, v2)
 	return v1, v2
+}
+
+// register registers schema of type typ under subject in the registry and returns its ID.
+func register(t *testing.T, reg *sr.Client, subject, schema string, typ sr.SchemaType) int {
+	t.Helper()
+	id, err := reg.RegisterSchema(context.Background(), subject, sr.Schema{Schema: schema, Type: typ}, -1, -1)
+	require.NoError(t, err, subject)
+	return id
 }
 
 // A real schema registry (Apicurio Registry, through its Confluent-compatible API), shared by
@@ -72,20 +85,14 @@ func TestRegistryFormats(t *testing.T) {
 // nothing: the processor restarts until the registry answers, with no dead letter and no lost
 // or wrong output.
 func avroWithRegistry(t *testing.T, url, regDir string) {
-	orderV1, orderV2 := orders(t)
+	orderV1, orderV2 := orders(t, sr.TypeAvro)
 	reg, err := sr.NewClient(sr.URLs(url))
 	require.NoError(t, err)
 	j := newJob(t)
 	j.createTopics(4)
-	register := func(subject, schema string) int {
-		t.Helper()
-		id, err := reg.RegisterSchema(context.Background(), subject, sr.Schema{Schema: schema, Type: sr.TypeAvro}, -1, -1)
-		require.NoError(t, err, subject)
-		return id
-	}
-	v1 := register(j.topics.Input+"-value", orderV1)
-	tier := register(j.topics.Scores+"-value", tierV1)
-	noScore := register(j.topics.Scores+"-value", tierNoScore)
+	v1 := register(t, reg, j.topics.Input+"-value", orderV1, sr.TypeAvro)
+	tier := register(t, reg, j.topics.Scores+"-value", tierV1, sr.TypeAvro)
+	noScore := register(t, reg, j.topics.Scores+"-value", tierNoScore, sr.TypeAvro)
 
 	scores := make([]*kgo.Record, 0, avroScored+1)
 	for c := 0; c < avroScored; c++ {
@@ -115,7 +122,7 @@ func avroWithRegistry(t *testing.T, url, regDir string) {
 	j.produceRaw(j.topics.Input, inputs...)
 
 	// The registry stops answering; orders of a new schema version arrive meanwhile.
-	v2 := register(j.topics.Input+"-value", orderV2)
+	v2 := register(t, reg, j.topics.Input+"-value", orderV2, sr.TypeAvro)
 	regPID := registryPID(t, regDir)
 	require.NoError(t, syscall.Kill(regPID, syscall.SIGSTOP))
 	t.Cleanup(func() { _ = syscall.Kill(regPID, syscall.SIGCONT) })
@@ -233,20 +240,10 @@ func jsonSchemaWithRegistry(t *testing.T, url string) {
 	require.NoError(t, err)
 	j := newJob(t)
 	j.createTopics(4)
-	register := func(subject, schema string) int {
-		t.Helper()
-		id, err := reg.RegisterSchema(context.Background(), subject, sr.Schema{Schema: schema, Type: sr.TypeJSON}, -1, -1)
-		require.NoError(t, err, subject)
-		return id
-	}
-	b, err := os.ReadFile(filepath.Join(repoRoot, "codecs", "testdata", "order.schema.json"))
-	require.NoError(t, err)
-	orderV1 := string(b)
-	orderV2 := strings.Replace(orderV1, `"amount":{"type":"number"},`, `"amount":{"type":"number"},"currency":{"type":"string"},`, 1)
-	require.NotEqual(t, orderV1, orderV2)
-	v1 := register(j.topics.Input+"-value", orderV1)
-	v2 := register(j.topics.Input+"-value", orderV2)
-	tier := register(j.topics.Scores+"-value", `{"type":"object","properties":{"customer":{"type":"string"},"score":{"type":"integer"}},"required":["customer","score"]}`)
+	orderV1, orderV2 := orders(t, sr.TypeJSON)
+	v1 := register(t, reg, j.topics.Input+"-value", orderV1, sr.TypeJSON)
+	v2 := register(t, reg, j.topics.Input+"-value", orderV2, sr.TypeJSON)
+	tier := register(t, reg, j.topics.Scores+"-value", `{"type":"object","properties":{"customer":{"type":"string"},"score":{"type":"integer"}},"required":["customer","score"]}`, sr.TypeJSON)
 
 	wire := func(topic, key string, id int, text string) *kgo.Record {
 		var h sr.ConfluentHeader
@@ -338,15 +335,7 @@ func protobufWithRegistry(t *testing.T, url string) {
 	require.NoError(t, err)
 	j := newJob(t)
 	j.createTopics(4)
-	register := func(subject, schema string) int {
-		t.Helper()
-		id, err := reg.RegisterSchema(context.Background(), subject, sr.Schema{Schema: schema, Type: sr.TypeProtobuf}, -1, -1)
-		require.NoError(t, err, subject)
-		return id
-	}
-	b, err := os.ReadFile(filepath.Join(repoRoot, "codecs", "testdata", "order.proto"))
-	require.NoError(t, err)
-	orderText := string(b)
+	orderText, _ := orders(t, sr.TypeProtobuf)
 	const tierText = `syntax = "proto3";
 package shop;
 message Tier {
@@ -354,8 +343,8 @@ message Tier {
   int64 score = 2;
 }
 `
-	orderID := register(j.topics.Input+"-value", orderText)
-	tierID := register(j.topics.Scores+"-value", tierText)
+	orderID := register(t, reg, j.topics.Input+"-value", orderText, sr.TypeProtobuf)
+	tierID := register(t, reg, j.topics.Scores+"-value", tierText, sr.TypeProtobuf)
 	orderType, lineType, tierType := protoType(t, orderText, 0), protoType(t, orderText, 0, 0), protoType(t, tierText, 0)
 
 	wire := func(topic, key string, id int, index []int, md protoreflect.MessageDescriptor, json string) *kgo.Record {
@@ -475,8 +464,7 @@ message Order {
   string id = 1;
 }
 `
-	orderID, err := reg.RegisterSchema(context.Background(), j.topics.Input+"-value", sr.Schema{Schema: orderText, Type: sr.TypeProtobuf}, -1, -1)
-	require.NoError(t, err)
+	orderID := register(t, reg, j.topics.Input+"-value", orderText, sr.TypeProtobuf)
 	orderType := protoType(t, orderText, 0)
 	var scores []*kgo.Record
 	for c := 0; c < avroScored; c++ {
@@ -540,15 +528,9 @@ type registryFormatCase struct {
 }
 
 func registryFormatCases(t *testing.T) []registryFormatCase {
-	avroV1, avroV2 := orders(t)
-	b, err := os.ReadFile(filepath.Join(repoRoot, "codecs", "testdata", "order.schema.json"))
-	require.NoError(t, err)
-	jsonV1 := string(b)
-	jsonV2 := strings.Replace(jsonV1, `"amount":{"type":"number"},`, `"amount":{"type":"number"},"currency":{"type":"string"},`, 1)
-	b, err = os.ReadFile(filepath.Join(repoRoot, "codecs", "testdata", "order.proto"))
-	require.NoError(t, err)
-	protoV1 := string(b)
-	protoV2 := strings.Replace(protoV1, "  reserved 9;", "  reserved 9;\n  string currency = 11;", 1)
+	avroV1, avroV2 := orders(t, sr.TypeAvro)
+	jsonV1, jsonV2 := orders(t, sr.TypeJSON)
+	protoV1, protoV2 := orders(t, sr.TypeProtobuf)
 	header := func(id int, index []int) []byte {
 		var h sr.ConfluentHeader
 		v, err := h.AppendEncode(nil, id, index)
@@ -602,8 +584,7 @@ func registryRestart(t *testing.T, url, regDir string) {
 		r := &running{registryFormatCase: fc, j: newJob(t), output: map[int]bool{}}
 		r.j.createTopics(4)
 		for v, schema := range fc.versions {
-			r.ids[v], err = reg.RegisterSchema(context.Background(), r.j.topics.Input+"-value", sr.Schema{Schema: schema, Type: fc.typ}, -1, -1)
-			require.NoError(t, err, fc.format)
+			r.ids[v] = register(t, reg, r.j.topics.Input+"-value", schema, fc.typ)
 		}
 		r.p = r.j.start(t.TempDir(), "--format", fc.format, "--schema-registry", url)
 		all = append(all, r)
