@@ -143,7 +143,7 @@ func (a *Avro) Enrich(dst []byte, _ string, value []byte, score int64) ([]byte, 
 
 // header checks the value's size and wire-format header and returns its schema ID and payload.
 func (a *Avro) header(value []byte) (int, []byte, error) {
-	if err := a.check(value); err != nil {
+	if err := checkSize(value, a.cfg.MaxValueBytes); err != nil {
 		return 0, nil, err
 	}
 	var h sr.ConfluentHeader
@@ -152,17 +152,6 @@ func (a *Avro) header(value []byte) (int, []byte, error) {
 		return 0, nil, Reject(ReasonNotWireFormat, "%v", err)
 	}
 	return id, payload, nil
-}
-
-// check applies the Limits to a value.
-func (a *Avro) check(value []byte) error {
-	if len(value) == 0 {
-		return Reject(ReasonEmptyValue, "empty value")
-	}
-	if a.cfg.MaxValueBytes > 0 && len(value) > a.cfg.MaxValueBytes {
-		return Reject(ReasonTooLarge, "value of %d bytes, over the limit of %d", len(value), a.cfg.MaxValueBytes)
-	}
-	return nil
 }
 
 // scoreSchema returns the parsed schema of a score record.

@@ -122,11 +122,8 @@ func (j *JSONSchema) Enrich(dst []byte, _ string, value []byte, score int64) ([]
 // read checks a value's size and wire-format header, and that its payload is a JSON object,
 // and returns its schema ID, payload and the payload's top-level members.
 func (j *JSONSchema) read(value []byte) (int, []byte, []member, error) {
-	if len(value) == 0 {
-		return 0, nil, nil, Reject(ReasonEmptyValue, "empty value")
-	}
-	if j.cfg.MaxValueBytes > 0 && len(value) > j.cfg.MaxValueBytes {
-		return 0, nil, nil, Reject(ReasonTooLarge, "value of %d bytes, over the limit of %d", len(value), j.cfg.MaxValueBytes)
+	if err := checkSize(value, j.cfg.MaxValueBytes); err != nil {
+		return 0, nil, nil, err
 	}
 	var h sr.ConfluentHeader
 	id, payload, err := h.DecodeID(value)

@@ -162,11 +162,8 @@ func (p *Protobuf) Enrich(dst []byte, _ string, value []byte, score int64) ([]by
 // header checks a value's size and wire-format header and returns its message type's key, the
 // message indexes and the message's bytes.
 func (p *Protobuf) header(value []byte) (protoKey, []int, []byte, error) {
-	if len(value) == 0 {
-		return protoKey{}, nil, nil, Reject(ReasonEmptyValue, "empty value")
-	}
-	if p.cfg.MaxValueBytes > 0 && len(value) > p.cfg.MaxValueBytes {
-		return protoKey{}, nil, nil, Reject(ReasonTooLarge, "value of %d bytes, over the limit of %d", len(value), p.cfg.MaxValueBytes)
+	if err := checkSize(value, p.cfg.MaxValueBytes); err != nil {
+		return protoKey{}, nil, nil, err
 	}
 	var h sr.ConfluentHeader
 	id, rest, err := h.DecodeID(value)

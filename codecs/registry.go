@@ -216,3 +216,16 @@ func newRegistryFormat(format string, r Registry, subject string, scoreField, ou
 	}
 	return r.client()
 }
+
+// checkSize applies a registry format's size limits to a value: not empty, and within max
+// bytes when max is positive. (The JSON formats' Limits.check also wants UTF-8, which binary
+// formats are not.)
+func checkSize(value []byte, max int) error {
+	if len(value) == 0 {
+		return Reject(ReasonEmptyValue, "empty value")
+	}
+	if max > 0 && len(value) > max {
+		return Reject(ReasonTooLarge, "value of %d bytes, over the limit of %d", len(value), max)
+	}
+	return nil
+}
