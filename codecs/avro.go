@@ -37,7 +37,8 @@ type AvroConfig struct {
 // new version of the output schema. A score record is any record with ScoreField.
 //
 // Schemas are fetched by ID once and cached, as are the output schemas registered for them. A
-// value not in the wire format, with an ID the registry does not know, or that its schema
+// schema's registry references define the named types it uses, and the output schema carries
+// them too. A value not in the wire format, with an ID the registry does not know, or that its schema
 // cannot read is bad input (ReasonNotWireFormat, ReasonUnknownSchema, ReasonSchemaMismatch); a
 // registry that cannot be reached is a failure, never bad input. Build one with NewAvro.
 type Avro struct {
@@ -161,7 +162,7 @@ func (a *Avro) scoreSchema(id int) (avro.Schema, error) {
 		if err != nil {
 			return nil, err
 		}
-		parsed, err := parseAvro(text)
+		parsed, err := parseAvroRefs(text)
 		if err != nil {
 			return nil, Reject(ReasonSchemaMismatch, "schema %d: %v", id, err)
 		}
@@ -184,8 +185,8 @@ func (a *Avro) input(id int) (*avroInput, error) {
 // outputSchema makes the output schema of input schema id: its record with OutputScoreField
 // appended, registered under OutputSubject. The input's JSON is edited rather than rebuilt
 // from the parsed schema, so its docs, aliases, defaults and logical types stay as written.
-func (a *Avro) outputSchema(id int, text string) (*avroInput, error) {
-	in, err := parseAvro(text)
+func (a *Avro) outputSchema(id int, st schemaText) (*avroInput, error) {
+	in, err := parseAvroRefs(st)
 	if err != nil {
 		return nil, Reject(ReasonSchemaMismatch, "schema %d: %v", id, err)
 	}
@@ -199,7 +200,7 @@ func (a *Avro) outputSchema(id int, text string) (*avroInput, error) {
 		}
 	}
 	var doc map[string]any
-	if err := json.Unmarshal([]byte(text), &doc); err != nil {
+	if err := json.Unmarshal([]byte(st.text), &doc); err != nil {
 		return nil, Reject(ReasonSchemaMismatch, "schema %d: %v", id, err)
 	}
 	fields, _ := doc["fields"].([]any)
@@ -209,21 +210,33 @@ func (a *Avro) outputSchema(id int, text string) (*avroInput, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := parseAvro(string(outText))
+	out, err := parseAvroRefs(schemaText{text: string(outText), refs: st.refs})
 	if err != nil {
 		return nil, fmt.Errorf("output schema of %d: %w", id, err)
 	}
-	outID, err := a.reg.registerOutput(context.Background(), a.cfg.OutputSubject, sr.Schema{Schema: string(outText), Type: sr.TypeAvro}, id)
+	// The output names the types the input referenced, so it carries the same references.
+	outID, err := a.reg.registerOutput(context.Background(), a.cfg.OutputSubject,
+		sr.Schema{Schema: string(outText), Type: sr.TypeAvro, References: st.references}, id)
 	if err != nil {
 		return nil, err
 	}
 	return &avroInput{in: in, out: out, outID: outID}, nil
 }
 
-// parseAvro parses a schema on a cache of its own: versions of one record share its name, and
-// avro's shared cache would resolve one to the other.
-func parseAvro(text string) (avro.Schema, error) {
-	return avro.ParseWithCache(text, "", &avro.SchemaCache{})
+// parseAvro parses a schema that references no other.
+func parseAvro(text string) (avro.Schema, error) { return parseAvroRefs(schemaText{text: text}) }
+
+// parseAvroRefs parses a schema after the schemas it references, which define the named types
+// it uses, on a cache of its own: versions of one record share its name, and avro's shared cache
+// would resolve one to the other.
+func parseAvroRefs(st schemaText) (avro.Schema, error) {
+	cache := &avro.SchemaCache{}
+	for _, r := range st.refs {
+		if _, err := avro.ParseWithCache(r.text, "", cache); err != nil {
+			return nil, fmt.Errorf("reference %s: %w", r.name, err)
+		}
+	}
+	return avro.ParseWithCache(st.text, "", cache)
 }
 
 // RegistryState reports the outcome of the format's registry requests.

@@ -24,13 +24,15 @@ type fakeRegistry struct {
 	mu      sync.Mutex
 	schemas map[int]string
 	types   map[int]sr.SchemaType
-	ids     map[string]int // schema text to ID
-	lookups int            // GET /schemas/ids/{id} requests
+	refs    map[int][]sr.SchemaReference
+	ids     map[string]int         // schema text to ID
+	subject map[string]map[int]int // subject, version: ID
+	lookups int                    // GET /schemas/ids/{id} requests
 	down    bool
 }
 
 func newFakeRegistry(t *testing.T) (*fakeRegistry, string) {
-	f := &fakeRegistry{t: t, schemas: map[int]string{}, types: map[int]sr.SchemaType{}, ids: map[string]int{}}
+	f := newFake(t)
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, srv.URL
@@ -38,6 +40,24 @@ func newFakeRegistry(t *testing.T) (*fakeRegistry, string) {
 
 // add registers an Avro schema.
 func (f *fakeRegistry) add(schema string) int { return f.addTyped(schema, sr.TypeAvro) }
+
+func newFake(t *testing.T) *fakeRegistry {
+	return &fakeRegistry{t: t, schemas: map[int]string{}, types: map[int]sr.SchemaType{}, refs: map[int][]sr.SchemaReference{},
+		ids: map[string]int{}, subject: map[string]map[int]int{}}
+}
+
+// addVersion registers schema as version 1 of subject, referencing refs, and returns its ID.
+func (f *fakeRegistry) addVersion(subject, schema string, typ sr.SchemaType, refs ...sr.SchemaReference) int {
+	id := f.addTyped(schema, typ)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refs[id] = refs
+	if f.subject[subject] == nil {
+		f.subject[subject] = map[int]int{}
+	}
+	f.subject[subject][1] = id
+	return id
+}
 
 func (f *fakeRegistry) addTyped(schema string, typ sr.SchemaType) int {
 	f.mu.Lock()
@@ -65,18 +85,35 @@ func (f *fakeRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.lookups++
 		s, ok := f.schemas[id]
-		typ := f.types[id]
+		typ, refs := f.types[id], f.refs[id]
 		f.mu.Unlock()
 		if !ok {
 			w.WriteHeader(http.StatusNotFound)
 			_, _ = w.Write([]byte(`{"error_code":40403,"message":"Schema not found"}`))
 			return
 		}
-		_ = json.NewEncoder(w).Encode(sr.Schema{Schema: s, Type: typ})
+		_ = json.NewEncoder(w).Encode(sr.Schema{Schema: s, Type: typ, References: refs})
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/subjects/"):
+		subject, version, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/subjects/"), "/versions/")
+		v, _ := strconv.Atoi(version)
+		f.mu.Lock()
+		id, ok := f.subject[subject][v]
+		s, typ, refs := f.schemas[id], f.types[id], f.refs[id]
+		f.mu.Unlock()
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"error_code":40402,"message":"Version not found"}`))
+			return
+		}
+		_ = json.NewEncoder(w).Encode(sr.SubjectSchema{Subject: subject, Version: v, ID: id, Schema: sr.Schema{Schema: s, Type: typ, References: refs}})
 	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/versions"):
 		var body sr.Schema
 		require.NoError(f.t, json.NewDecoder(r.Body).Decode(&body))
-		_ = json.NewEncoder(w).Encode(map[string]any{"id": f.addTyped(body.Schema, body.Type)})
+		id := f.addTyped(body.Schema, body.Type)
+		f.mu.Lock()
+		f.refs[id] = body.References
+		f.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": id})
 	default:
 		http.NotFound(w, r)
 	}

@@ -39,8 +39,10 @@ type JSONSchemaConfig struct {
 // A score record is any object its schema accepts with an integer ScoreField.
 //
 // Schemas are fetched by ID once and cached, as are the output schemas registered for them. A
-// schema whose root is neither an object schema with properties nor a local $ref to one, or
-// that refers to other documents, cannot be extended and its records are bad input
+// $ref to another document resolves to the schema's registry reference of that name (the output
+// schema carries the input's references); no other document is ever loaded. A schema whose
+// root is neither an object schema with properties nor a local $ref to one, or whose $ref names
+// a document it does not reference, cannot be extended and its records are bad input
 // (ReasonSchemaMismatch), as are values not in the wire format (ReasonNotWireFormat), with an
 // ID the registry does not know (ReasonUnknownSchema), or that their schema rejects
 // (ReasonSchemaMismatch). A registry that cannot be reached is a failure, never bad input.
@@ -81,7 +83,7 @@ func (j *JSONSchema) Score(_ string, value []byte) (int64, error) {
 		if err != nil {
 			return nil, err
 		}
-		return compileJSONSchema(id, text)
+		return compileJSONSchemaRefs(id, text)
 	})
 	if err != nil {
 		return 0, err
@@ -158,13 +160,13 @@ func oneLine(err error) string {
 // OutputScoreField added to the properties of its root object (or of the definition a root
 // $ref points to), registered under OutputSubject. The document is edited, not rebuilt, so
 // everything else in it stays as written.
-func (j *JSONSchema) outputSchema(id int, text string) (*jsonSchemaInput, error) {
-	in, err := compileJSONSchema(id, text)
+func (j *JSONSchema) outputSchema(id int, st schemaText) (*jsonSchemaInput, error) {
+	in, err := compileJSONSchemaRefs(id, st)
 	if err != nil {
 		return nil, err
 	}
 	var doc map[string]any
-	if err := json.Unmarshal([]byte(text), &doc); err != nil {
+	if err := json.Unmarshal([]byte(st.text), &doc); err != nil {
 		return nil, Reject(ReasonSchemaMismatch, "schema %d is not a JSON object: %v", id, err)
 	}
 	obj, err := rootObject(doc)
@@ -181,10 +183,12 @@ func (j *JSONSchema) outputSchema(id int, text string) (*jsonSchemaInput, error)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := compileJSONSchema(id, string(outText)); err != nil {
+	if _, err := compileJSONSchemaRefs(id, schemaText{text: string(outText), refs: st.refs}); err != nil {
 		return nil, fmt.Errorf("output schema of %d: %w", id, err)
 	}
-	outID, err := j.reg.registerOutput(context.Background(), j.cfg.OutputSubject, sr.Schema{Schema: string(outText), Type: sr.TypeJSON}, id)
+	// The output refers to what the input referred to, so it carries the same references.
+	outID, err := j.reg.registerOutput(context.Background(), j.cfg.OutputSubject,
+		sr.Schema{Schema: string(outText), Type: sr.TypeJSON, References: st.references}, id)
 	if err != nil {
 		return nil, err
 	}
@@ -217,18 +221,24 @@ func rootObject(doc map[string]any) (map[string]any, error) {
 	return obj, nil
 }
 
-// compileJSONSchema compiles a registry's JSON Schema. It may not load other documents: a
-// schema from the registry must not make the job read files or URLs. Without "$schema" it is
-// read as draft-07, the draft Confluent's serializers write.
+// compileJSONSchema compiles a JSON Schema that references no other.
 func compileJSONSchema(id int, text string) (*jsonschema.Schema, error) {
-	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(text))
+	return compileJSONSchemaRefs(id, schemaText{text: text})
+}
+
+// compileJSONSchemaRefs compiles a registry's JSON Schema with the schemas it references. It
+// loads no other document: a schema from the registry must not make the job read files or
+// URLs. Without "$schema" it is read as draft-07, the draft Confluent's serializers write.
+func compileJSONSchemaRefs(id int, st schemaText) (*jsonschema.Schema, error) {
+	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(st.text))
 	if err != nil {
 		return nil, Reject(ReasonSchemaMismatch, "schema %d is not JSON: %v", id, err)
 	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft7)
-	c.UseLoader(noLoader{})
-	url := fmt.Sprintf("urn:enricher:schema:%d", id)
+	c.UseLoader(refLoader(st.refs))
+	// A base a relative $ref resolves against to a URL ending in the reference's name.
+	url := fmt.Sprintf("https://registry.invalid/schemas/%d.json", id)
 	if err := c.AddResource(url, doc); err != nil {
 		return nil, Reject(ReasonSchemaMismatch, "schema %d: %s", id, oneLine(err))
 	}
@@ -239,11 +249,17 @@ func compileJSONSchema(id int, text string) (*jsonschema.Schema, error) {
 	return schema, nil
 }
 
-// noLoader refuses every document a schema refers to outside itself.
-type noLoader struct{}
+// refLoader serves the schemas a schema references, by their reference names (Confluent's
+// serializers use the name as the $ref), and refuses every other document.
+type refLoader []namedSchema
 
-func (noLoader) Load(url string) (any, error) {
-	return nil, fmt.Errorf("%s is outside the schema, and schemas are read from the registry alone", url)
+func (l refLoader) Load(url string) (any, error) {
+	for _, r := range l {
+		if url == r.name || strings.HasSuffix(url, "/"+strings.TrimPrefix(r.name, "./")) {
+			return jsonschema.UnmarshalJSON(strings.NewReader(r.text))
+		}
+	}
+	return nil, fmt.Errorf("%s is neither the schema nor one of its references, and schemas are read from the registry alone", url)
 }
 
 // RegistryState reports the outcome of the format's registry requests.

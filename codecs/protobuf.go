@@ -51,8 +51,9 @@ type ProtobufConfig struct {
 // absent field reads as 0, as every proto3 reader reads it.
 //
 // Proto3 has no field defaults, so an output's score is always written, -1 while the key has no
-// score; a proto2 schema gets [default = -1] too. Imports of Google's well-known types are
-// resolved; a schema with registry references is bad input. Build one with NewProtobuf.
+// score; a proto2 schema gets [default = -1] too. Imports resolve to the schema's registry
+// references, by their import paths, and to Google's well-known types; the output schema carries
+// the input's references. Build one with NewProtobuf.
 type Protobuf struct {
 	cfg ProtobufConfig
 	reg *registryClient
@@ -137,11 +138,11 @@ func (p *Protobuf) Enrich(dst []byte, _ string, value []byte, score int64) ([]by
 		return dst, err
 	}
 	in, err := p.inputs.get(key, func() (*protoInput, error) {
-		msg, file, err := p.message(key, index)
+		msg, schema, err := p.message(key, index)
 		if err != nil {
 			return nil, err
 		}
-		return p.outputSchema(key, index, msg, file)
+		return p.outputSchema(key, index, msg, schema)
 	})
 	if err != nil {
 		return dst, err
@@ -192,12 +193,12 @@ func parse(msg protoreflect.MessageDescriptor, id int, body []byte) (protoreflec
 
 // message fetches and compiles the schema of key and returns the message type its indexes
 // name, and the file.
-func (p *Protobuf) message(key protoKey, index []int) (protoreflect.MessageDescriptor, protoreflect.FileDescriptor, error) {
-	text, err := p.reg.fetch(context.Background(), key.id, sr.TypeProtobuf)
+func (p *Protobuf) message(key protoKey, index []int) (protoreflect.MessageDescriptor, *protoSchema, error) {
+	st, err := p.reg.fetch(context.Background(), key.id, sr.TypeProtobuf)
 	if err != nil {
 		return nil, nil, err
 	}
-	file, err := compileProto(key.id, text)
+	file, err := compileProtoRefs(key.id, st)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -210,7 +211,13 @@ func (p *Protobuf) message(key protoKey, index []int) (protoreflect.MessageDescr
 		msg = msgs.Get(i)
 		msgs = msg.Messages()
 	}
-	return msg, file, nil
+	return msg, &protoSchema{file: file, references: st.references}, nil
+}
+
+// protoSchema is a compiled .proto file from the registry and its references.
+type protoSchema struct {
+	file       protoreflect.FileDescriptor
+	references []sr.SchemaReference
 }
 
 // Bounds on compiling a schema from the registry, which is input the job does not control: a
@@ -220,18 +227,30 @@ const (
 	protoCompileTimeout = 30 * time.Second
 )
 
-// compileProto compiles a .proto file from the registry. Imports of Google's well-known types
-// resolve to the compiler's own copies; any other import fails, as the registry's references are
-// not followed (the resolver serves this one text, never a file).
+// compileProto compiles a .proto file that imports nothing but Google's well-known types.
 func compileProto(id int, text string) (protoreflect.FileDescriptor, error) {
-	const name = "schema.proto"
-	if len(text) > maxProtoSchemaBytes {
-		return nil, Reject(ReasonSchemaMismatch, "schema %d is %d bytes, over the %d a .proto schema may have", id, len(text), maxProtoSchemaBytes)
+	return compileProtoRefs(id, schemaText{text: text})
+}
+
+// compileProtoRefs compiles a .proto file from the registry. Its imports resolve to the schemas
+// it references, by their names (Confluent's serializers name a reference by its import path),
+// and to the compiler's own copies of Google's well-known types; any other import fails, as the
+// resolver serves these texts and never a file.
+func compileProtoRefs(id int, st schemaText) (protoreflect.FileDescriptor, error) {
+	name := fmt.Sprintf("registry-schema-%d.proto", id)
+	sources := map[string]string{name: st.text}
+	size := len(st.text)
+	for _, r := range st.refs {
+		sources[r.name] = r.text
+		size += len(r.text)
+	}
+	if size > maxProtoSchemaBytes {
+		return nil, Reject(ReasonSchemaMismatch, "schema %d and its references are %d bytes, over the %d a .proto schema may have", id, size, maxProtoSchemaBytes)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), protoCompileTimeout)
 	defer cancel()
 	c := protocompile.Compiler{Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{
-		Accessor: protocompile.SourceAccessorFromMap(map[string]string{name: text}),
+		Accessor: protocompile.SourceAccessorFromMap(sources),
 	}), SourceInfoMode: protocompile.SourceInfoStandard} // the comments, for the output schema
 	files, err := c.Compile(ctx, name)
 	if err != nil {
@@ -243,7 +262,8 @@ func compileProto(id int, text string) (protoreflect.FileDescriptor, error) {
 // outputSchema makes the output schema of the message type at index in file: the file with
 // OutputScoreField added to that message, printed as .proto text and registered under
 // OutputSubject.
-func (p *Protobuf) outputSchema(key protoKey, index []int, msg protoreflect.MessageDescriptor, file protoreflect.FileDescriptor) (*protoInput, error) {
+func (p *Protobuf) outputSchema(key protoKey, index []int, msg protoreflect.MessageDescriptor, schema *protoSchema) (*protoInput, error) {
+	file := schema.file
 	name := protoreflect.Name(p.cfg.OutputScoreField)
 	if msg.Fields().ByName(name) != nil || msg.Oneofs().ByName(name) != nil {
 		return nil, Reject(ReasonSchemaMismatch, "%s of schema %d already has a field %s", msg.FullName(), key.id, name)
@@ -280,7 +300,9 @@ func (p *Protobuf) outputSchema(key protoKey, index []int, msg protoreflect.Mess
 	if err := (&protoprint.Printer{}).PrintProtoFile(out, &text); err != nil {
 		return nil, fmt.Errorf("output schema of %d: %w", key.id, err)
 	}
-	outID, err := p.reg.registerOutput(context.Background(), p.cfg.OutputSubject, sr.Schema{Schema: text.String(), Type: sr.TypeProtobuf}, key.id)
+	// The output imports what the input imported, so it carries the same references.
+	outID, err := p.reg.registerOutput(context.Background(), p.cfg.OutputSubject,
+		sr.Schema{Schema: text.String(), Type: sr.TypeProtobuf, References: schema.references}, key.id)
 	if err != nil {
 		return nil, err
 	}

@@ -132,24 +132,73 @@ func (c *registryClient) register(ctx context.Context, subject string, s sr.Sche
 	return id, nil
 }
 
-// fetch reads the text of schema id, which must be of type typ with no references. An ID the
-// registry does not know, a schema of another type and references are bad input
-// (ReasonUnknownSchema, ReasonSchemaMismatch); a registry that cannot answer is a failure.
-func (c *registryClient) fetch(ctx context.Context, id int, typ sr.SchemaType) (string, error) {
+// schemaText is a schema from the registry: its text, its own references, and the text of
+// every schema it references, references of references included, by the name it uses for each.
+type schemaText struct {
+	text       string
+	references []sr.SchemaReference
+	// refs are in dependency order: a referenced schema comes after those it references.
+	refs []namedSchema
+}
+
+// namedSchema is a referenced schema's text under the name its referrer uses for it: an Avro
+// type's full name, a .proto import path, or a JSON Schema $ref.
+type namedSchema struct{ name, text string }
+
+// Bounds on following references, which come from the registry: the job does not control them.
+const (
+	maxReferences     = 64
+	maxReferenceDepth = 16
+)
+
+// fetch reads schema id, which must be of type typ, and the schemas it references. An ID the
+// registry does not know, a schema of another type and a reference the registry lacks are bad
+// input (ReasonUnknownSchema, ReasonSchemaMismatch); a registry that cannot answer is a
+// failure.
+func (c *registryClient) fetch(ctx context.Context, id int, typ sr.SchemaType) (schemaText, error) {
 	s, err := c.schemaByID(ctx, id)
 	if errors.Is(err, errUnknownSchema) {
-		return "", Reject(ReasonUnknownSchema, "%v", err)
+		return schemaText{}, Reject(ReasonUnknownSchema, "%v", err)
 	}
 	if err != nil {
-		return "", err
+		return schemaText{}, err
 	}
 	if s.Type != typ {
-		return "", Reject(ReasonSchemaMismatch, "schema %d is %s, not %s", id, s.Type, typ)
+		return schemaText{}, Reject(ReasonSchemaMismatch, "schema %d is %s, not %s", id, s.Type, typ)
 	}
-	if len(s.References) > 0 {
-		return "", Reject(ReasonSchemaMismatch, "schema %d has references, which this format does not follow", id)
+	out := schemaText{text: s.Schema, references: s.References}
+	err = c.follow(ctx, id, typ, s.References, map[string]bool{}, &out.refs, 0)
+	return out, err
+}
+
+// follow appends the schemas refs name, each after those it references itself, to out.
+func (c *registryClient) follow(ctx context.Context, id int, typ sr.SchemaType, refs []sr.SchemaReference, seen map[string]bool, out *[]namedSchema, depth int) error {
+	for _, ref := range refs {
+		if seen[ref.Name] {
+			continue
+		}
+		if depth >= maxReferenceDepth || len(seen) >= maxReferences {
+			return Reject(ReasonSchemaMismatch, "schema %d: references nested deeper than %d or more than %d", id, maxReferenceDepth, maxReferences)
+		}
+		seen[ref.Name] = true
+		ss, err := c.cl.SchemaByVersion(ctx, ref.Subject, ref.Version)
+		c.observe(err)
+		var re *sr.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+			return Reject(ReasonSchemaMismatch, "schema %d references %s (%s version %d), which the registry does not have", id, ref.Name, ref.Subject, ref.Version)
+		}
+		if err != nil {
+			return fmt.Errorf("schema registry: schema %d's reference %s: %w", id, ref.Name, err)
+		}
+		if ss.Type != typ {
+			return Reject(ReasonSchemaMismatch, "schema %d references %s, which is %s, not %s", id, ref.Name, ss.Type, typ)
+		}
+		if err := c.follow(ctx, id, typ, ss.References, seen, out, depth+1); err != nil {
+			return err
+		}
+		*out = append(*out, namedSchema{name: ref.Name, text: ss.Schema.Schema})
 	}
-	return s.Schema, nil
+	return nil
 }
 
 // registerOutput registers s, the output schema made from input schema inputID, under subject

@@ -79,7 +79,7 @@ func TestRegistryStateFollowsRequests(t *testing.T) {
 // A registry behind TLS and basic authentication: the format trusts the CA it is given and
 // sends the credentials; refused credentials are a wait for the registry, not bad input.
 func TestRegistryTLSAndBasicAuth(t *testing.T) {
-	reg := &fakeRegistry{t: t, schemas: map[int]string{}, types: map[int]sr.SchemaType{}, ids: map[string]int{}}
+	reg := newFake(t)
 	in := reg.add(orderSchema)
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if user, pass, ok := r.BasicAuth(); !ok || user != "enricher" || pass != "s3cret" {
