@@ -73,6 +73,7 @@ func TestRegistryFormats(t *testing.T) {
 	t.Run("json-schema", func(t *testing.T) { jsonSchemaWithRegistry(t, url) })
 	t.Run("protobuf", func(t *testing.T) { protobufWithRegistry(t, url) })
 	t.Run("json-scores", func(t *testing.T) { jsonScoresBesideProtobuf(t, url) })
+	t.Run("references", func(t *testing.T) { protobufReferences(t, url) })
 	t.Run("confluent-python", func(t *testing.T) { confluentPythonClient(t, url) })
 	t.Run("restart", func(t *testing.T) { registryRestart(t, url, regDir) })
 }
@@ -713,4 +714,68 @@ func confluentPython(t *testing.T) string {
 	require.NoError(t, err, "pip install confluent-kafka: %s", out)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, ".complete"), nil, 0o644))
 	return dir
+}
+
+// A .proto schema that imports another subject's schema, a registry reference as Confluent's
+// serializers register one: the replica reads it with the imported file, and the output schema
+// the registry accepts carries the same reference.
+func protobufReferences(t *testing.T, url string) {
+	reg, err := sr.NewClient(sr.URLs(url))
+	require.NoError(t, err)
+	j := newJob(t)
+	j.createTopics(4)
+	const moneyText = "syntax = \"proto3\";\npackage shop;\nmessage Money {\n  int64 units = 1;\n  string currency = 2;\n}\n"
+	const orderText = "syntax = \"proto3\";\npackage shop;\nimport \"shop/money.proto\";\nmessage Order {\n  string id = 1;\n  Money total = 2;\n}\n"
+	moneySubject := j.topics.Input + "-shop-money"
+	register(t, reg, moneySubject, moneyText, sr.TypeProtobuf)
+	ref := sr.SchemaReference{Name: "shop/money.proto", Subject: moneySubject, Version: 1}
+	orderID, err := reg.RegisterSchema(context.Background(), j.topics.Input+"-value",
+		sr.Schema{Schema: orderText, Type: sr.TypeProtobuf, References: []sr.SchemaReference{ref}}, -1, -1)
+	require.NoError(t, err)
+
+	c := protocompile.Compiler{Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{
+		Accessor: protocompile.SourceAccessorFromMap(map[string]string{"order.proto": orderText, "shop/money.proto": moneyText}),
+	})}
+	files, err := c.Compile(context.Background(), "order.proto")
+	require.NoError(t, err)
+	orderType := files[0].Messages().Get(0)
+
+	p := j.start(t.TempDir(), "--format", "protobuf", "--schema-registry", url, "--output-score-field", "tier")
+	p.waitRunning(4)
+	var inputs []*kgo.Record
+	for i := 0; i < 10; i++ {
+		m := dynamicpb.NewMessage(orderType)
+		require.NoError(t, protojson.Unmarshal([]byte(fmt.Sprintf(`{"id":"o%d","total":{"units":"%d","currency":"NOK"}}`, i, 100+i)), m))
+		body, err := proto.Marshal(m)
+		require.NoError(t, err)
+		var h sr.ConfluentHeader
+		value, err := h.AppendEncode(nil, orderID, []int{0})
+		require.NoError(t, err)
+		inputs = append(inputs, &kgo.Record{Topic: j.topics.Input, Key: []byte(fmt.Sprintf("c%d", i)), Value: append(value, body...)})
+	}
+	j.produceRaw(j.topics.Input, inputs...)
+	outs := j.records(j.topics.Output, len(inputs), time.Minute)
+	require.Len(t, outs, len(inputs))
+	for _, r := range outs {
+		var h sr.ConfluentHeader
+		id, rest, err := h.DecodeID(r.Value)
+		require.NoError(t, err)
+		_, body, err := h.DecodeIndex(rest, 8)
+		require.NoError(t, err)
+		s, err := reg.SchemaByID(context.Background(), id)
+		require.NoError(t, err)
+		require.Equal(t, []sr.SchemaReference{ref}, s.References, "the output schema carries the order's reference")
+		c := protocompile.Compiler{Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{
+			Accessor: protocompile.SourceAccessorFromMap(map[string]string{"out.proto": s.Schema, "shop/money.proto": moneyText}),
+		})}
+		files, err := c.Compile(context.Background(), "out.proto")
+		require.NoError(t, err, "the registered output schema compiles with its reference")
+		got := dynamicpb.NewMessage(files[0].Messages().Get(0))
+		require.NoError(t, proto.Unmarshal(body, got))
+		text, err := protojson.Marshal(got)
+		require.NoError(t, err)
+		var i int
+		_, _ = fmt.Sscanf(string(r.Key), "c%d", &i)
+		assert.JSONEq(t, fmt.Sprintf(`{"id":"o%d","total":{"units":"%d","currency":"NOK"},"tier":"-1"}`, i, 100+i), string(text))
+	}
 }
