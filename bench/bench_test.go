@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/kafkaconf"
@@ -228,4 +229,45 @@ func TestAvroRecordsReadEnrichersOutput(t *testing.T) {
 	id, _, err = h.DecodeID(a.score("key-7", 5))
 	require.NoError(t, err)
 	assert.Equal(t, 4, id)
+}
+
+// Each registry format's output as enricher writes it reads back as the input's key and message
+// with the score.
+func TestRegistryRecordsReadEnrichersOutput(t *testing.T) {
+	var h sr.ConfluentHeader
+	for _, tc := range []struct {
+		name    string
+		records recordFormat
+		output  func(in []byte) []byte // enricher's output of input value in, with score -12
+	}{
+		{"protobuf", newProtoRecords(3, 4), func(in []byte) []byte {
+			_, rest, err := h.DecodeID(in)
+			require.NoError(t, err)
+			index, body, err := h.DecodeIndex(rest, 1)
+			require.NoError(t, err)
+			out, _ := h.AppendEncode(nil, 9, index)
+			out = protowire.AppendTag(append(out, body...), 3, protowire.VarintType)
+			score := int64(-12)
+			return protowire.AppendVarint(out, uint64(score))
+		}},
+		{"json-schema", newJSONSchemaRecords(3, 4), func(in []byte) []byte {
+			_, body, err := h.DecodeID(in)
+			require.NoError(t, err)
+			out, _ := h.AppendEncode(nil, 9, nil)
+			return append(append(out, body[:len(body)-1]...), `,"score":-12}`...)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := tc.records.input("key-7", "7;1;xx")
+			id, _, err := h.DecodeID(in)
+			require.NoError(t, err)
+			assert.Equal(t, 3, id)
+			got, err := tc.records.output(tc.output(in))
+			require.NoError(t, err)
+			assert.Equal(t, codecs.Output{Key: "key-7", Message: "7;1;xx", Score: -12}, got)
+			id, _, err = h.DecodeID(tc.records.score("key-7", 5))
+			require.NoError(t, err)
+			assert.Equal(t, 4, id)
+		})
+	}
 }

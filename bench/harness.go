@@ -68,8 +68,8 @@ func newHarness(ctx context.Context, o options, w workload, sys system, work, st
 		return nil, err
 	}
 	h.format = recordFormat(jsonRecords{})
-	if sys.registry {
-		if h.format, err = newAvroRecords(ctx, o.registry, h.t); err != nil {
+	if sys.format != "" {
+		if h.format, err = newRegistryRecords(ctx, sys.format, o.registry, h.t); err != nil {
 			h.cl.Close()
 			reader.Close()
 			return nil, err
@@ -108,7 +108,7 @@ func (h *harness) start(dir string) (*proc, string, error) {
 		return nil, "", err
 	}
 	inst := instance{topics: h.t, brokers: h.o.brokers, stateDir: dir, webAddr: addr}
-	if h.sys.registry {
+	if h.sys.format != "" {
 		inst.registry = h.o.registry
 	}
 	args := h.sys.command(inst)

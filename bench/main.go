@@ -85,7 +85,7 @@ func parseFlags(args []string) (options, error) {
 	var systems string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&o.brokers, "brokers", "", "Kafka brokers (scripts/kafka.sh start prints one)")
-	fs.StringVar(&systems, "systems", "enricher,loop,kstreams,flink", "systems to run, comma-separated: enricher, enricher-unaligned (--max-idle -1), enricher-asof (--join as-of), enricher-eos (--guarantee exactly-once), enricher-avro (--format avro, its records in Avro through a schema registry the benchmark starts), enricher@REV (built at git revision REV; also a variant, as enricher-eos@REV), loop (franz-go), kstreams, kstreams-eos (exactly_once_v2), flink")
+	fs.StringVar(&systems, "systems", "enricher,loop,kstreams,flink", "systems to run, comma-separated: enricher, enricher-unaligned (--max-idle -1), enricher-asof (--join as-of), enricher-eos (--guarantee exactly-once), enricher-avro, enricher-protobuf, enricher-json-schema (--format avro, protobuf or json-schema: the records in that format through a schema registry the benchmark starts), enricher@REV (built at git revision REV; also a variant, as enricher-eos@REV), loop (franz-go), kstreams, kstreams-eos (exactly_once_v2), flink")
 	fs.IntVar(&o.partitions, "partitions", 4, "partitions of every topic")
 	fs.IntVar(&o.keys, "keys", 100_000, "distinct keys, each scored")
 	fs.IntVar(&o.scores, "scores", 0, "score records written over the keys; the last one per key is its final score (default: --keys)")
@@ -172,7 +172,7 @@ func runAll(ctx context.Context, o options) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if slices.ContainsFunc(systems, func(s system) bool { return s.registry }) {
+	if slices.ContainsFunc(systems, func(s system) bool { return s.format != "" }) {
 		reg, err := startRegistry(ctx, filepath.Join(work, "registry"))
 		if err != nil {
 			return nil, err

@@ -33,9 +33,9 @@ type system struct {
 	changelog func(topics) string
 	// replicas says the system scales by adding processes to one consumer group.
 	replicas bool
-	// registry says the system reads and writes Avro through a schema registry, which the
-	// benchmark then starts.
-	registry bool
+	// format is the registry format the system reads and writes ("avro", "protobuf",
+	// "json-schema") through a schema registry the benchmark then starts; "" for JSON.
+	format string
 	// command returns the command line of an instance.
 	command func(instance) []string
 	// note is printed under the table.
@@ -59,7 +59,7 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 			if err != nil {
 				return nil, err
 			}
-			sys.registry = v.registry
+			sys.format = v.format
 			out = append(out, sys)
 			continue
 		}
@@ -72,7 +72,7 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 				}
 			}
 			sys := enricherSystem(id, v.name, bin, append(v.flags, enricherArgs...))
-			sys.registry = v.registry
+			sys.format = v.format
 			out = append(out, sys)
 			continue
 		}
@@ -119,7 +119,7 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 				},
 				note: "Flink: a local MiniCluster in one JVM; its state lives in Flink checkpoints, not in a Kafka changelog, and it rescales by restarting from a savepoint, not by adding a replica"})
 		default:
-			return nil, fmt.Errorf("unknown system %q (want enricher, enricher-unaligned, enricher-asof, enricher-eos, enricher-avro, enricher@REV or VARIANT@REV, loop, kstreams, kstreams-eos, flink)", id)
+			return nil, fmt.Errorf("unknown system %q (want enricher, enricher-unaligned, enricher-asof, enricher-eos, enricher-avro, enricher-protobuf, enricher-json-schema, enricher@REV or VARIANT@REV, loop, kstreams, kstreams-eos, flink)", id)
 		}
 	}
 	return out, nil
@@ -128,15 +128,17 @@ func buildSystems(ctx context.Context, ids []string, work string, enricherArgs [
 // enricherVariants are the enricher binary with other flags, so what a mode costs is measured
 // in one run.
 var enricherVariants = map[string]struct {
-	name     string
-	flags    []string
-	registry bool
+	name   string
+	flags  []string
+	format string // a registry format; "" for JSON
 }{
-	"enricher":           {"enricher", nil, false},
-	"enricher-unaligned": {"enricher --max-idle -1", []string{"--max-idle", "-1"}, false},
-	"enricher-asof":      {"enricher --join as-of", []string{"--join", "as-of"}, false},
-	"enricher-eos":       {"enricher --guarantee exactly-once", []string{"--guarantee", "exactly-once"}, false},
-	"enricher-avro":      {"enricher --format avro", []string{"--format", "avro"}, true},
+	"enricher":             {"enricher", nil, ""},
+	"enricher-unaligned":   {"enricher --max-idle -1", []string{"--max-idle", "-1"}, ""},
+	"enricher-asof":        {"enricher --join as-of", []string{"--join", "as-of"}, ""},
+	"enricher-eos":         {"enricher --guarantee exactly-once", []string{"--guarantee", "exactly-once"}, ""},
+	"enricher-avro":        {"enricher --format avro", []string{"--format", "avro"}, "avro"},
+	"enricher-protobuf":    {"enricher --format protobuf", []string{"--format", "protobuf"}, "protobuf"},
+	"enricher-json-schema": {"enricher --format json-schema", []string{"--format", "json-schema"}, "json-schema"},
 }
 
 // enricherAt builds enricher at git revision rev (a work tree of its own under work) as system
