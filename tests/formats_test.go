@@ -56,6 +56,26 @@ func orders(t *testing.T, typ sr.SchemaType) (v1, v2 string) {
 	return v1, v2
 }
 
+// registryJob returns a client of the registry at url and a job on topics of 4 partitions.
+func registryJob(t *testing.T, url string) (*sr.Client, *job) {
+	t.Helper()
+	reg, err := sr.NewClient(sr.URLs(url))
+	require.NoError(t, err)
+	j := newJob(t)
+	j.createTopics(4)
+	return reg, j
+}
+
+// confluent is payload in the Confluent wire format: schema id, and for Protobuf the message
+// indexes.
+func confluent(t *testing.T, id int, index []int, payload []byte) []byte {
+	t.Helper()
+	var h sr.ConfluentHeader
+	value, err := h.AppendEncode(nil, id, index)
+	require.NoError(t, err)
+	return append(value, payload...)
+}
+
 // register registers schema of type typ under subject in the registry and returns its ID.
 func register(t *testing.T, reg *sr.Client, subject, schema string, typ sr.SchemaType) int {
 	t.Helper()
@@ -87,10 +107,7 @@ func TestRegistryFormats(t *testing.T) {
 // or wrong output.
 func avroWithRegistry(t *testing.T, url, regDir string) {
 	orderV1, orderV2 := orders(t, sr.TypeAvro)
-	reg, err := sr.NewClient(sr.URLs(url))
-	require.NoError(t, err)
-	j := newJob(t)
-	j.createTopics(4)
+	reg, j := registryJob(t, url)
 	v1 := register(t, reg, j.topics.Input+"-value", orderV1, sr.TypeAvro)
 	tier := register(t, reg, j.topics.Scores+"-value", tierV1, sr.TypeAvro)
 	noScore := register(t, reg, j.topics.Scores+"-value", tierNoScore, sr.TypeAvro)
@@ -194,10 +211,7 @@ func avroRecord(t *testing.T, topic, key string, id int, schema string, v any) *
 	require.NoError(t, err)
 	body, err := avro.Marshal(s, v)
 	require.NoError(t, err)
-	var h sr.ConfluentHeader
-	value, err := h.AppendEncode(nil, id, nil)
-	require.NoError(t, err)
-	return &kgo.Record{Topic: topic, Key: []byte(key), Value: append(value, body...)}
+	return &kgo.Record{Topic: topic, Key: []byte(key), Value: confluent(t, id, nil, body)}
 }
 
 // ownRegistry starts a schema registry for one test (scripts/registry.sh) and returns the URL
@@ -237,20 +251,14 @@ func registryPID(t *testing.T, dir string) int {
 // under the output schema the registry then holds, a second version of the order schema makes a
 // second output schema, and each kind of bad record is dead-lettered under its reason.
 func jsonSchemaWithRegistry(t *testing.T, url string) {
-	reg, err := sr.NewClient(sr.URLs(url))
-	require.NoError(t, err)
-	j := newJob(t)
-	j.createTopics(4)
+	reg, j := registryJob(t, url)
 	orderV1, orderV2 := orders(t, sr.TypeJSON)
 	v1 := register(t, reg, j.topics.Input+"-value", orderV1, sr.TypeJSON)
 	v2 := register(t, reg, j.topics.Input+"-value", orderV2, sr.TypeJSON)
 	tier := register(t, reg, j.topics.Scores+"-value", `{"type":"object","properties":{"customer":{"type":"string"},"score":{"type":"integer"}},"required":["customer","score"]}`, sr.TypeJSON)
 
 	wire := func(topic, key string, id int, text string) *kgo.Record {
-		var h sr.ConfluentHeader
-		value, err := h.AppendEncode(nil, id, nil)
-		require.NoError(t, err)
-		return &kgo.Record{Topic: topic, Key: []byte(key), Value: append(value, text...)}
+		return &kgo.Record{Topic: topic, Key: []byte(key), Value: confluent(t, id, nil, []byte(text))}
 	}
 	var scores []*kgo.Record
 	for c := 0; c < avroScored; c++ {
@@ -332,10 +340,7 @@ func jsonSchemaWithRegistry(t *testing.T, url string) {
 // schema the registry accepted and holds, the nested message type of the same file gets its
 // own output schema, and each kind of bad record is dead-lettered under its reason.
 func protobufWithRegistry(t *testing.T, url string) {
-	reg, err := sr.NewClient(sr.URLs(url))
-	require.NoError(t, err)
-	j := newJob(t)
-	j.createTopics(4)
+	reg, j := registryJob(t, url)
 	orderText, _ := orders(t, sr.TypeProtobuf)
 	const tierText = `syntax = "proto3";
 package shop;
@@ -353,10 +358,7 @@ message Tier {
 		require.NoError(t, protojson.Unmarshal([]byte(json), m))
 		body, err := proto.Marshal(m)
 		require.NoError(t, err)
-		var h sr.ConfluentHeader
-		value, err := h.AppendEncode(nil, id, index)
-		require.NoError(t, err)
-		return &kgo.Record{Topic: topic, Key: []byte(key), Value: append(value, body...)}
+		return &kgo.Record{Topic: topic, Key: []byte(key), Value: confluent(t, id, index, body)}
 	}
 	var scores []*kgo.Record
 	for c := 0; c < avroScored; c++ {
@@ -456,10 +458,7 @@ func protoType(t *testing.T, text string, index ...int) protoreflect.MessageDesc
 // customer's JSON score record set, -1 without one, and a JSON score without the score field
 // is dead-lettered.
 func jsonScoresBesideProtobuf(t *testing.T, url string) {
-	reg, err := sr.NewClient(sr.URLs(url))
-	require.NoError(t, err)
-	j := newJob(t)
-	j.createTopics(4)
+	reg, j := registryJob(t, url)
 	const orderText = `syntax = "proto3";
 message Order {
   string id = 1;
@@ -485,10 +484,7 @@ message Order {
 		m.Set(orderType.Fields().ByName("id"), protoreflect.ValueOfString(fmt.Sprintf("o%d", i)))
 		body, err := proto.Marshal(m)
 		require.NoError(t, err)
-		var h sr.ConfluentHeader
-		value, err := h.AppendEncode(nil, orderID, []int{0})
-		require.NoError(t, err)
-		inputs = append(inputs, &kgo.Record{Topic: j.topics.Input, Key: []byte(fmt.Sprintf("c%d", i)), Value: append(value, body...)})
+		inputs = append(inputs, &kgo.Record{Topic: j.topics.Input, Key: []byte(fmt.Sprintf("c%d", i)), Value: confluent(t, orderID, []int{0}, body)})
 	}
 	j.produceRaw(j.topics.Input, inputs...)
 
@@ -532,12 +528,6 @@ func registryFormatCases(t *testing.T) []registryFormatCase {
 	avroV1, avroV2 := orders(t, sr.TypeAvro)
 	jsonV1, jsonV2 := orders(t, sr.TypeJSON)
 	protoV1, protoV2 := orders(t, sr.TypeProtobuf)
-	header := func(id int, index []int) []byte {
-		var h sr.ConfluentHeader
-		v, err := h.AppendEncode(nil, id, index)
-		require.NoError(t, err)
-		return v
-	}
 	return []registryFormatCase{
 		{"avro", sr.TypeAvro, [2]string{avroV1, avroV2}, func(t *testing.T, topic string, id, version, i int) *kgo.Record {
 			o := avroOrder(i)
@@ -551,7 +541,7 @@ func registryFormatCases(t *testing.T) []registryFormatCase {
 			if version == 1 {
 				text = fmt.Sprintf(`{"id":"o%d","customer":"c%d","amount":%d,"currency":"NOK"}`, i, i%avroCustomer, i)
 			}
-			return &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf("c%d", i%avroCustomer)), Value: append(header(id, nil), text...)}
+			return &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf("c%d", i%avroCustomer)), Value: confluent(t, id, nil, []byte(text))}
 		}},
 		{"protobuf", sr.TypeProtobuf, [2]string{protoV1, protoV2}, func(t *testing.T, topic string, id, version, i int) *kgo.Record {
 			m := dynamicpb.NewMessage(protoType(t, []string{protoV1, protoV2}[version], 0))
@@ -561,7 +551,7 @@ func registryFormatCases(t *testing.T) []registryFormatCase {
 			}
 			body, err := proto.Marshal(m)
 			require.NoError(t, err)
-			return &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf("c%d", i%avroCustomer)), Value: append(header(id, []int{0}), body...)}
+			return &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf("c%d", i%avroCustomer)), Value: confluent(t, id, []int{0}, body)}
 		}},
 	}
 }
@@ -720,10 +710,7 @@ func confluentPython(t *testing.T) string {
 // serializers register one: the replica reads it with the imported file, and the output schema
 // the registry accepts carries the same reference.
 func protobufReferences(t *testing.T, url string) {
-	reg, err := sr.NewClient(sr.URLs(url))
-	require.NoError(t, err)
-	j := newJob(t)
-	j.createTopics(4)
+	reg, j := registryJob(t, url)
 	const moneyText = "syntax = \"proto3\";\npackage shop;\nmessage Money {\n  int64 units = 1;\n  string currency = 2;\n}\n"
 	const orderText = "syntax = \"proto3\";\npackage shop;\nimport \"shop/money.proto\";\nmessage Order {\n  string id = 1;\n  Money total = 2;\n}\n"
 	moneySubject := j.topics.Input + "-shop-money"
@@ -748,10 +735,7 @@ func protobufReferences(t *testing.T, url string) {
 		require.NoError(t, protojson.Unmarshal([]byte(fmt.Sprintf(`{"id":"o%d","total":{"units":"%d","currency":"NOK"}}`, i, 100+i)), m))
 		body, err := proto.Marshal(m)
 		require.NoError(t, err)
-		var h sr.ConfluentHeader
-		value, err := h.AppendEncode(nil, orderID, []int{0})
-		require.NoError(t, err)
-		inputs = append(inputs, &kgo.Record{Topic: j.topics.Input, Key: []byte(fmt.Sprintf("c%d", i)), Value: append(value, body...)})
+		inputs = append(inputs, &kgo.Record{Topic: j.topics.Input, Key: []byte(fmt.Sprintf("c%d", i)), Value: confluent(t, orderID, []int{0}, body)})
 	}
 	j.produceRaw(j.topics.Input, inputs...)
 	outs := j.records(j.topics.Output, len(inputs), time.Minute)
