@@ -271,3 +271,57 @@ func TestRegistryRecordsReadEnrichersOutput(t *testing.T) {
 		})
 	}
 }
+
+// The breakdown between two scrapes: means over every output sampled in between, and the tail
+// as the slowest bands holding at least 1% of them.
+func TestStagesBetween(t *testing.T) {
+	scrape := func(text string) map[string]*stageBand {
+		t.Helper()
+		b, err := parseStages(strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	before := scrape(`# HELP enricher_output_breakdowns_total x
+enricher_output_breakdowns_total{band="0s-5ms"} 100
+enricher_output_breakdowns_total{band="50ms-100ms"} 0
+enricher_output_stage_seconds_total{band="0s-5ms",stage="fetch"} 0.1
+enricher_output_stage_seconds_total{band="0s-5ms",stage="produce"} 0.1
+enricher_processing_seconds_count 5
+`)
+	after := scrape(`enricher_output_breakdowns_total{band="0s-5ms"} 1090
+enricher_output_breakdowns_total{band="50ms-100ms"} 10
+enricher_output_stage_seconds_total{band="0s-5ms",stage="fetch"} 1.09
+enricher_output_stage_seconds_total{band="0s-5ms",stage="produce"} 2.08
+enricher_output_stage_seconds_total{band="50ms-100ms",stage="fetch"} 0.1
+enricher_output_stage_seconds_total{band="50ms-100ms",stage="produce"} 0.5
+`)
+	f := stagesBetween(before, after)
+	if f == nil {
+		t.Fatal("no breakdown")
+	}
+	near := func(got, want float64) bool { return got > want-1e-9 && got < want+1e-9 }
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"sampled", float64(f.Sampled), 1000},
+		{"mean fetch", f.MeanMs["fetch"], 1000 * (0.99 + 0.1) / 1000},
+		{"mean produce", f.MeanMs["produce"], 1000 * (1.98 + 0.5) / 1000},
+		{"tail outputs", float64(f.TailOutputs), 10},
+		{"tail fetch", f.TailMeanMs["fetch"], 10},
+		{"tail produce", f.TailMeanMs["produce"], 50},
+		{"tail hold", f.TailMeanMs["hold"], 0},
+	} {
+		if !near(c.got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if f.TailAbove != "50ms" {
+		t.Errorf("tail above %s, want 50ms", f.TailAbove)
+	}
+	if stagesBetween(after, after) != nil {
+		t.Error("a breakdown of no outputs")
+	}
+}

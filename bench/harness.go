@@ -270,6 +270,8 @@ func (h *harness) latency(ctx context.Context, lp loadPoint, a *proc, addr strin
 				traced <- h.fetchProfile(ctx, addr, fmt.Sprintf("/debug/pprof/trace?seconds=%d", secs), h.sys.id+"-latency.trace", 0)
 			}()
 		}
+		// enricher breaks down its outputs' time on /metrics; other systems answer nothing there
+		before, _ := scrapeStages(ctx, addr)
 		ph, first, err := h.phase(ctx, n, lp.OfferedPerSec, a, nil)
 		if traced != nil {
 			if terr := <-traced; terr != nil {
@@ -286,6 +288,11 @@ func (h *harness) latency(ctx context.Context, lp loadPoint, a *proc, addr strin
 		dups += ph.duplicates
 		say("  p50 %.1f ms, p99 %.1f ms, p99.9 %.1f ms, max %.1f ms, %.0f inputs/s achieved",
 			got.P50ms, got.P99ms, got.P999ms, got.MaxMs, got.AchievedPerSec)
+		if after, err := scrapeStages(ctx, addr); err == nil && before != nil {
+			if got.Stages = stagesBetween(before, after); got.Stages != nil {
+				say("  %s", got.Stages.describe())
+			}
+		}
 		runs = append(runs, got)
 	}
 	slices.SortFunc(runs, func(x, y loadPoint) int { return cmp.Compare(x.P99ms, y.P99ms) })

@@ -55,6 +55,8 @@ type loadPoint struct {
 	Runs     int     `json:"runs,omitempty"`
 	P99MinMs float64 `json:"p99_min_ms,omitempty"`
 	P99MaxMs float64 `json:"p99_max_ms,omitempty"`
+	// Stages is where enricher's sampled outputs' time went in the run reported (enricher only).
+	Stages *stageFigures `json:"stages,omitempty"`
 }
 
 // peakFractions are the loads, as fractions of each system's own peak, every run measures.
@@ -263,6 +265,13 @@ func (r *report) print(w io.Writer) {
 		}
 		if s.Duplicates > 0 {
 			fmt.Fprintf(w, "%s: %d duplicate outputs (at-least-once redelivery; none lost, none wrong)\n", s.System, s.Duplicates)
+		}
+	}
+	for _, s := range r.Systems {
+		for _, lp := range s.Load {
+			if lp.Stages != nil {
+				fmt.Fprintf(w, "%s at %s, where the time went (input's timestamp to output acknowledged): %s\n", s.System, lp.label(), lp.Stages.describe())
+			}
 		}
 	}
 	if len(r.EnricherFlags) > 0 {

@@ -56,6 +56,19 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 		assert.Equal(t, want, got, name)
 	}
 	assert.GreaterOrEqual(t, m["enricher_rebalances_total"], 1.0)
+	// Every partition's input at offset 0 is sampled for the breakdown of its output's time.
+	var breakdowns, fetch float64
+	for name, v := range m {
+		if strings.HasPrefix(name, "enricher_output_breakdowns_total{") {
+			breakdowns += v
+		}
+		if strings.HasPrefix(name, `enricher_output_stage_seconds_total{`) && strings.Contains(name, `stage="fetch"`) {
+			fetch += v
+		}
+	}
+	assert.GreaterOrEqual(t, breakdowns, 1.0, "outputs broken down by stage")
+	assert.LessOrEqual(t, breakdowns, 6.0, "outputs broken down by stage")
+	assert.Greater(t, fetch, 0.0, "time from the inputs' timestamps to their receipt")
 	assert.Contains(t, m, "go_goroutines", "Go runtime metrics")
 	assert.Contains(t, m, "process_resident_memory_bytes", "process metrics")
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
+
+	"github.com/enricher/enricher/internal/stagetime"
 )
 
 // Config configures the consumer group goka runs.
@@ -39,6 +41,9 @@ type Config struct {
 	// Rejoin, if set, ends the running session when it receives: the next session's join
 	// makes the group rebalance (a warm-up copy that caught up asks for its partition so).
 	Rejoin <-chan struct{}
+	// Stages, if set, notes when sampled inputs are received and handed to goka, for the
+	// breakdown of their outputs' time.
+	Stages *stagetime.Tracker
 }
 
 // DefaultLagWait is Config.LagWait's default: many fetches' worth, yet short next to a rebalance.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/enricher/enricher/internal/stagetime"
 )
 
 // queueMax is how many records of one topic a merger buffers before it stops reading that
@@ -61,6 +63,7 @@ type merger struct {
 	lagWait   time.Duration
 	stats     *PartitionStats
 	log       *slog.Logger
+	stages    *stagetime.Tracker
 }
 
 // longWait is how long a wait must last to be logged.
@@ -226,10 +229,12 @@ func (m *merger) received(i int, msg *sarama.ConsumerMessage, ok bool) {
 		return
 	}
 	m.feeds[i].push(msg)
+	m.stages.Received(msg.Topic, msg.Partition, msg.Offset)
 }
 
 func (m *merger) emitted(i int, msg *sarama.ConsumerMessage) {
 	m.feeds[i].pop()
+	m.stages.Handed(msg.Topic, msg.Partition, msg.Offset)
 	if missingTimestamp(msg.Timestamp) {
 		m.stats.MissingTimestamps.Add(1)
 		return

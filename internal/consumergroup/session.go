@@ -187,10 +187,12 @@ forward:
 			}
 			if tr != nil {
 				tr.deliver(m.Offset)
+				h.cfg.Stages.Received(m.Topic, m.Partition, m.Offset)
 			}
 			if !tx.forward(ctx, m, gated.out) {
 				break forward
 			}
+			h.cfg.Stages.Handed(m.Topic, m.Partition, m.Offset)
 		case <-ctx.Done():
 			break forward
 		}
@@ -219,8 +221,10 @@ forward:
 				break forward
 			}
 			tr.deliver(m.Offset)
+			h.cfg.Stages.Received(m.Topic, m.Partition, m.Offset)
 			select {
 			case noted.out <- m:
+				h.cfg.Stages.Handed(m.Topic, m.Partition, m.Offset)
 			case <-gokaDone:
 				break forward
 			case <-ctx.Done():
@@ -280,6 +284,7 @@ func (h *sessionHandler) merge(sess sarama.ConsumerGroupSession, claims []sarama
 		next[i] = n
 	}
 	m := newMerger(claims, next, h.cfg.First, h.cfg.MaxIdle, h.cfg.LagWait, h.cfg.Stats.Partition(claims[0].Partition()), h.cfg.Logger)
+	m.stages = h.cfg.Stages
 	h.mu.Lock()
 	wm := h.wm
 	h.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/dlq"
 	"github.com/enricher/enricher/internal/partition"
+	"github.com/enricher/enricher/internal/stagetime"
 	"github.com/enricher/enricher/internal/store"
 	"github.com/enricher/enricher/topology"
 )
@@ -54,6 +55,8 @@ type Enricher struct {
 	// outputMax is the largest output record, in bytes as Kafka counts a record in a batch, the
 	// output topic takes; 0 when not known (no check).
 	outputMax int
+	// stages, if set, takes the breakdown of sampled outputs' time.
+	stages *stagetime.Tracker
 }
 
 // DefaultMaxScoreAhead is how far ahead of the clock a score may be stamped under the as-of
@@ -205,6 +208,8 @@ func (e *Enricher) scoreAsOf(ctx goka.Context) int64 {
 // onInput sends one Output per input: the key's current score, or codecs.NoScore.
 func (e *Enricher) onInput(ctx goka.Context, msg any) {
 	e.stats.InputsConsumed.Add(1)
+	ts := ctx.Timestamp()
+	span := e.stages.Start(ctx.Partition(), ctx.Offset(), ts)
 	raw, _ := msg.([]byte)
 	if msg == nil {
 		e.deadLetter(ctx, nil, &codecs.DecodeError{Reason: codecs.ReasonEmptyValue, Err: fmt.Errorf("input is a tombstone")})
@@ -218,7 +223,6 @@ func (e *Enricher) onInput(ctx goka.Context, msg any) {
 		e.rejected(ctx, raw, err)
 		return
 	}
-	ts := ctx.Timestamp()
 	o := new(outputRecord)
 	o.rec = kgo.Record{Topic: e.topics.Output, Key: buf[:len(key):len(key)], Value: value, Timestamp: stamp(ts),
 		Headers: e.appendSourceHeaders(o.headers[:0], o.nums[:0], ctx)}
@@ -229,7 +233,16 @@ func (e *Enricher) onInput(ctx goka.Context, msg any) {
 			return
 		}
 	}
-	e.send(ctx, &o.rec)
+	if span == nil {
+		e.send(ctx, &o.rec)
+	} else {
+		done := ctx.DeferCommit()
+		span.Sent()
+		e.sink.Produce(&o.rec, func(err error) {
+			span.Acked()
+			done(err)
+		})
+	}
 	e.stats.OutputsEmitted.Add(1)
 	if score == codecs.NoScore {
 		e.stats.OutputsNoScore.Add(1)

@@ -26,6 +26,7 @@ import (
 	"github.com/enricher/enricher/internal/members"
 	"github.com/enricher/enricher/internal/membudget"
 	"github.com/enricher/enricher/internal/producer"
+	"github.com/enricher/enricher/internal/stagetime"
 	"github.com/enricher/enricher/internal/store"
 	"github.com/enricher/enricher/topology"
 )
@@ -189,6 +190,8 @@ func New(cfg Config) (*Runner, error) {
 	}
 	cfg.Stats.ReportRegistry(cfg.Format)
 	enrich := NewEnricher(cfg.Topics, cfg.Format, cfg.DeadLetterMax, cfg.Stats, sink, caches, cfg.Logger)
+	cfg.Stats.Stages = stagetime.New(cfg.Topics.Input, stagetime.DefaultEvery)
+	enrich.stages = cfg.Stats.Stages
 	if cfg.MaxScoreAhead <= 0 {
 		cfg.MaxScoreAhead = DefaultMaxScoreAhead
 	}
@@ -443,7 +446,7 @@ func (r *Runner) options(layout topology.Layout, guard *store.Guard) ([]goka.Pro
 		configs[i] = c
 	}
 	cg := consumergroup.Config{MaxIdle: r.cfg.MaxIdle, First: r.cfg.Topics.Scores,
-		Stats: r.stats.Alignment, Logger: r.log.With("component", "consumergroup"), Rejoin: r.rejoin.ch}
+		Stats: r.stats.Alignment, Logger: r.log.With("component", "consumergroup"), Rejoin: r.rejoin.ch, Stages: r.stats.Stages}
 	if r.commit != nil {
 		cg.Commit, cg.CommitInterval = r.commit, r.cfg.CommitInterval
 		// Inputs, scores and the changelog are read as committed: a transaction's records are

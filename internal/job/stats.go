@@ -7,6 +7,7 @@ import (
 
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/consumergroup"
+	"github.com/enricher/enricher/internal/stagetime"
 	"github.com/enricher/enricher/internal/store"
 )
 
@@ -26,6 +27,8 @@ type Stats struct {
 	Alignment *consumergroup.Stats
 	// Stats counts the local stores' restores (RecordsRestored, Restoring).
 	store.Stats
+	// Stages holds the breakdown of sampled outputs' time; the Runner sets it.
+	Stages *stagetime.Tracker
 
 	mu       sync.Mutex
 	dlq      map[codecs.Reason]int64

@@ -12,6 +12,7 @@ import (
 
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/job"
+	"github.com/enricher/enricher/internal/stagetime"
 	"github.com/enricher/enricher/internal/store"
 )
 
@@ -33,6 +34,8 @@ type metrics struct {
 	disk      *prometheus.Desc
 
 	streamTime, waiting, waits, waitSeconds, waitsExpired, noTimestamp *prometheus.Desc
+	// stageSeconds and breakdowns expose the breakdown of sampled outputs' time.
+	stageSeconds, breakdowns *prometheus.Desc
 }
 
 func newMetrics(stats *job.Stats, current func() *goka.Processor, copies func() map[int32]store.Copy, diskBytes func() map[int32]int64) *metrics {
@@ -60,6 +63,12 @@ func newMetrics(stats *job.Stats, current func() *goka.Processor, copies func() 
 			[]string{"partition"}, nil),
 		waitsExpired: prometheus.NewDesc("enricher_alignment_waits_expired_total", "Waits that ran out: for records on the broker that did not arrive (lag), or for --max-idle (idle).",
 			[]string{"partition", "kind"}, nil),
+		stageSeconds: prometheus.NewDesc("enricher_output_stage_seconds_total",
+			"Time sampled outputs (one input offset in 16) spent in each stage: fetch (from the input's timestamp until received), hold (timestamp alignment or an exactly-once commit), queue (goka's channels), callback, produce (until acknowledged); by band of the output's total time.",
+			[]string{"stage", "band"}, nil),
+		breakdowns: prometheus.NewDesc("enricher_output_breakdowns_total",
+			"Sampled outputs whose time enricher_output_stage_seconds_total breaks down, by band of their total time (from the input's timestamp until the output was acknowledged).",
+			[]string{"band"}, nil),
 		noTimestamp: prometheus.NewDesc("enricher_records_without_timestamp_total", "Records without a timestamp, handed on in offset order.",
 			[]string{"partition"}, nil),
 	}
@@ -126,7 +135,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.state
 	ch <- m.copyLag
 	ch <- m.disk
-	for _, d := range []*prometheus.Desc{m.streamTime, m.waiting, m.waits, m.waitSeconds, m.waitsExpired, m.noTimestamp} {
+	for _, d := range []*prometheus.Desc{m.streamTime, m.waiting, m.waits, m.waitSeconds, m.waitsExpired, m.noTimestamp, m.stageSeconds, m.breakdowns} {
 		ch <- d
 	}
 }
@@ -138,6 +147,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.dlq, prometheus.CounterValue, float64(dlq[r]), string(r))
 	}
 	m.collectAlignment(ch)
+	m.collectStages(ch)
 	for part, n := range m.diskBytes() {
 		ch <- prometheus.MustNewConstMetric(m.disk, prometheus.GaugeValue, float64(n), strconv.Itoa(int(part)))
 	}
@@ -184,5 +194,20 @@ func (m *metrics) collectAlignment(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.waitsExpired, prometheus.CounterValue, float64(ps.LagWaitsExpired.Load()), label, "lag")
 		ch <- prometheus.MustNewConstMetric(m.waitsExpired, prometheus.CounterValue, float64(ps.IdleWaitsExpired.Load()), label, "idle")
 		ch <- prometheus.MustNewConstMetric(m.noTimestamp, prometheus.CounterValue, float64(ps.MissingTimestamps.Load()), label)
+	}
+}
+
+// collectStages reports the breakdown of sampled outputs' time, every band and stage included
+// from the start, so a rate over them never misses a series that appeared late.
+func (m *metrics) collectStages(ch chan<- prometheus.Metric) {
+	if m.stats.Stages == nil {
+		return
+	}
+	for _, b := range m.stats.Stages.Bands() {
+		label := b.Label()
+		ch <- prometheus.MustNewConstMetric(m.breakdowns, prometheus.CounterValue, float64(b.Outputs), label)
+		for _, st := range stagetime.Stages() {
+			ch <- prometheus.MustNewConstMetric(m.stageSeconds, prometheus.CounterValue, b.Time[st].Seconds(), st.String(), label)
+		}
 	}
 }
