@@ -497,6 +497,7 @@ func (r *Runner) options(layout topology.Layout, guard *store.Guard) ([]goka.Pro
 func (r *Runner) buildProducer(_ []string, clientID string, _ func() hash.Hash32) (goka.Producer, error) {
 	kc := r.cfg.Kafka
 	kc.ClientID = clientID
+	kc.Logger = r.log.With("component", "producer")
 	if r.commit != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ConnectTimeout)
 		defer cancel()

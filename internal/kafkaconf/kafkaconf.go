@@ -3,6 +3,7 @@ package kafkaconf
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -50,6 +51,9 @@ type Config struct {
 	InstanceID string
 	// Security is TLS and SASL for every connection.
 	Security Security
+	// Logger, if set, receives the franz-go clients' warnings and errors (retries, dropped
+	// connections, failed writes), and their info messages at debug. nil logs nothing.
+	Logger *slog.Logger
 }
 
 // Defaults returns a Config for a broker on 127.0.0.1:9092.
@@ -162,6 +166,9 @@ func (c Config) Client(opts ...kgo.Opt) (*kgo.Client, error) {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(c.Linger),
+	}
+	if c.Logger != nil {
+		base = append(base, kgo.WithLogger(kgoLogger{c.Logger}))
 	}
 	sec, err := c.Security.kgoOpts()
 	if err != nil {
