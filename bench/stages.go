@@ -13,9 +13,9 @@ import (
 	"time"
 )
 
-// stageNames are enricher's output stages in the order an input passes them (its
+// stageNames returns enricher's output stages in the order an input passes them (its
 // enricher_output_stage_seconds_total labels).
-var stageNames = []string{"fetch", "hold", "queue", "callback", "produce"}
+func stageNames() []string { return []string{"fetch", "hold", "queue", "callback", "produce"} }
 
 // stageFigures is where the time of enricher's sampled outputs went in one load phase, from its
 // /metrics: mean milliseconds per stage over every sampled output, and over the slowest bands
@@ -125,7 +125,7 @@ func stagesBetween(before, after map[string]*stageBand) *stageFigures {
 	for label, a := range after {
 		d := delta{label: label, above: a.above, outputs: a.outputs, seconds: map[string]float64{}}
 		b := before[label]
-		for _, st := range stageNames {
+		for _, st := range stageNames() {
 			d.seconds[st] = a.seconds[st]
 			if b != nil {
 				d.seconds[st] -= b.seconds[st]
@@ -145,19 +145,19 @@ func stagesBetween(before, after map[string]*stageBand) *stageFigures {
 	var tail float64
 	tailSecs := map[string]float64{}
 	for _, d := range ds {
-		for _, st := range stageNames {
+		for _, st := range stageNames() {
 			f.MeanMs[st] += 1000 * d.seconds[st] / total
 		}
 		if tail < 0.01*total && d.outputs > 0 {
 			tail += d.outputs
 			f.TailAbove = d.above.String()
-			for _, st := range stageNames {
+			for _, st := range stageNames() {
 				tailSecs[st] += d.seconds[st]
 			}
 		}
 	}
 	f.TailOutputs = int64(tail)
-	for _, st := range stageNames {
+	for _, st := range stageNames() {
 		f.TailMeanMs[st] = 1000 * tailSecs[st] / tail
 	}
 	return f
@@ -167,7 +167,7 @@ func stagesBetween(before, after map[string]*stageBand) *stageFigures {
 func (f *stageFigures) describe() string {
 	parts := func(m map[string]float64) string {
 		var b strings.Builder
-		for i, st := range stageNames {
+		for i, st := range stageNames() {
 			if i > 0 {
 				b.WriteString(", ")
 			}

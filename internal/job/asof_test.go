@@ -5,11 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lovoo/goka/storage"
 	"github.com/lovoo/goka/tester"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/enricher/enricher/codecs"
 	"github.com/enricher/enricher/internal/dlq"
+	"github.com/enricher/enricher/internal/store"
 )
 
 // The as-of join: an input gets the score whose timestamp is the latest at or before its own,
@@ -84,4 +87,35 @@ func TestAsOfScoreFromFuture(t *testing.T) {
 	_, out := h.nextOutput(t)
 	assert.Equal(t, int64(1), out.Score, "the history inputs need is still there")
 	assert.Equal(t, int64(1), h.stats.DeadLettered()[codecs.ReasonScoreFromFuture])
+}
+
+// Under the as-of join the partition's cache answers inputs stamped at or after their key's
+// latest version; an older input reads the key's history through goka's table. goka's tester
+// keeps that table empty here, so an older input shows where it was answered.
+func TestAsOfJoinReadsTheLatestVersionFromTheCache(t *testing.T) {
+	t0 := time.UnixMilli(1_700_000_000_000)
+	c := store.NewHistoryCache(storage.NewMemory(), 4)
+	require.NoError(t, c.Open())
+	require.NoError(t, c.MarkRecovered())
+	v, err := codecs.VersionsCodec{}.Encode(codecs.Versions{Key: "k", List: []codecs.Version{
+		{At: t0.Add(10 * time.Second).UnixMilli(), Score: 10}, {At: t0.Add(30 * time.Second).UnixMilli(), Score: 30}}})
+	require.NoError(t, err)
+	require.NoError(t, c.Set("k", v))
+	caches := &store.Caches{}
+	caches.Add(0, c)
+	h := newHarnessWith(t, caches, func(e *Enricher) { e.asOf(time.Hour, DefaultMaxScoreAhead) })
+	for _, tc := range []struct {
+		key   string
+		input time.Duration
+		want  int64
+	}{
+		{"k", 30 * time.Second, 30},             // at the latest version: the cache
+		{"k", time.Minute, 30},                  // after it: the cache
+		{"k", 20 * time.Second, codecs.NoScore}, // before it: the (empty) table
+		{"other", time.Minute, codecs.NoScore},  // no score at all
+	} {
+		h.tt.Consume(h.topics.Input, tc.key, []byte(`{"key":"`+tc.key+`","message":"m"}`), tester.WithTime(t0.Add(tc.input)))
+		_, out := h.nextOutput(t)
+		assert.Equal(t, tc.want, out.Score, "%s at %s", tc.key, tc.input)
+	}
 }

@@ -187,11 +187,25 @@ func (e *Enricher) versions(ctx goka.Context) codecs.Versions {
 // scoreAsOf returns the score valid at the input's timestamp (the latest, for an input
 // without one), or codecs.NoScore.
 func (e *Enricher) scoreAsOf(ctx goka.Context) int64 {
+	ts := ctx.Timestamp()
+	// The partition's cache holds each key's latest version: an input stamped at or after it,
+	// nearly every input of a stream, needs no read and no decoding of the key's history.
+	if c := e.scores.Get(ctx.Partition()); c != nil {
+		score, since, found, err := c.Latest(ctx.Key())
+		switch {
+		case err != nil:
+			ctx.Fail(fmt.Errorf("score of key %q: %w", ctx.Key(), err))
+			return codecs.NoScore
+		case !found:
+			return codecs.NoScore
+		case noTimestamp(ts) || ts.UnixMilli() >= since:
+			return score
+		}
+	}
 	v := e.versions(ctx)
 	if len(v.List) == 0 {
 		return codecs.NoScore
 	}
-	ts := ctx.Timestamp()
 	if noTimestamp(ts) {
 		return v.Latest().Score
 	}

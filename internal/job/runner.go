@@ -323,7 +323,7 @@ func (r *Runner) run(ctx context.Context) error {
 	}
 	sc := store.Config{DB: dbOptions, Dir: r.cfg.StateDir, Offsets: changelogOffsets(bounds), TopicID: bounds.topicID,
 		RebuildRecreated: r.cfg.RebuildRecreatedChangelog, Read: r.partitionReader(), Logger: r.log,
-		Stats: &r.stats.Stats, CacheEntries: cacheEntries, Caches: r.caches, KeepFor: min(keptStoreTTL, r.cfg.StateCleanupDelay)}
+		Stats: &r.stats.Stats, CacheEntries: cacheEntries, History: r.cfg.ScoreHistory > 0, Caches: r.caches, KeepFor: min(keptStoreTTL, r.cfg.StateCleanupDelay)}
 	if r.commit != nil {
 		sc.Held = r.commit.stores
 	}

@@ -51,14 +51,19 @@ func (s Stage) String() string {
 // of four clock reads per sampled input.
 const DefaultEvery = 16
 
-// bandBounds are the upper bounds of the bands outputs are summed in, by their total time; the
-// last band has none.
-var bandBounds = [...]time.Duration{
-	5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
-	100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second,
-}
+// numBounds is how many bands have an upper bound; numBands adds the last, which has none.
+const (
+	numBounds = 8
+	numBands  = numBounds + 1
+)
 
-const numBands = len(bandBounds) + 1
+// bandBounds returns the upper bounds of the bands outputs are summed in, by their total time.
+func bandBounds() [numBounds]time.Duration {
+	return [numBounds]time.Duration{
+		5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+		100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second,
+	}
+}
 
 // ringSize is how many sampled inputs of a partition may be between their receipt and their
 // callback before the oldest is forgotten: with one in 16 sampled, 4,096 records, more than the
@@ -205,8 +210,9 @@ func (s *Span) Acked() {
 }
 
 func (t *Tracker) observe(total time.Duration, d [numStages]int64) {
+	bounds := bandBounds()
 	i := 0
-	for i < len(bandBounds) && total > bandBounds[i] {
+	for i < numBounds && total > bounds[i] {
 		i++
 	}
 	b := &t.bands[i]
@@ -237,14 +243,15 @@ func (b Band) Label() string {
 
 // Bands returns every band, fastest first, empty ones included.
 func (t *Tracker) Bands() []Band {
+	bounds := bandBounds()
 	out := make([]Band, numBands)
 	for i := range out {
 		b := &t.bands[i]
 		if i > 0 {
-			out[i].Above = bandBounds[i-1]
+			out[i].Above = bounds[i-1]
 		}
-		if i < len(bandBounds) {
-			out[i].UpTo = bandBounds[i]
+		if i < numBounds {
+			out[i].UpTo = bounds[i]
 		}
 		// The count is read first and added last, so the sums hold every counted output's times.
 		out[i].Outputs = b.count.Load()

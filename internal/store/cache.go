@@ -10,7 +10,7 @@ import (
 	"github.com/enricher/enricher/codecs"
 )
 
-// DefaultCacheEntries is the score cache's default size per partition. An entry costs 84 to 134
+// DefaultCacheEntries is the score cache's default size per partition. An entry costs 92 to 142
 // bytes (the map doubles as it grows), so a full cache is up to about 32 MiB; a partition with
 // fewer keys holds only those. A score the cache misses is a LevelDB read, which costs far
 // more than a hit: the default holds every key of the benchmark's largest run (docs/performance.md).
@@ -36,6 +36,10 @@ type Cache struct {
 	max int
 	// closed is called once the store is closed (the cache leaves the Caches).
 	closed func()
+
+	// history says the table holds codecs.Versions (the as-of join): an entry is the latest
+	// version and the time it is valid from.
+	history bool
 
 	mu    sync.Mutex
 	on    bool
@@ -63,41 +67,67 @@ func toShort(key string) (shortKey, bool) {
 	return k, true
 }
 
-// cachedScore is a key's score, or its absence.
+// cachedScore is a key's latest score and the time it is valid from, or its absence.
 type cachedScore struct {
-	score   int64
+	score int64
+	// since is the latest version's timestamp in Unix milliseconds (codecs.BeforeAll in a
+	// table of latest scores).
+	since   int64
 	present bool
 }
 
-// NewCache returns a cache of up to max scores in front of st; it caches once st is recovered.
+// NewCache returns a cache of up to max scores in front of st, a table of codecs.Score values
+// (the latest join); it caches once st is recovered.
 func NewCache(st storage.Storage, max int) *Cache {
 	return &Cache{Storage: st, max: max, short: make(map[shortKey]cachedScore), long: make(map[string]cachedScore)}
 }
 
+// NewHistoryCache returns a cache of up to max keys' latest versions in front of st, a table of
+// codecs.Versions values (the as-of join). Most inputs are stamped after their key's latest
+// score and take it from the cache; only an older input reads the key's history from the store.
+func NewHistoryCache(st storage.Storage, max int) *Cache {
+	c := NewCache(st, max)
+	c.history = true
+	return c
+}
+
 // Score returns key's score; found is false for a key that has none.
 func (c *Cache) Score(key string) (score int64, found bool, err error) {
+	e, err := c.get(key)
+	return e.score, e.present, err
+}
+
+// Latest returns key's latest score and the timestamp it is valid from, in Unix milliseconds:
+// the latest version's in a history cache, codecs.BeforeAll otherwise. found is false for a key
+// that has no score.
+func (c *Cache) Latest(key string) (score, since int64, found bool, err error) {
+	e, err := c.get(key)
+	return e.score, e.since, e.present, err
+}
+
+func (c *Cache) get(key string) (cachedScore, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.lookup(key); ok {
-		return e.score, e.present, nil
+		return e, nil
 	}
 	v, err := c.Storage.Get(key)
 	if err != nil {
-		return 0, false, err
+		return cachedScore{}, err
 	}
-	e, err := decodeCached(v)
+	e, err := c.decode(v)
 	if err != nil {
-		return 0, false, fmt.Errorf("table value of key %q: %w", key, err)
+		return cachedScore{}, fmt.Errorf("table value of key %q: %w", key, err)
 	}
 	c.put(key, e)
-	return e.score, e.present, nil
+	return e, nil
 }
 
 func (c *Cache) Set(key string, value []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	err := c.Storage.Set(key, value)
-	e, derr := decodeCached(value)
+	e, derr := c.decode(value)
 	if err != nil || derr != nil {
 		// Score reads the store again, and reports a value it cannot decode.
 		c.forget(key)
@@ -197,8 +227,25 @@ func (c *Cache) evictOne() {
 	}
 }
 
-// decodeCached decodes a stored table value; nil is a key without a score.
-func decodeCached(v []byte) (cachedScore, error) {
+// decode decodes a stored table value; nil is a key without a score.
+func (c *Cache) decode(v []byte) (cachedScore, error) {
+	if v == nil {
+		return cachedScore{}, nil
+	}
+	if c.history {
+		d, err := codecs.VersionsCodec{}.Decode(v)
+		if err != nil {
+			return cachedScore{}, err
+		}
+		latest := d.(codecs.Versions).Latest()
+		return cachedScore{score: latest.Score, since: latest.At, present: true}, nil
+	}
+	return decodeScore(v)
+}
+
+// decodeScore decodes a stored table value as a codecs.Score: the latest score of a
+// codecs.Versions value too, whose encoding carries it; nil is a key without a score.
+func decodeScore(v []byte) (cachedScore, error) {
 	if v == nil {
 		return cachedScore{}, nil
 	}
@@ -206,7 +253,7 @@ func decodeCached(v []byte) (cachedScore, error) {
 	if err != nil {
 		return cachedScore{}, err
 	}
-	return cachedScore{score: s.(codecs.Score).Score, present: true}, nil
+	return cachedScore{score: s.(codecs.Score).Score, since: codecs.BeforeAll, present: true}, nil
 }
 
 // Caches holds the score cache of each table partition whose store is open, for the
@@ -278,7 +325,7 @@ func (s *Caches) Lookup(partition int32, key string) (Lookup, error) {
 		if err != nil {
 			return Lookup{}, err
 		}
-		e, err := decodeCached(v)
+		e, err := c.decode(v)
 		return Lookup{Open: true, Found: e.present, Score: e.score}, err
 	}
 	score, found, err := c.Score(key)

@@ -167,3 +167,53 @@ func TestScoreCacheKeyLengths(t *testing.T) {
 	score, _, _ := c.Score(keys[3])
 	assert.Equal(t, int64(3), score, "its short neighbour keeps its score")
 }
+
+// A history cache (the as-of join) keeps each key's latest version and the time it is valid
+// from, whether written through it or read from the store.
+func TestHistoryCache(t *testing.T) {
+	versions := func(list ...codecs.Version) []byte {
+		b, err := codecs.VersionsCodec{}.Encode(codecs.Versions{Key: "k", List: list})
+		require.NoError(t, err)
+		return b
+	}
+	for _, tc := range []struct {
+		name      string
+		write     func(c *Cache) error
+		want      int64
+		wantSince int64
+		found     bool
+		reads     int // reads that reached the store, for two lookups
+	}{
+		{"written through", func(c *Cache) error {
+			return c.Set("k", versions(codecs.Version{At: 10, Score: 1}, codecs.Version{At: 30, Score: 3}))
+		}, 3, 30, true, 0},
+		{"read from the store once", func(c *Cache) error {
+			return c.Storage.Set("k", versions(codecs.Version{At: 10, Score: 1}, codecs.Version{At: 20, Score: 2}))
+		}, 2, 20, true, 1},
+		{"a version written late is not the latest", func(c *Cache) error {
+			return c.Set("k", versions(codecs.Version{At: 10, Score: 1}, codecs.Version{At: 40, Score: 4}))
+		}, 4, 40, true, 0},
+		{"a score valid since the beginning", func(c *Cache) error {
+			return c.Set("k", versions(codecs.Version{At: codecs.BeforeAll, Score: 9}))
+		}, 9, codecs.BeforeAll, true, 0},
+		{"no score", func(c *Cache) error { return nil }, 0, 0, false, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			under := &countingStore{Storage: storage.NewMemory()}
+			c := NewHistoryCache(under, 4)
+			require.NoError(t, c.Open())
+			require.NoError(t, c.MarkRecovered())
+			require.NoError(t, tc.write(c))
+			for range 2 {
+				score, since, found, err := c.Latest("k")
+				require.NoError(t, err)
+				assert.Equal(t, tc.found, found)
+				if tc.found {
+					assert.Equal(t, tc.want, score)
+					assert.Equal(t, tc.wantSince, since)
+				}
+			}
+			assert.Equal(t, tc.reads, under.reads)
+		})
+	}
+}

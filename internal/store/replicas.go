@@ -478,7 +478,7 @@ func (r *Replicas) Lookup(partition int32, key string) (Lookup, error) {
 	if err != nil {
 		return Lookup{}, err
 	}
-	e, err := decodeCached(v)
+	e, err := decodeScore(v)
 	return Lookup{Open: true, Found: e.present, Score: e.score}, err
 }
 

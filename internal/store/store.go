@@ -54,6 +54,9 @@ type Config struct {
 	Stats  *Stats
 	// CacheEntries is the score cache's size per partition; 0 turns it off.
 	CacheEntries int
+	// History says the table holds codecs.Versions (the as-of join), not codecs.Score: its
+	// caches keep each key's latest version (NewHistoryCache).
+	History bool
 	// Caches, if set, receives each partition's score cache, for the callbacks' lookups.
 	Caches *Caches
 	// Held, if set, holds the table writes of the open transaction back (exactly-once).
@@ -88,7 +91,7 @@ func NewGuard(ctx context.Context, c Config) (*Guard, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	g := &Guard{dir: c.Dir, offsets: c.Offsets, log: c.Logger, stats: c.Stats, cache: c.CacheEntries,
+	g := &Guard{dir: c.Dir, offsets: c.Offsets, log: c.Logger, stats: c.Stats, cache: c.CacheEntries, history: c.History,
 		caches: c.Caches, read: c.Read, ctx: ctx, txn: c.Held, topicID: c.TopicID, rebuildRecreated: c.RebuildRecreated, dbOptions: c.DB}
 	if c.KeepFor > 0 {
 		g.kept = newKeptStores(c.KeepFor, c.Logger)
@@ -106,6 +109,8 @@ type Guard struct {
 	log     *slog.Logger
 	stats   *Stats
 	cache   int // score cache entries per partition, 0 for none
+	// history: the table holds codecs.Versions (Config.History).
+	history bool
 	// caches, if set, receives each partition's score cache for the callbacks.
 	caches *Caches
 	// read, if set, restores a store ahead of goka (preRestore); ctx ends it on a stop.
@@ -193,7 +198,11 @@ func (g *Guard) Builder() storage.Builder {
 			held = g.txn.wrap(st, db, partition)
 			st = held
 		}
-		cache := NewCache(st, g.cache)
+		newCache := NewCache
+		if g.history {
+			newCache = NewHistoryCache
+		}
+		cache := newCache(st, g.cache)
 		if g.caches != nil {
 			g.caches.Add(partition, cache)
 		}
