@@ -34,7 +34,7 @@ const (
 )
 
 // CacheEntryBytes is what a score cache entry costs at most (store.DefaultCacheEntries' doc).
-const CacheEntryBytes = 134
+const CacheEntryBytes = 151
 
 // Plan is one budget split for a replica that may hold up to stores local stores.
 type Plan struct {

@@ -50,10 +50,10 @@ func TestSplit(t *testing.T) {
 		bad     string
 	}{
 		{"1 GiB over 12 stores: the cache is cut, the memtable keeps goleveldb's default",
-			1 << 30, 12, 250_000, Plan{CacheEntries: 100_162, WriteBuffer: 4 << 20, BlockCache: 4_473_924}, ""},
+			1 << 30, 12, 250_000, Plan{CacheEntries: 88_885, WriteBuffer: 4 << 20, BlockCache: 4_473_924}, ""},
 		{"8 GiB: the cache asked for fits", 8 << 30, 12, 250_000, Plan{CacheEntries: 250_000, WriteBuffer: 4 << 20, BlockCache: 8 << 20}, ""},
 		{"256 MiB over 64 stores: too little for the floors", 256 << 20, 64, 250_000, Plan{}, "give at least 640MiB"},
-		{"1 GiB over 64 stores", 1 << 30, 64, 250_000, Plan{CacheEntries: 18_780, WriteBuffer: 838_860, BlockCache: 838_860}, ""},
+		{"1 GiB over 64 stores", 1 << 30, 64, 250_000, Plan{CacheEntries: 16_666, WriteBuffer: 838_860, BlockCache: 838_860}, ""},
 		{"no cache asked", 1 << 30, 4, 0, Plan{CacheEntries: 0, WriteBuffer: 4 << 20, BlockCache: 8 << 20}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,8 +10,8 @@ import (
 	"github.com/enricher/enricher/codecs"
 )
 
-// DefaultCacheEntries is the score cache's default size per partition. An entry costs 92 to 142
-// bytes (the map doubles as it grows), so a full cache is up to about 32 MiB; a partition with
+// DefaultCacheEntries is the score cache's default size per partition. An entry costs 94 to 151
+// bytes (the map doubles as it grows), so a full cache is up to about 36 MiB; a partition with
 // fewer keys holds only those. A score the cache misses is a LevelDB read, which costs far
 // more than a hit: the default holds every key of the benchmark's largest run (docs/performance.md).
 const DefaultCacheEntries = 250_000
