@@ -19,11 +19,11 @@ func TestMemoryLimit(t *testing.T) {
 	j.createTopics(partitions)
 	p := j.start(t.TempDir(), "--memory-limit", "256MiB")
 	p.waitRunning(partitions)
-	// 256 MiB over 4 partitions: 15% for the caches at 134 bytes an entry, 10% for the
+	// 256 MiB over 4 partitions: 15% for the caches at 151 bytes an entry, 10% for the
 	// memtables (two a store), 5% for the block caches.
 	line := p.waitLog(10*time.Second, `msg="memory budget"`)
 	assert.Contains(t, line, "limit=256MiB")
-	assert.Contains(t, line, "cache_entries_per_partition=75121")
+	assert.Contains(t, line, "cache_entries_per_partition=66664")
 	assert.Contains(t, line, "leveldb_write_buffer=3355443B")
 	assert.Contains(t, line, "leveldb_block_cache=3355443B")
 
