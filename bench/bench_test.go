@@ -194,7 +194,6 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--brokers", "b", "--rates", "-5"}, "--rates"},
 		{[]string{"--brokers", "b", "--rates", ""}, ""},
 		{[]string{"--brokers", "b", "--repeat", "0"}, "--repeat"},
-		{[]string{"--brokers", "b", "--warm-up", "-1s"}, "--warm-up"},
 	} {
 		o, err := parseFlags(tc.args)
 		if tc.bad != "" {
@@ -205,9 +204,6 @@ func TestParseFlags(t *testing.T) {
 		if o.quick {
 			assert.Equal(t, 10_000, o.keys)
 			assert.Equal(t, 50_000, o.inputs)
-			assert.Zero(t, o.warmUp, "the smoke run does not warm the broker up")
-		} else {
-			assert.Equal(t, time.Minute, o.warmUp)
 		}
 		assert.Equal(t, o.keys, o.scores, "scores default to one per key")
 	}

@@ -39,9 +39,8 @@ type options struct {
 	profileDir   string
 	workDir      string
 	lossTimeout  time.Duration
-	warmUp       time.Duration // records through the broker before the first system
-	enricherArgs []string      // extra flags for `enricher run`
-	registry     string        // the schema registry's URL, once started for a system that needs one
+	enricherArgs []string // extra flags for `enricher run`
+	registry     string   // the schema registry's URL, once started for a system that needs one
 }
 
 // harnessGCPercent is the garbage collector's target for the harness itself: its heap is small
@@ -106,14 +105,13 @@ func parseFlags(args []string) (options, error) {
 	var enricherArgs string
 	fs.StringVar(&enricherArgs, "enricher-flags", "", "extra flags for enricher's processes, space-separated (e.g. \"--cache-entries 250000\")")
 	fs.DurationVar(&o.lossTimeout, "loss-timeout", 2*time.Minute, "how long without a new output before missing outputs count as lost")
-	fs.DurationVar(&o.warmUp, "warm-up", time.Minute, "how long records run through the broker before the first system, so its JVM has compiled its produce and fetch paths (0 for none; --quick: 0)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if o.quick {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		for name, v := range map[string]string{"keys": "10000", "inputs": "50000", "load-window": "3s", "rebalance-window": "15s", "rates": "2000", "warm-up": "0s"} {
+		for name, v := range map[string]string{"keys": "10000", "inputs": "50000", "load-window": "3s", "rebalance-window": "15s", "rates": "2000"} {
 			if !set[name] {
 				_ = fs.Set(name, v)
 			}
@@ -147,8 +145,6 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("--keys-distribution %q: want uniform or zipf", dist)
 	case o.repeat < 1:
 		return o, errors.New("--repeat must be at least 1")
-	case o.warmUp < 0:
-		return o, errors.New("--warm-up must not be negative")
 	case o.window < time.Second || o.rebalance < 10*time.Second:
 		return o, errors.New("--load-window must be at least 1s and --rebalance-window at least 10s")
 	}
@@ -190,14 +186,6 @@ func runAll(ctx context.Context, o options) (*report, error) {
 	w := workload{keys: o.keys, scores: o.scores, msgBytes: o.msgBytes, partitions: o.partitions, zipf: o.zipf, kc: kc}
 	rep := newReport(o)
 	stamp := time.Now().UTC().Format("150405")
-	if o.warmUp > 0 {
-		progress("warming the broker up for %s", o.warmUp)
-		n, err := warmUp(ctx, kc, "bench-"+stamp+"-warm-up", o.partitions, o.msgBytes, o.warmUp)
-		if err != nil {
-			return rep, err
-		}
-		progress("warm-up: %d records through the broker", n)
-	}
 	for _, sys := range systems {
 		h, err := newHarness(ctx, o, w, sys, work, stamp)
 		if err != nil {
