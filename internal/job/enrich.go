@@ -247,7 +247,16 @@ func (e *Enricher) onInput(ctx goka.Context, msg any) {
 			return
 		}
 	}
-	e.sink.Produce(&o.rec, span.Send(ctx.DeferCommit()))
+	if span == nil {
+		e.send(ctx, &o.rec)
+	} else {
+		done := ctx.DeferCommit()
+		span.Sent()
+		e.sink.Produce(&o.rec, func(err error) {
+			span.Acked()
+			done(err)
+		})
+	}
 	e.stats.OutputsEmitted.Add(1)
 	if score == codecs.NoScore {
 		e.stats.OutputsNoScore.Add(1)
