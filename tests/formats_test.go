@@ -157,9 +157,9 @@ func avroWithRegistry(t *testing.T, url, regDir string) {
 	time.Sleep(15 * time.Second)
 	require.NoError(t, syscall.Kill(regPID, syscall.SIGCONT))
 
-	outs := j.records(j.topics.Output, len(sent), 2*time.Minute)
-	require.Len(t, outs, len(sent))
-	outputSchemas := map[int]bool{}
+	outs, repeats := j.outputsOfInputs(len(sent), 2*time.Minute)
+	require.Len(t, outs, len(sent), "an output of every input")
+	outputSchemas, orders := map[int]bool{}, map[string]bool{}
 	for _, r := range outs {
 		var h sr.ConfluentHeader
 		id, body, err := h.DecodeID(r.Value)
@@ -173,6 +173,7 @@ func avroWithRegistry(t *testing.T, url, regDir string) {
 		require.NoError(t, avro.Unmarshal(schema, body, &got))
 		want := sent[got["id"].(string)]
 		require.NotNil(t, want, "an output of an order sent: %v", got)
+		orders[got["id"].(string)] = true
 		wantTier := int64(codecs.NoScore)
 		var c int
 		_, _ = fmt.Sscanf(want["customer"].(string), "c%d", &c)
@@ -185,6 +186,7 @@ func avroWithRegistry(t *testing.T, url, regDir string) {
 		}
 		assert.Equal(t, expected, got, "every field of the order, and its customer's tier")
 	}
+	assert.Len(t, orders, len(sent), "every order enriched")
 	assert.Len(t, outputSchemas, 2, "a second order schema made a second output schema")
 
 	reasons := map[string]int{}
@@ -196,7 +198,7 @@ func avroWithRegistry(t *testing.T, url, regDir string) {
 		"each bad record under its reason, and no good one while the registry was away")
 	restarts := strings.Count(p.logs(), "processor failed")
 	assert.Positive(t, restarts, "a lookup failed while the registry was paused: the failure path ran")
-	t.Logf("registry paused for 15 s: %d processor restarts meanwhile", restarts)
+	t.Logf("registry paused for 15 s: %d processor restarts meanwhile, %d outputs written again (at-least-once)", restarts, repeats)
 }
 
 func avroOrder(i int) map[string]any {
@@ -616,7 +618,7 @@ func registryRestart(t *testing.T, url, regDir string) {
 	t.Logf("registry stopped and started again in %s", time.Since(stopped).Round(time.Millisecond))
 
 	for _, r := range all {
-		outs := r.j.records(r.j.topics.Output, before+during, 2*time.Minute)
+		outs, repeats := r.j.outputsOfInputs(before+during, 2*time.Minute)
 		require.Len(t, outs, before+during, "%s: every input enriched", r.format)
 		for _, o := range outs {
 			var h sr.ConfluentHeader
@@ -627,7 +629,8 @@ func registryRestart(t *testing.T, url, regDir string) {
 		assert.Len(t, r.output, 2, "%s: an output schema for each input version", r.format)
 		assert.Empty(t, r.j.records(r.j.topics.DLQ(), 1, 3*time.Second), "%s: nothing dead-lettered", r.format)
 		r.p.waitRunning(4)
-		t.Logf("%s: %d processor restarts while the registry was away", r.format, strings.Count(r.p.logs(), "processor failed"))
+		t.Logf("%s: %d processor restarts while the registry was away, %d outputs written again (at-least-once)",
+			r.format, strings.Count(r.p.logs(), "processor failed"), repeats)
 	}
 }
 

@@ -275,6 +275,40 @@ func (j *job) records(topic string, n int, timeout time.Duration) []*kgo.Record 
 	return out
 }
 
+// outputsOfInputs reads outputs until they come from n distinct inputs, told apart by their
+// source headers (partition and offset), or until timeout. At-least-once may write an input's
+// output twice after a failure; it returns one output per input, and how many repeats it read.
+func (j *job) outputsOfInputs(n int, timeout time.Duration) (outs []*kgo.Record, repeats int) {
+	j.t.Helper()
+	cl, err := j.kc.Client(append([]kgo.Opt{kgo.ConsumeTopics(j.topics.Output), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, j.readOpts...)...)
+	require.NoError(j.t, err)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	seen := map[string]bool{}
+	for len(outs) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		for _, fe := range fs.Errors() {
+			j.t.Fatalf("consume %s: %v", j.topics.Output, fe.Err)
+		}
+		for _, r := range fs.Records() {
+			h := headers(r)
+			source := h[dlq.HeaderSourcePartition] + "/" + h[dlq.HeaderSourceOffset]
+			require.NotEqual(j.t, "/", source, "an output without its source headers")
+			if seen[source] {
+				repeats++
+				continue
+			}
+			seen[source] = true
+			outs = append(outs, r)
+		}
+	}
+	return outs, repeats
+}
+
 // describe returns the job's topics as `enricher topics describe --json` reports them.
 func (j *job) describe() []topology.TopicInfo {
 	j.t.Helper()

@@ -144,7 +144,10 @@ func (e *Enricher) onScore(ctx goka.Context, msg any) {
 				Err: fmt.Errorf("score stamped %s, %s ahead of the clock (the bound is %s)", ts.UTC().Format(time.RFC3339Nano), ahead.Round(time.Second), e.maxAhead)})
 			return
 		}
-		v := e.versions(ctx)
+		v, ok := e.versions(ctx)
+		if !ok {
+			return
+		}
 		v.Key = ctx.Key()
 		v.Add(ts.UnixMilli(), score)
 		v.Prune(e.history)
@@ -161,32 +164,45 @@ func (e *Enricher) onScore(ctx goka.Context, msg any) {
 // again after the restart rather than dead-lettered.
 func (e *Enricher) rejected(ctx goka.Context, raw []byte, err error) {
 	if codecs.ReasonOf(err) == "" {
-		ctx.Fail(fmt.Errorf("%s/%d offset %d: %w", ctx.Topic(), ctx.Partition(), ctx.Offset(), err))
+		fail(ctx, fmt.Errorf("%s/%d offset %d: %w", ctx.Topic(), ctx.Partition(), ctx.Offset(), err))
 		return
 	}
 	e.deadLetter(ctx, raw, err)
+}
+
+// fail stops the processor over the record in hand and leaves the record uncommitted, so the
+// next session reads it again; the callback must return after it. goka's Context.Fail panics
+// out of the callback only while the partition runs: once the partition is stopping (another
+// partition failed first, or a rebalance revoked it), it notes the error and returns, and goka
+// commits the record when the callback returns. A registry outage lost inputs that way, one
+// per failed restart. A deferred commit ended with the error makes goka drop the commit either
+// way.
+func fail(ctx goka.Context, err error) {
+	ctx.DeferCommit()(err)
+	ctx.Fail(err)
 }
 
 // noTimestamp reports a record whose timestamp Kafka marks as missing (-1; goka gives the zero
 // time).
 func noTimestamp(ts time.Time) bool { return ts.UnixMilli() < 0 }
 
-// versions returns the key's score history, empty for a key without one.
-func (e *Enricher) versions(ctx goka.Context) codecs.Versions {
+// versions returns the key's score history, empty for a key without one; false when the
+// processor failed over the record.
+func (e *Enricher) versions(ctx goka.Context) (codecs.Versions, bool) {
 	switch v := ctx.Value().(type) {
 	case codecs.Versions:
-		return v
+		return v, true
 	case nil:
-		return codecs.Versions{}
+		return codecs.Versions{}, true
 	default:
-		ctx.Fail(fmt.Errorf("table value of key %q has type %T, want codecs.Versions", ctx.Key(), v))
-		return codecs.Versions{}
+		fail(ctx, fmt.Errorf("table value of key %q has type %T, want codecs.Versions", ctx.Key(), v))
+		return codecs.Versions{}, false
 	}
 }
 
 // scoreAsOf returns the score valid at the input's timestamp (the latest, for an input
-// without one), or codecs.NoScore.
-func (e *Enricher) scoreAsOf(ctx goka.Context) int64 {
+// without one), or codecs.NoScore; false when the processor failed over the record.
+func (e *Enricher) scoreAsOf(ctx goka.Context) (int64, bool) {
 	ts := ctx.Timestamp()
 	// The partition's cache holds each key's latest version: an input stamped at or after it,
 	// nearly every input of a stream, needs no read and no decoding of the key's history.
@@ -194,29 +210,29 @@ func (e *Enricher) scoreAsOf(ctx goka.Context) int64 {
 		score, since, found, err := c.Latest(ctx.Key())
 		switch {
 		case err != nil:
-			ctx.Fail(fmt.Errorf("score of key %q: %w", ctx.Key(), err))
-			return codecs.NoScore
+			fail(ctx, fmt.Errorf("score of key %q: %w", ctx.Key(), err))
+			return codecs.NoScore, false
 		case !found:
-			return codecs.NoScore
+			return codecs.NoScore, true
 		case noTimestamp(ts) || ts.UnixMilli() >= since:
-			return score
+			return score, true
 		}
 	}
-	v := e.versions(ctx)
-	if len(v.List) == 0 {
-		return codecs.NoScore
+	v, ok := e.versions(ctx)
+	if !ok || len(v.List) == 0 {
+		return codecs.NoScore, ok
 	}
 	if noTimestamp(ts) {
-		return v.Latest().Score
+		return v.Latest().Score, true
 	}
 	score, found := v.ScoreAt(ts.UnixMilli())
 	if !found {
 		if v.Pruned {
 			e.stats.AsOfOutsideHistory.Add(1)
 		}
-		return codecs.NoScore
+		return codecs.NoScore, true
 	}
-	return score
+	return score, true
 }
 
 // onInput sends one Output per input: the key's current score, or codecs.NoScore.
@@ -229,7 +245,11 @@ func (e *Enricher) onInput(ctx goka.Context, msg any) {
 		e.deadLetter(ctx, nil, &codecs.DecodeError{Reason: codecs.ReasonEmptyValue, Err: fmt.Errorf("input is a tombstone")})
 		return
 	}
-	key, score := ctx.Key(), e.score(ctx)
+	score, ok := e.score(ctx)
+	if !ok {
+		return
+	}
+	key := ctx.Key()
 	// One buffer holds the output's key, then its value.
 	buf := append(make([]byte, 0, len(key)+codecs.EnrichedSize(key, raw)), key...)
 	value, err := e.format.Enrich(buf[len(key):], key, raw, score)
@@ -277,8 +297,9 @@ func stamp(ts time.Time) time.Time {
 }
 
 // score returns the score of the record's key, or codecs.NoScore: from the partition's score
-// cache, or through goka's table where there is none.
-func (e *Enricher) score(ctx goka.Context) int64 {
+// cache, or through goka's table where there is none; false when the processor failed over the
+// record.
+func (e *Enricher) score(ctx goka.Context) (int64, bool) {
 	if e.history > 0 {
 		return e.scoreAsOf(ctx)
 	}
@@ -286,20 +307,21 @@ func (e *Enricher) score(ctx goka.Context) int64 {
 		score, found, err := c.Score(ctx.Key())
 		switch {
 		case err != nil:
-			ctx.Fail(fmt.Errorf("score of key %q: %w", ctx.Key(), err))
+			fail(ctx, fmt.Errorf("score of key %q: %w", ctx.Key(), err))
+			return codecs.NoScore, false
 		case found:
-			return score
+			return score, true
 		}
-		return codecs.NoScore
+		return codecs.NoScore, true
 	}
 	switch v := ctx.Value().(type) {
 	case codecs.Score:
-		return v.Score
+		return v.Score, true
 	case nil:
-		return codecs.NoScore
+		return codecs.NoScore, true
 	default:
-		ctx.Fail(fmt.Errorf("table value of key %q has type %T, want codecs.Score", ctx.Key(), v))
-		return codecs.NoScore
+		fail(ctx, fmt.Errorf("table value of key %q has type %T, want codecs.Score", ctx.Key(), v))
+		return codecs.NoScore, false
 	}
 }
 

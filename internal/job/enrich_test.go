@@ -356,3 +356,66 @@ func TestOutputTooLargeIsDeadLettered(t *testing.T) {
 	_, _, ok = h.sink.next(h.topics.Output)
 	assert.False(t, ok, "no output for it")
 }
+
+// gokaContext is goka.Context under a name of its own, so that stoppingContext can embed it.
+type gokaContext = goka.Context
+
+// stoppingContext is the goka.Context of a record handled while its partition is stopping
+// (another partition failed first, or a rebalance revoked it): goka's Fail then notes the error
+// and returns instead of panicking, and goka commits the record when the callback returns unless
+// a deferred commit holds it. It records the deferred commits and how they ended.
+type stoppingContext struct {
+	gokaContext // the methods the test does not expect panic on the nil interface
+	key         string
+	failed      []error
+	deferred    int
+	ended       []error
+}
+
+func (c *stoppingContext) Key() string              { return c.key }
+func (c *stoppingContext) Topic() goka.Stream       { return goka.Stream(topology.DefaultTopics().Input) }
+func (c *stoppingContext) Partition() int32         { return 2 }
+func (c *stoppingContext) Offset() int64            { return 41 }
+func (c *stoppingContext) Timestamp() time.Time     { return time.UnixMilli(1_700_000_000_000) }
+func (c *stoppingContext) Headers() goka.Headers    { return nil }
+func (c *stoppingContext) Value() any               { return codecs.Score{Key: c.key, Score: 3} }
+func (c *stoppingContext) Fail(err error)           { c.failed = append(c.failed, err) }
+func (c *stoppingContext) Context() context.Context { return context.Background() }
+func (c *stoppingContext) DeferCommit() func(error) {
+	c.deferred++
+	return func(err error) { c.ended = append(c.ended, err) }
+}
+
+// A record whose format fails while its partition is stopping stays uncommitted: the callback
+// holds its commit with the error, so goka does not commit it when the callback returns, and
+// sends nothing for it. Without the hold a registry outage lost one input per failed restart.
+func TestFailureWhileStoppingKeepsTheRecordUncommitted(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		value string
+		call  func(e *Enricher, ctx goka.Context, msg any)
+	}{
+		{"input the format cannot read now", "?", func(e *Enricher, ctx goka.Context, msg any) { e.onInput(ctx, msg) }},
+		{"score the format cannot read now", "?", func(e *Enricher, ctx goka.Context, msg any) {
+			e.format = codecs.Typed[string]{
+				DecodeInput:  func(string, []byte) (string, error) { return "", nil },
+				DecodeScore:  func(string, []byte) (int64, error) { return 0, errors.New("registry unreachable") },
+				EncodeOutput: func(dst []byte, _ string, _ int64) ([]byte, error) { return dst, nil },
+			}
+			e.onScore(ctx, msg)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := &recordSink{}
+			e := NewEnricher(topology.DefaultTopics(), pipeFormat(), 1024, NewStats(), sink, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			ctx := &stoppingContext{key: "a"}
+			tc.call(e, ctx, []byte(tc.value))
+			require.Len(t, ctx.failed, 1, "the processor was failed")
+			assert.ErrorContains(t, ctx.failed[0], "registry unreachable")
+			assert.Equal(t, 1, ctx.deferred, "the record's commit was held")
+			require.Len(t, ctx.ended, 1)
+			assert.ErrorContains(t, ctx.ended[0], "registry unreachable", "the hold ended with the error, so goka drops the commit")
+			assert.Empty(t, sink.recs, "nothing sent for the record")
+		})
+	}
+}
