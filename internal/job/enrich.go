@@ -267,16 +267,7 @@ func (e *Enricher) onInput(ctx goka.Context, msg any) {
 			return
 		}
 	}
-	if span == nil {
-		e.send(ctx, &o.rec)
-	} else {
-		done := ctx.DeferCommit()
-		span.Sent()
-		e.sink.Produce(&o.rec, func(err error) {
-			span.Acked()
-			done(err)
-		})
-	}
+	e.sink.Produce(&o.rec, span.Send(ctx.DeferCommit()))
 	e.stats.OutputsEmitted.Add(1)
 	if score == codecs.NoScore {
 		e.stats.OutputsNoScore.Add(1)

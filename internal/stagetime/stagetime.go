@@ -192,6 +192,19 @@ func (s *Span) Sent() {
 	}
 }
 
+// Send notes that the output is being sent and returns done, which the producer calls with the
+// output's acknowledgement, wrapped to note that first. A nil *Span returns done itself.
+func (s *Span) Send(done func(error)) func(error) {
+	if s == nil {
+		return done
+	}
+	s.Sent()
+	return func(err error) {
+		s.Acked()
+		done(err)
+	}
+}
+
 // Acked notes that the output was acknowledged and records the breakdown. A nil *Span records
 // nothing.
 func (s *Span) Acked() {

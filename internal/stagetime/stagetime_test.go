@@ -1,6 +1,7 @@
 package stagetime
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -119,6 +120,33 @@ func TestBandLabels(t *testing.T) {
 	for i, b := range bands {
 		if b.Label() != want[i] {
 			t.Errorf("band %d is %q, want %q", i, b.Label(), want[i])
+		}
+	}
+}
+
+// Send wraps the producer's callback: the wrapped callback records the breakdown and then calls
+// the original with the acknowledgement's error; a nil span hands the callback back unwrapped.
+func TestSendWrapsTheAcknowledgement(t *testing.T) {
+	for _, sampled := range []bool{true, false} {
+		tr := New("in", 1)
+		var span *Span
+		if sampled {
+			tr.Received("in", 0, 5)
+			span = tr.Start(0, 5, time.Now())
+		}
+		var calls int
+		var got error
+		want := errors.New("broker said no")
+		span.Send(func(err error) { calls++; got = err })(want)
+		if calls != 1 || got != want {
+			t.Fatalf("sampled %v: callback called %d times with %v, want once with %v", sampled, calls, got, want)
+		}
+		var outputs int64
+		for _, b := range tr.Bands() {
+			outputs += b.Outputs
+		}
+		if wantOutputs := map[bool]int64{true: 1, false: 0}[sampled]; outputs != wantOutputs {
+			t.Fatalf("sampled %v: %d breakdowns, want %d", sampled, outputs, wantOutputs)
 		}
 	}
 }
