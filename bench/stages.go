@@ -1,16 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // stageNames returns enricher's output stages in the order an input passes them (its
@@ -55,60 +56,38 @@ func scrapeStages(ctx context.Context, addr string) (map[string]*stageBand, erro
 
 // parseStages reads the breakdown's counters from Prometheus' text format.
 func parseStages(r io.Reader) (map[string]*stageBand, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	bands := map[string]*stageBand{}
-	band := func(label string) (*stageBand, error) {
-		b, ok := bands[label]
-		if !ok {
-			lower, _, _ := strings.Cut(label, "-")
-			above, err := time.ParseDuration(lower)
-			if err != nil {
-				return nil, fmt.Errorf("band %q: %w", label, err)
+	for _, name := range []string{"enricher_output_breakdowns_total", "enricher_output_stage_seconds_total"} {
+		for _, m := range families[name].GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
 			}
-			b = &stageBand{above: above, seconds: map[string]float64{}}
-			bands[label] = b
-		}
-		return b, nil
-	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		name, rest, ok := strings.Cut(line, "{")
-		if !ok || (name != "enricher_output_stage_seconds_total" && name != "enricher_output_breakdowns_total") {
-			continue
-		}
-		labels, value, ok := strings.Cut(rest, "} ")
-		if !ok {
-			return nil, fmt.Errorf("metrics line %q", line)
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			return nil, fmt.Errorf("metrics line %q: %w", line, err)
-		}
-		l := parseLabels(labels)
-		b, err := band(l["band"])
-		if err != nil {
-			return nil, err
-		}
-		if name == "enricher_output_breakdowns_total" {
-			b.outputs = v
-		} else {
-			b.seconds[l["stage"]] = v
+			b, ok := bands[labels["band"]]
+			if !ok {
+				lower, _, _ := strings.Cut(labels["band"], "-")
+				above, err := time.ParseDuration(lower)
+				if err != nil {
+					return nil, fmt.Errorf("%s band %q: %w", name, labels["band"], err)
+				}
+				b = &stageBand{above: above, seconds: map[string]float64{}}
+				bands[labels["band"]] = b
+			}
+			// A sample without its # TYPE line parses as untyped.
+			v := m.GetCounter().GetValue() + m.GetUntyped().GetValue()
+			if name == "enricher_output_breakdowns_total" {
+				b.outputs = v
+			} else {
+				b.seconds[labels["stage"]] = v
+			}
 		}
 	}
-	return bands, sc.Err()
-}
-
-// parseLabels reads `a="x",b="y"`; the breakdown's label values hold no quotes or commas.
-func parseLabels(s string) map[string]string {
-	out := map[string]string{}
-	for _, kv := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(kv, "=")
-		if ok {
-			out[k] = strings.Trim(v, `"`)
-		}
-	}
-	return out
+	return bands, nil
 }
 
 // stagesBetween is the breakdown of the outputs sampled between two scrapes; nil when there
