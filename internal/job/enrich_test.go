@@ -365,7 +365,7 @@ type gokaContext = goka.Context
 // and returns instead of panicking, and goka commits the record when the callback returns unless
 // a deferred commit holds it. It records the deferred commits and how they ended.
 type stoppingContext struct {
-	gokaContext // the methods the test does not expect panic on the nil interface
+	gokaContext // nil: a method the test does not define panics
 	key         string
 	failed      []error
 	deferred    int
