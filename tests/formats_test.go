@@ -652,8 +652,14 @@ func confluentPythonClient(t *testing.T, url string) {
 	script := filepath.Join(repoRoot, "tests", "testdata", "confluent_client.py")
 	run := func(args ...string) []string {
 		t.Helper()
-		cmd := exec.Command("python3", append([]string{script}, args...)...)
-		cmd.Env = append(os.Environ(), "PYTHONPATH="+pythonPath)
+		// A step that hangs fails here, with Python's stack of every thread (faulthandler
+		// prints it on SIGABRT), instead of holding the suite until its own timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "python3", append([]string{script}, args...)...)
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGABRT) }
+		cmd.WaitDelay = 10 * time.Second
+		cmd.Env = append(os.Environ(), "PYTHONPATH="+pythonPath, "PYTHONFAULTHANDLER=1")
 		var out, errOut bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errOut
 		require.NoError(t, cmd.Run(), "confluent_client.py %s: %s", args[0], errOut.String())

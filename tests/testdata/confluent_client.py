@@ -19,12 +19,17 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext, StringSerializer
 
+# REGISTRY_TIMEOUT bounds each request to the registry, in seconds. The client's default is
+# none: a request the registry never answers would hang the test; the client retries one that
+# times out.
+REGISTRY_TIMEOUT = 10
+
 TIER_SCHEMA = """{"type": "record", "name": "Tier", "namespace": "shop",
  "fields": [{"name": "customer", "type": "string"}, {"name": "score", "type": "long"}]}"""
 
 
 def produce(brokers, registry, input_topic, scores_topic, order_schema_file):
-    client = SchemaRegistryClient({"url": registry})
+    client = SchemaRegistryClient({"url": registry, "timeout": REGISTRY_TIMEOUT})
     with open(order_schema_file) as f:
         orders = AvroSerializer(client, f.read())
     tiers = AvroSerializer(client, TIER_SCHEMA)
@@ -52,7 +57,7 @@ def produce(brokers, registry, input_topic, scores_topic, order_schema_file):
 
 
 def consume(brokers, registry, output_topic, count):
-    client = SchemaRegistryClient({"url": registry})
+    client = SchemaRegistryClient({"url": registry, "timeout": REGISTRY_TIMEOUT})
     outputs = AvroDeserializer(client)
     consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"{output_topic}-python",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
